@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod fsutil;
 pub mod paths;
+pub mod role;
 
 pub use config::Config;
 pub use context::Context;
