@@ -16,6 +16,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../migrations/0001_core.sql")),
         M::up(include_str!("../migrations/0002_nas.sql")),
+        M::up(include_str!("../migrations/0003_dns.sql")),
     ])
 }
 
