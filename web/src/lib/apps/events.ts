@@ -1,0 +1,43 @@
+/** Human wording for events of the `/api/ws` stream and `/api/events`. */
+import type { PinasEvent } from '$lib/api';
+import { bytes } from '$lib/util/format';
+
+export function describe(e: PinasEvent): string {
+	const d = e.data ?? {};
+	const name = d.name ?? d.device ?? d.path ?? d.uuid ?? '';
+	switch (e.type) {
+		case 'storage.disk.added':
+			return `Disk ${name} connected${d.size_bytes ? ` (${bytes(d.size_bytes)})` : ''}`;
+		case 'storage.disk.removed':
+			return `Disk ${name} removed`;
+		case 'storage.mounted':
+			return `Mounted ${d.label || name}${d.mount_point ? ` at ${d.mount_point}` : ''}`;
+		case 'storage.unmounted':
+			return `Unmounted ${d.label || name}`;
+		case 'share.created':
+			return `Share ${d.name ?? ''} created`;
+		case 'share.updated':
+			return `Share ${d.name ?? ''} changed`;
+		case 'share.deleted':
+			return `Share ${d.name ?? d.id ?? ''} deleted`;
+		case 'task.progress':
+			return d.done ? `${d.label}: ${d.error ? `failed (${d.error})` : 'finished'}` : `${d.label}: ${Math.round(d.percent)}%`;
+		case 'notification.new':
+			return [d.title, d.message].filter(Boolean).join(': ');
+		default:
+			return e.type.replace(/[._]/g, ' ');
+	}
+}
+
+/** 'storage.disk.added' → 'storage'. */
+export function category(e: PinasEvent): string {
+	return e.type.split('.')[0];
+}
+
+export function level(e: PinasEvent): 'info' | 'warning' | 'error' | 'success' {
+	const d = e.data ?? {};
+	if (e.type === 'notification.new') return d.level ?? 'info';
+	if (e.type === 'task.progress' && d.error) return 'error';
+	if (e.type.endsWith('removed') || e.type.endsWith('deleted')) return 'warning';
+	return 'info';
+}

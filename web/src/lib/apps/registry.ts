@@ -1,0 +1,113 @@
+/**
+ * The apps of the desktop. Each app is loaded on first open, so the first page
+ * load only carries the shell. Apps of later roles (DNS, companion, power,
+ * sync, updates) are added here with their own `roles` filter.
+ */
+import type { Component } from 'svelte';
+import type { SystemRole } from '$lib/api';
+
+export interface AppDef {
+	id: string;
+	title: string;
+	icon: string;
+	/** Shown only when the box runs one of these roles (none = always). */
+	roles?: SystemRole[];
+	/** Only administrators can open it. */
+	adminOnly?: boolean;
+	size: { w: number; h: number };
+	keywords: string[];
+	/** Things inside the app that the top-bar search finds. */
+	settings: string[];
+	load: () => Promise<{ default: Component }>;
+}
+
+export const APPS: AppDef[] = [
+	{
+		id: 'storage',
+		title: 'Storage Manager',
+		icon: 'storage',
+		roles: ['nas'],
+		adminOnly: true,
+		size: { w: 820, h: 560 },
+		keywords: ['disk', 'drive', 'usb', 'filesystem', 'volume', 'partition'],
+		settings: ['Mount a disk', 'Unmount a disk', 'Format a disk', 'Disk usage'],
+		load: () => import('./StorageApp.svelte')
+	},
+	{
+		id: 'shares',
+		title: 'Shares',
+		icon: 'shares',
+		roles: ['nas', 'companion'],
+		adminOnly: true,
+		size: { w: 820, h: 560 },
+		keywords: ['smb', 'samba', 'nfs', 'folder', 'network share', 'export'],
+		settings: ['New share', 'SMB sharing', 'NFS export', 'Share access'],
+		load: () => import('./SharesApp.svelte')
+	},
+	{
+		id: 'users',
+		title: 'Users & Groups',
+		icon: 'users',
+		adminOnly: true,
+		size: { w: 760, h: 540 },
+		keywords: ['account', 'user', 'group', 'member', 'permission'],
+		settings: ['Add user', 'Change password', 'New group', 'Administrator role'],
+		load: () => import('./UsersApp.svelte')
+	},
+	{
+		id: 'system',
+		title: 'System',
+		icon: 'system',
+		size: { w: 720, h: 560 },
+		keywords: ['info', 'services', 'hardware', 'temperature', 'kernel', 'version'],
+		settings: ['Reboot', 'Shut down', 'Services', 'Hostname', 'Temperature'],
+		load: () => import('./SystemApp.svelte')
+	},
+	{
+		id: 'events',
+		title: 'Event Log',
+		icon: 'events',
+		size: { w: 760, h: 520 },
+		keywords: ['log', 'history', 'activity', 'journal'],
+		settings: ['Recent events'],
+		load: () => import('./EventsApp.svelte')
+	}
+];
+
+export function appById(id: string) {
+	return APPS.find((a) => a.id === id) ?? null;
+}
+
+/** The apps this user may open on a box with these roles. */
+export function availableApps(roles: SystemRole[] | null, isAdmin: boolean) {
+	return APPS.filter(
+		(a) => (!a.adminOnly || isAdmin) && (!a.roles || !roles || a.roles.some((r) => roles.includes(r)))
+	);
+}
+
+export interface SearchHit {
+	app: AppDef;
+	label: string;
+	/** The setting inside the app, or null for the app itself. */
+	setting: string | null;
+}
+
+/** Case-insensitive search over app titles, keywords and settings; apps first. */
+export function search(apps: AppDef[], query: string, limit = 8): SearchHit[] {
+	const q = query.trim().toLowerCase();
+	if (!q) return [];
+	const hits: { hit: SearchHit; rank: number }[] = [];
+	for (const app of apps) {
+		const title = app.title.toLowerCase();
+		if (title.startsWith(q)) hits.push({ hit: { app, label: app.title, setting: null }, rank: 0 });
+		else if (title.includes(q) || app.keywords.some((k) => k.includes(q)))
+			hits.push({ hit: { app, label: app.title, setting: null }, rank: 1 });
+		for (const s of app.settings) {
+			if (s.toLowerCase().includes(q)) hits.push({ hit: { app, label: s, setting: s }, rank: 2 });
+		}
+	}
+	return hits
+		.sort((a, b) => a.rank - b.rank)
+		.slice(0, limit)
+		.map((h) => h.hit);
+}
