@@ -1,0 +1,335 @@
+# Build stages of scripts/build-image. Each stage reads board data (BOARD_* from
+# board/<name>/meta) and writes into $WORK (per board) or $OUT/cache (shared, keyed by a
+# hash of its inputs so boards with equal inputs share one build).
+
+pinas_version() {
+    local v=""
+    if [ -f "$PINAS_ROOT/services/pinas/Cargo.toml" ]; then
+        v=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$PINAS_ROOT/services/pinas/Cargo.toml" | head -1)
+    fi
+    if [ -z "$v" ] && [ -f "$PINAS_ROOT/Cargo.toml" ]; then
+        v=$(awk '/^\[workspace.package\]/{w=1;next} /^\[/{w=0} w && /^version/{gsub(/.*= *"|".*/,"");print;exit}' "$PINAS_ROOT/Cargo.toml")
+    fi
+    printf '%s\n' "${v:-0.1.0}"
+}
+
+# Stage 3a: cross-compile pinas with Debian's Rust (rustc-web) for aarch64.
+PINAS_BIN=""
+build_pinas() {
+    if [ ! -f "$PINAS_ROOT/services/pinas/Cargo.toml" ]; then
+        note "warning: services/pinas is not in this tree: the image ships without pinas"
+        return 0
+    fi
+    local target_dir=$OUT/cargo-aarch64
+    (
+        cd "$PINAS_ROOT"
+        export CARGO_TARGET_DIR=$target_dir RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+            CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+            CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+            AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+            PKG_CONFIG_ALLOW_CROSS=1 PKG_CONFIG_PATH=/usr/lib/aarch64-linux-gnu/pkgconfig \
+            CARGO_PROFILE_RELEASE_STRIP=symbols
+        run /usr/bin/cargo build --release --target aarch64-unknown-linux-gnu -p pinas
+    ) || exit 1
+    PINAS_BIN=$target_dir/aarch64-unknown-linux-gnu/release/pinas
+    [ -x "$PINAS_BIN" ] || die "cargo finished but $PINAS_BIN is missing"
+    log "pinas: $(file -b "$PINAS_BIN" 2>/dev/null || true)"
+}
+
+# Stage 3b: the web UI, built once per content hash of web/.
+WWW_DIR=""
+build_web() {
+    local web=$PINAS_ROOT/web key
+    if [ ! -f "$web/package.json" ]; then
+        note "warning: web/package.json is not in this tree: the image ships without the web UI"
+        return 0
+    fi
+    command -v npm >/dev/null || die "web/ needs npm to build (install nodejs and npm)"
+    key=$(cd "$web" && find . \( -name node_modules -o -name build -o -name .svelte-kit -o -name test-results \) -prune -o -type f -print \
+        | LC_ALL=C sort | xargs -d '\n' sha256sum | sha256sum | cut -c1-16)
+    WWW_DIR=$OUT/cache/www-$key
+    if [ -d "$WWW_DIR" ]; then log "web UI cached: $WWW_DIR"; return 0; fi
+    (cd "$web" && run npm ci --no-audit --no-fund && run npm run build) || exit 1
+    [ -d "$web/build" ] || die "npm run build did not produce web/build"
+    rm -rf "$WWW_DIR.tmp"; cp -a "$web/build" "$WWW_DIR.tmp"; mv "$WWW_DIR.tmp" "$WWW_DIR"
+}
+
+package_list() {
+    local s f
+    for s in $BOARD_PACKAGE_SETS; do
+        f=$PINAS_ROOT/packages/$s.list
+        [ -f "$f" ] || die "board $BOARD names package set '$s' but packages/$s.list does not exist"
+        sed 's/#.*//' "$f"
+    done | tr -s ' \t' '\n' | grep . | LC_ALL=C sort -u
+}
+
+# Stage 4: Debian bookworm arm64 root from binary packages (mmdebstrap), docs, man pages
+# and locales left out at unpack time. Cached by the package sets and apt sources.
+BASE_TAR=""
+build_base_rootfs() {
+    local pkgs key src=$OUT/apt/sources.list.d/target.sources
+    pkgs=$(package_list | paste -sd, -)
+    key=$(printf '%s\n%s\n' "$pkgs" "$(cat "$src")" | sha256sum | cut -c1-16)
+    BASE_TAR=$OUT/cache/rootfs-$key.tar
+    if [ -s "$BASE_TAR" ]; then log "root filesystem cached: $BASE_TAR"; return 0; fi
+    log "packages: $pkgs"
+    run mmdebstrap --arch=arm64 --variant=minbase --include="$pkgs" \
+        --aptopt='APT::Install-Recommends "false"' \
+        --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+        --dpkgopt='path-exclude=/usr/share/info/*' \
+        --dpkgopt='path-exclude=/usr/share/lintian/*' \
+        --dpkgopt='path-exclude=/usr/share/bug/*' \
+        --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
+        bookworm "${BASE_TAR%.tar}.tmp.tar" "$src"
+    mv "${BASE_TAR%.tar}.tmp.tar" "$BASE_TAR"
+}
+
+# Stage 5: the kernel (board's or --kernel-deb), busybox for the initramfs, boot firmware
+# and bootloader packages, unpacked under $WORK/pkgs.
+KVER="" KDIR=""
+fetch_board_packages() {
+    local kpkg deb p
+    if [ -z "$KERNEL_DEB" ]; then
+        kpkg=$(kernel_package "$BOARD_KERNEL_PACKAGE" "${BOARD_KERNEL_SUITE:-}")
+        if [ -n "${BOARD_KERNEL_SUITE:-}" ]; then KERNEL_DEB=$(apt_fetch "$kpkg/$BOARD_KERNEL_SUITE"); else KERNEL_DEB=$(apt_fetch "$kpkg"); fi
+    fi
+    log "kernel package: $KERNEL_DEB"
+    KDIR=$OUT/cache/kernel-$(basename "$KERNEL_DEB" .deb)
+    if [ ! -d "$KDIR" ]; then
+        rm -rf "$KDIR.tmp"; mkdir -p "$KDIR.tmp"
+        run dpkg-deb -x "$KERNEL_DEB" "$KDIR.tmp"
+        mv "$KDIR.tmp" "$KDIR"
+    fi
+    KVER=$(ls "$KDIR/lib/modules" 2>/dev/null | head -1)
+    [ -n "$KVER" ] || KVER=$(ls "$KDIR/usr/lib/modules" 2>/dev/null | head -1)
+    [ -n "$KVER" ] || die "kernel package $(basename "$KERNEL_DEB") has no lib/modules/<version>"
+    [ -f "$KDIR/boot/vmlinuz-$KVER" ] || die "kernel package has no boot/vmlinuz-$KVER"
+    log "kernel version: $KVER"
+    rm -rf "$WORK/pkgs"; mkdir -p "$WORK/pkgs"
+    for p in busybox-static ${BOARD_FIRMWARE_PACKAGES:-} ${BOARD_BOOTLOADER_PACKAGE:-}; do
+        deb=$(apt_fetch "$p")
+        run dpkg-deb -x "$deb" "$WORK/pkgs"
+    done
+}
+
+kernel_moddir() {
+    if [ -d "$1/lib/modules/$KVER" ]; then echo "$1/lib/modules/$KVER"; else echo "$1/usr/lib/modules/$KVER"; fi
+}
+
+# Stage 6: assemble the system root and pack it. Shared by boards with the same base,
+# kernel, overlay and pinas build (qemu-virt and rpi3bp).
+SQFS=""
+build_system_squashfs() {
+    local key R units u
+    key=$(printf '%s %s %s %s %s %s\n' "$(basename "$BASE_TAR")" "$(basename "$KERNEL_DEB")" "$VERSION" "$SQFS_COMP" \
+        "$(hash_inputs "$PINAS_ROOT/rootfs" "$PINAS_ROOT/packages/kernel-trim.list" "${PINAS_BIN:-none}" "${WWW_DIR:-none}" "$PINAS_ROOT/scripts/lib/image.sh")" \
+        "$SOURCE_DATE_EPOCH" | sha256sum | cut -c1-16)
+    SQFS=$OUT/cache/system-$key.sqfs
+    if [ -s "$SQFS" ]; then log "system squashfs cached: $SQFS"; return 0; fi
+    R=$OUT/work/rootfs-$key
+    rm -rf "$R"; mkdir -p "$R"
+    run tar -C "$R" --numeric-owner --xattrs --xattrs-include='*' -xpf "$BASE_TAR"
+
+    # Kernel modules only: the kernel image and dtbs live on the boot partition.
+    mkdir -p "$R/usr/lib/modules"
+    cp -a "$(kernel_moddir "$KDIR")" "$R/usr/lib/modules/"
+    local m
+    sed 's/#.*//' "$PINAS_ROOT/packages/kernel-trim.list" | grep . | while read -r m; do
+        rm -rf "${R:?}/usr/lib/modules/$KVER/kernel/$m"
+    done
+    run depmod -b "$R" "$KVER"
+
+    # The overlay: units, udev rules, defaults. Owned by root whatever the checkout's owner.
+    run tar -C "$PINAS_ROOT/rootfs" --owner=0 --group=0 --mode=u+rw,go-w -cf "$WORK/overlay.tar" .
+    run tar -C "$R" --no-same-owner --keep-directory-symlink -xf "$WORK/overlay.tar"
+    chmod 0755 "$R"/usr/libexec/pinas/* 2>/dev/null || true
+
+    if [ -n "$PINAS_BIN" ]; then install -m 0755 "$PINAS_BIN" "$R/usr/bin/pinas"; fi
+    if [ -n "$WWW_DIR" ]; then mkdir -p "$R/usr/share/pinas"; cp -a "$WWW_DIR" "$R/usr/share/pinas/www"; fi
+
+    # Identity of the system: version, release file, banner.
+    cat >"$R/usr/lib/os-release" <<OSR
+PRETTY_NAME="PiNAS $VERSION"
+NAME="PiNAS"
+VERSION_ID="$VERSION"
+VERSION="$VERSION"
+ID=pinas
+ID_LIKE=debian
+HOME_URL="https://pinas.local/"
+OSR
+    ln -sfn ../usr/lib/os-release "$R/etc/os-release"
+    printf '%s\n' "$VERSION" >"$R/usr/lib/pinas/version"
+    sed "s/@VERSION@/$VERSION/g" "$PINAS_ROOT/rootfs/etc/issue" >"$R/etc/issue"
+    echo pinas >"$R/etc/hostname"
+    : >"$R/etc/machine-id"
+    rm -f "$R"/var/lib/dbus/machine-id "$R"/etc/ssh/ssh_host_* "$R"/boot/vmlinuz* "$R"/boot/initrd* "$R"/boot/System.map*
+    ln -sfn /etc/machine-id "$R/var/lib/dbus/machine-id"
+    # systemd-resolved's upstream list; its stub stays off so pinas dns owns port 53.
+    ln -sfn ../run/systemd/resolve/resolv.conf "$R/etc/resolv.conf"
+    mkdir -p "$R/storage"
+
+    # The serial console account: uid 0, empty password, shell = the PiNAS menu (which
+    # refuses non-serial terminals). Kept in the read-only /etc on purpose.
+    grep -q '^console:' "$R/etc/passwd" || {
+        echo 'console:x:0:0:PiNAS serial console:/root:/usr/libexec/pinas/console-shell' >>"$R/etc/passwd"
+        echo 'console::19000:0:99999:7:::' >>"$R/etc/shadow"
+    }
+    echo /usr/libexec/pinas/console-shell >>"$R/etc/shells"
+    sed -i 's/^\(passwd\|group\|shadow\):\s*\(.*\)$/\1: \2 extrausers/' "$R/etc/nsswitch.conf"
+    sed -i 's/^hosts:.*/hosts:          files mdns4_minimal [NOTFOUND=return] dns/' "$R/etc/nsswitch.conf"
+
+    # Units: pinas roles the binary has, networking on, file sharing off until configured.
+    units="pinas-firstboot.service pinas-grow-storage.service pinas-mark-good.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service avahi-daemon.service ssh.service wsdd2.service"
+    for u in $(pinas_roles "$R"); do units="$units pinas-$u.service"; done
+    log "enabling: $units"
+    run systemctl --root="$R" enable $units
+    for u in smbd.service nmbd.service samba-ad-dc.service nfs-server.service rpcbind.service rpcbind.socket nfs-blkmap.service; do
+        [ -e "$R/lib/systemd/system/$u" ] && run systemctl --root="$R" disable "$u"
+    done
+    run systemctl --root="$R" mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service systemd-networkd-wait-online.service
+    run systemctl --root="$R" set-default multi-user.target
+
+    rm -rf "$R"/var/cache/apt/* "$R"/var/lib/apt/lists/* "$R"/var/log/*.log "$R"/var/cache/debconf/*-old "$R"/tmp/* "$R"/usr/share/locale/*/ 
+    local comp_opts="-comp xz -b 1M"
+    [ "$SQFS_COMP" = zstd ] && comp_opts="-comp zstd -Xcompression-level 19 -b 1M"
+    run mksquashfs "$R" "$SQFS.tmp" -noappend $comp_opts -all-root -mkfs-time "$SOURCE_DATE_EPOCH" -all-time "$SOURCE_DATE_EPOCH"
+    mv "$SQFS.tmp" "$SQFS"
+    printf '%s\n' "$(du -sb "$R" | cut -f1)" >"$SQFS.unpacked-bytes"
+    rm -rf "$R"
+}
+
+# pinas_roles ROOT: the long-running roles whose unit file exists in the overlay and whose
+# subcommand the built binary lists in --help (run through qemu-user).
+pinas_roles() {
+    local R=$1 help role
+    [ -n "$PINAS_BIN" ] || return 0
+    help=$("$PINAS_BIN" --help 2>/dev/null || true)
+    log "pinas --help: $help"
+    for role in web dns companion power sync board; do
+        [ -f "$R/lib/systemd/system/pinas-$role.service" ] || [ -f "$R/usr/lib/systemd/system/pinas-$role.service" ] || continue
+        printf '%s\n' "$help" | grep -qE "^ +$role( |$)" && echo "$role"
+    done
+}
+
+# Stage 7: busybox initramfs with the board's storage modules (in dependency order) and
+# image/initramfs/init.
+INITRD=""
+build_initramfs() {
+    local I=$WORK/initramfs m line path
+    rm -rf "$I"; mkdir -p "$I"/{bin,dev,proc,sys,run,newroot,etc,lib/modules}
+    install -m 0755 "$WORK/pkgs/bin/busybox" "$I/bin/busybox"
+    install -m 0755 "$PINAS_ROOT/image/initramfs/init" "$I/init"
+    : >"$I/etc/modules"
+    for m in ${BOARD_INITRAMFS_MODULES:-}; do
+        modprobe -d "$KDIR" -S "$KVER" --show-depends "$m" >"$WORK/deps" 2>>"$LOG" \
+            || modprobe -d "$KDIR/usr" -S "$KVER" --show-depends "$m" >"$WORK/deps" 2>>"$LOG" \
+            || die "kernel $KVER has no module '$m' (board/$BOARD/meta INITRAMFS_MODULES)"
+        while read -r line; do
+            case "$line" in insmod*) ;; *) continue ;; esac
+            path=$(echo "$line" | awk '{print $2}')
+            local name; name=$(basename "$path"); name=${name%.xz}; name=${name%.zst}
+            grep -qx "$name" "$I/etc/modules" && continue
+            case "$path" in
+                *.xz) xz -dc "$path" >"$I/lib/modules/$name" ;;
+                *.zst) zstd -qdc "$path" >"$I/lib/modules/$name" ;;
+                *) cp "$path" "$I/lib/modules/$name" ;;
+            esac
+            echo "$name" >>"$I/etc/modules"
+        done <"$WORK/deps"
+    done
+    log "initramfs modules: $(tr '\n' ' ' <"$I/etc/modules")"
+    INITRD=$WORK/initrd.img
+    find "$I" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    (cd "$I" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible 2>>"$LOG" | gzip -n -9) >"$INITRD"
+}
+
+# Stage 8: the FAT boot partition: bootloader/firmware, board config, and per slot the
+# kernel, initramfs and dtbs.
+BOOT_VFAT=""
+build_boot_partition() {
+    local B=$WORK/boot d f slot
+    rm -rf "$B"; mkdir -p "$B"
+    for slot in A B; do
+        mkdir -p "$B/slot-$slot"
+    done
+    # Slot A gets this build; slot B stays empty until the first update installs it.
+    zcat "$KDIR/boot/vmlinuz-$KVER" >"$B/slot-A/Image" 2>/dev/null || cp "$KDIR/boot/vmlinuz-$KVER" "$B/slot-A/Image"
+    cp "$INITRD" "$B/slot-A/initrd.img"
+    for d in ${BOARD_DTBS:-}; do
+        f=$(ls "$KDIR"/usr/lib/linux-image-"$KVER"/"$d" 2>/dev/null | head -1)
+        [ -n "$f" ] || die "kernel $KVER has no device tree $d (board/$BOARD/meta DTBS)"
+        cp "$f" "$B/slot-A/"
+    done
+    for f in ${BOARD_BOOT_FILES:-}; do
+        [ -e "$WORK/pkgs/$f" ] || die "boot file $f not found in the board's firmware/bootloader packages"
+        cp "$WORK/pkgs/$f" "$B/"
+    done
+    for f in "$PINAS_ROOT/board/$BOARD"/boot/*; do
+        [ -e "$f" ] || continue
+        sed -e "s/@VERSION@/$VERSION/g" -e "s/@DISK_SIG@/$BOARD_DISK_SIGNATURE/g" -e "s/@CONSOLE@/$BOARD_CONSOLE/g" "$f" >"$B/$(basename "$f")"
+    done
+    case "$BOARD_BOOT_SCHEME" in
+        uboot)
+            run mkimage -A arm64 -O linux -T script -C none -n "PiNAS boot" -d "$PINAS_ROOT/board/common/boot.cmd" "$B/boot.scr"
+            printf 'BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=0\n' >"$B/pinas-boot.env"
+            {
+                printf 'pinas_console=%s\n' "$BOARD_CONSOLE"
+                printf 'pinas_disk=%s\n' "${BOARD_DISK_SIGNATURE#0x}"
+                printf 'pinas_fdtfile=%s\n' "${BOARD_UBOOT_FDTFILE:-}"
+                printf 'pinas_extra=%s\n' "${BOARD_CMDLINE_EXTRA:-}"
+            } >"$B/pinas-board.env"
+            ;;
+        rpi-tryboot)
+            # Each slot's cmdline.txt is read from its os_prefix folder.
+            printf 'console=%s,115200 pinas.slot=A pinas.disk=%s %s ro quiet\n' "$BOARD_CONSOLE" "${BOARD_DISK_SIGNATURE#0x}" "${BOARD_CMDLINE_EXTRA:-}" \
+                | tr -s ' ' >"$B/slot-A/cmdline.txt"
+            ;;
+        *) die "board/$BOARD/meta: unknown BOOT_SCHEME '$BOARD_BOOT_SCHEME'" ;;
+    esac
+    printf '%s\n' "$VERSION" >"$B/slot-A/version"
+    find "$B" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    BOOT_VFAT=$WORK/boot.vfat
+    rm -f "$BOOT_VFAT"
+    run mkfs.vfat -C "$BOOT_VFAT" $((BOARD_BOOT_SIZE_MB * 1024)) -F 32 -n PINAS-BOOT -i "${BOARD_DISK_SIGNATURE#0x}" --invariant
+    (cd "$B" && for f in $(find . -mindepth 1 -maxdepth 1 | LC_ALL=C sort); do
+        MTOOLS_SKIP_CHECK=1 run mcopy -i "$BOOT_VFAT" -s -m -p "$f" "::/"
+    done)
+}
+
+# Stage 9: the storage partition (empty ext4, grown on first boot) and the whole disk.
+IMG=""
+build_disk_image() {
+    local G=$WORK/genimage st=$WORK/storage.ext4
+    rm -f "$st"
+    E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH run mkfs.ext4 -q -F -L pinas-storage -U 50494e41-0000-4000-8000-000000000004 \
+        -E root_owner=0:0,hash_seed=50494e41-0000-4000-8000-000000000004 "$st" "${BOARD_STORAGE_SIZE_MB}M"
+    rm -rf "$G"; mkdir -p "$G"/{in,out,tmp,root}
+    ln -sf "$BOOT_VFAT" "$G/in/boot.vfat"
+    ln -sf "$SQFS" "$G/in/system.sqfs"
+    ln -sf "$st" "$G/in/storage.ext4"
+    sed -e "s/@DISK_SIG@/$BOARD_DISK_SIGNATURE/g" -e "s/@BOOT_SIZE@/${BOARD_BOOT_SIZE_MB}M/g" \
+        -e "s/@SYSTEM_SIZE@/${BOARD_SYSTEM_SIZE_MB}M/g" -e "s/@STORAGE_SIZE@/${BOARD_STORAGE_SIZE_MB}M/g" \
+        "$PINAS_ROOT/image/${BOARD_LAYOUT:-genimage-sd.cfg}" >"$G/genimage.cfg"
+    local sq; sq=$(stat -c %s "$SQFS")
+    [ "$sq" -le $((BOARD_SYSTEM_SIZE_MB * 1024 * 1024)) ] || die "system squashfs ($sq bytes) does not fit the ${BOARD_SYSTEM_SIZE_MB} MB slot"
+    run genimage --config "$G/genimage.cfg" --rootpath "$G/root" --tmppath "$G/tmp" --inputpath "$G/in" --outputpath "$G/out"
+    IMG=$WORK/pinas.img
+    mv "$G/out/pinas.img" "$IMG"
+}
+
+FINAL=""
+compress_image() {
+    local base=$OUT/pinas-$BOARD-$VERSION.img
+    rm -f "$base" "$base.xz" "$base.zst"
+    case "$COMPRESS" in
+        xz) FINAL=$base.xz; run sh -c "xz -T0 -6 -c '$IMG' >'$FINAL.tmp'" ;;
+        zstd) FINAL=$base.zst; run sh -c "zstd -T0 -10 -q -c '$IMG' >'$FINAL.tmp'" ;;
+        none) FINAL=$base; run cp --sparse=always "$IMG" "$FINAL.tmp" ;;
+    esac
+    mv "$FINAL.tmp" "$FINAL"
+    (cd "$OUT" && sha256sum "$(basename "$FINAL")" >"$FINAL.sha256.tmp" && mv "$FINAL.sha256.tmp" "$FINAL.sha256")
+}
