@@ -1,0 +1,301 @@
+//! Login, logout, sessions, CSRF and the per-address login rate limit.
+//!
+//! The session is a random 256-bit token in the `pinas_session` cookie (HttpOnly,
+//! SameSite=Strict, Secure over TLS), stored hashed in `sessions` for 7 days. Every
+//! state-changing request (POST, PUT, PATCH, DELETE) after login must carry the session's
+//! CSRF token in `X-CSRF-Token`; login returns it and `GET /api/auth/me` repeats it.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use pinas_core::auth::{self, Account, CurrentUser};
+use pinas_core::events::now_secs;
+use pinas_core::Error;
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::listen::Tls;
+use crate::state::AppState;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "pinas_session";
+/// How long a session lasts without use, in seconds.
+pub const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// `POST /api/auth/login` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// What login, setup and `GET /api/auth/me` answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    pub user: Account,
+    /// Send it back in `X-CSRF-Token` on every state-changing request.
+    pub csrf_token: String,
+}
+
+/// A session row.
+struct Session {
+    account: Account,
+    csrf_token: String,
+}
+
+/// The client's address (loopback when unknown, e.g. in in-process tests).
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        ))
+    }
+}
+
+fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+fn lookup_session(state: &AppState, token: &str) -> Result<Option<Session>, Error> {
+    let conn = state.ctx.db.conn();
+    let now = now_secs();
+    let row = conn
+        .query_row(
+            "SELECT s.user_name, u.role, s.csrf_token FROM sessions s
+             JOIN users u ON u.name = s.user_name
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+            params![auth::token_hash(token), now],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )
+        .optional()?;
+    Ok(row.map(|(name, role, csrf_token)| Session {
+        account: Account {
+            name,
+            role: auth::Role::parse(&role).unwrap_or(auth::Role::User),
+        },
+        csrf_token,
+    }))
+}
+
+/// Creates a session for `account`; returns the cookie to set and the session info.
+pub fn start_session(
+    state: &AppState,
+    account: Account,
+    tls: bool,
+) -> Result<(HeaderValue, SessionInfo), Error> {
+    let token = auth::new_token();
+    let csrf = auth::new_token();
+    let now = now_secs();
+    {
+        let conn = state.ctx.db.conn();
+        conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
+        conn.execute(
+            "INSERT INTO sessions (token_hash, user_name, csrf_token, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                auth::token_hash(&token),
+                account.name,
+                csrf,
+                now,
+                now + SESSION_TTL_SECS
+            ],
+        )?;
+    }
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_SECS}{}",
+        if tls { "; Secure" } else { "" }
+    );
+    Ok((
+        HeaderValue::from_str(&cookie).expect("cookie is ASCII"),
+        SessionInfo {
+            user: account,
+            csrf_token: csrf,
+        },
+    ))
+}
+
+/// Log in.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = SessionInfo, description = "Logged in; sets the session cookie"),
+              (status = 401, body = pinas_core::error::ErrorBody, description = "invalid_credentials"),
+              (status = 429, body = pinas_core::error::ErrorBody, description = "too_many_attempts")))]
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    tls: Option<Extension<Tls>>,
+    Json(req): Json<LoginRequest>,
+) -> Result<Response, Error> {
+    if let Some(wait) = state.limiter.blocked_for(ip) {
+        let mut resp = Error::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many failed logins from {ip}; try again in {wait} s"),
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Ok(resp);
+    }
+    let st = state.clone();
+    let (name, password) = (req.username, req.password);
+    // argon2 takes tens of milliseconds: keep it off the async workers.
+    let account = tokio::task::spawn_blocking(move || {
+        let conn = st.ctx.db.conn();
+        auth::check_login(&conn, &name, &password)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("login task: {e}")))??;
+    let Some(account) = account else {
+        state.limiter.record_failure(ip);
+        tracing::info!(%ip, "failed login");
+        return Err(Error::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "wrong user name or password",
+        ));
+    };
+    state.limiter.clear(ip);
+    let (cookie, info) = start_session(&state, account, tls.is_some_and(|t| t.0 .0))?;
+    Ok(([(header::SET_COOKIE, cookie)], Json(info)).into_response())
+}
+
+/// Log out: ends the session and clears the cookie.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth",
+    responses((status = 204, description = "Logged out")))]
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+    if let Some(token) = session_token(&headers) {
+        state.ctx.db.conn().execute(
+            "DELETE FROM sessions WHERE token_hash = ?1",
+            [auth::token_hash(&token)],
+        )?;
+    }
+    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&clear).expect("ascii"),
+        )],
+    )
+        .into_response())
+}
+
+/// The logged-in account and its CSRF token.
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth",
+    responses((status = 200, body = SessionInfo), (status = 401, body = pinas_core::error::ErrorBody)))]
+pub async fn me(
+    Extension(user): Extension<CurrentUser>,
+    Extension(csrf): Extension<CsrfToken>,
+) -> Json<SessionInfo> {
+    Json(SessionInfo {
+        user: user.0,
+        csrf_token: csrf.0,
+    })
+}
+
+/// The CSRF token of the request's session.
+#[derive(Clone)]
+pub struct CsrfToken(pub String);
+
+/// The logged-in account's UI preferences (window layout, ...): any JSON object.
+#[utoipa::path(get, path = "/api/auth/me/preferences", tag = "auth",
+    responses((status = 200, body = Object)))]
+pub async fn get_preferences(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+) -> Result<Json<serde_json::Value>, Error> {
+    let text: String = state.ctx.db.conn().query_row(
+        "SELECT preferences FROM users WHERE name = ?1",
+        [&user.0.name],
+        |r| r.get(0),
+    )?;
+    Ok(Json(serde_json::from_str(&text).unwrap_or_default()))
+}
+
+/// Replaces the logged-in account's UI preferences (a JSON object, at most 64 KiB).
+#[utoipa::path(put, path = "/api/auth/me/preferences", tag = "auth", request_body = Object,
+    responses((status = 200, body = Object), (status = 422, body = pinas_core::error::ErrorBody)))]
+pub async fn put_preferences(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+    Json(prefs): Json<serde_json::Value>,
+) -> Result<Json<serde_json::Value>, Error> {
+    let text = prefs.to_string();
+    if !prefs.is_object() || text.len() > 64 * 1024 {
+        return Err(Error::invalid(
+            "invalid_preferences",
+            "preferences must be a JSON object of at most 64 KiB",
+        ));
+    }
+    state.ctx.db.conn().execute(
+        "UPDATE users SET preferences = ?2 WHERE name = ?1",
+        params![user.0.name, text],
+    )?;
+    Ok(Json(prefs))
+}
+
+/// Middleware for every protected route: setup must be done, the session cookie must be
+/// valid, and state-changing requests must carry the CSRF token.
+pub async fn require_session(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, Error> {
+    let path = req.uri().path();
+    if !state.is_setup_done() && !path.starts_with("/api/auth/") {
+        return Err(Error::conflict(
+            "setup_required",
+            "PiNAS is not set up yet: finish the setup wizard first (POST /api/setup)",
+        ));
+    }
+    let token = session_token(req.headers()).ok_or_else(Error::unauthorized)?;
+    let session = lookup_session(&state, &token)?.ok_or_else(Error::unauthorized)?;
+    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes_state {
+        let sent = req
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes()) {
+            return Err(Error::forbidden(
+                "csrf_token_invalid",
+                "missing or wrong X-CSRF-Token header (get it from GET /api/auth/me)",
+            ));
+        }
+    }
+    req.extensions_mut().insert(CsrfToken(session.csrf_token));
+    req.extensions_mut().insert(CurrentUser(session.account));
+    Ok(next.run(req).await)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,127 @@
+//! The PiNAS web role: the HTTP(S) API and the browser UI's files.
+//!
+//! It owns the first-boot setup, accounts' sessions (login, CSRF, rate limit), system
+//! information and metrics, the event WebSocket `/api/ws`, the OpenAPI document, serving
+//! the static UI, and proxying `/api/<role>/...` to other roles' Unix sockets. Storage,
+//! shares and the other roles are not imported here: the binary hands their routers,
+//! OpenAPI documents and service reports to [`WebApp`], so this crate stays a leaf.
+
+mod auth;
+mod errors;
+mod listen;
+mod openapi;
+mod proxy;
+mod setup;
+mod state;
+mod static_files;
+mod system;
+mod ws;
+
+use std::sync::Arc;
+
+use axum::routing::{any, get, post};
+use axum::Router;
+use pinas_core::Context;
+
+pub use listen::{serve, ListenConfig};
+pub use state::{ServiceSource, ServiceState, ServiceStatus};
+
+use state::AppState;
+
+/// Roles whose control API the web role proxies under `/api/<role>/...`.
+pub const PROXIED_ROLES: &[&str] = &["dns", "companion", "power", "sync"];
+
+/// Builder of the web application from the pieces other roles contribute.
+pub struct WebApp {
+    ctx: Arc<Context>,
+    routers: Vec<Router>,
+    openapi: utoipa::openapi::OpenApi,
+    services: Vec<Arc<dyn ServiceSource>>,
+}
+
+impl WebApp {
+    /// A web app with only the web role's own routes.
+    pub fn new(ctx: Arc<Context>) -> Self {
+        WebApp {
+            ctx,
+            routers: Vec::new(),
+            openapi: openapi::base(),
+            services: Vec::new(),
+        }
+    }
+
+    /// Adds a role's routes (full `/api/...` paths, state applied). They run behind the
+    /// session and CSRF checks, with `Extension<CurrentUser>` available.
+    pub fn with_router(mut self, router: Router, doc: utoipa::openapi::OpenApi) -> Self {
+        self.routers.push(router);
+        self.openapi.merge(doc);
+        self
+    }
+
+    /// Adds the OpenAPI document of a proxied role, its paths prefixed with `/api/<role>`.
+    pub fn with_proxied_doc(mut self, role: &str, doc: utoipa::openapi::OpenApi) -> Self {
+        self.openapi
+            .merge(openapi::prefixed(doc, &format!("/api/{role}")));
+        self
+    }
+
+    /// Adds a reporter for `GET /api/system/services`.
+    pub fn with_services(mut self, source: Arc<dyn ServiceSource>) -> Self {
+        self.services.push(source);
+        self
+    }
+
+    /// The OpenAPI document of everything added so far.
+    pub fn openapi(&self) -> &utoipa::openapi::OpenApi {
+        &self.openapi
+    }
+
+    /// Builds the router and starts the background samplers (system stats every 2 s,
+    /// role event relays). Call inside a tokio runtime.
+    pub fn build(self) -> Router {
+        let state = AppState::new(self.ctx, self.services, &self.openapi);
+        state::spawn_background(&state);
+        let mut protected = Router::new()
+            .route("/api/auth/me", get(auth::me))
+            .route(
+                "/api/auth/me/preferences",
+                get(auth::get_preferences).put(auth::put_preferences),
+            )
+            .route("/api/system/info", get(system::info))
+            .route("/api/system/services", get(system::services))
+            .route("/api/system/timezones", get(setup::timezones))
+            .route("/api/system/reboot", post(system::reboot))
+            .route("/api/system/shutdown", post(system::shutdown))
+            .route("/api/events", get(system::events))
+            .route("/api/ws", get(ws::handler));
+        for role in PROXIED_ROLES {
+            protected = protected
+                .route(&format!("/api/{role}"), any(proxy::handler))
+                .route(&format!("/api/{role}/{{*rest}}"), any(proxy::handler));
+        }
+        let protected = self
+            .routers
+            .into_iter()
+            .fold(protected.with_state(state.clone()), Router::merge)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_session,
+            ));
+        let public = Router::new()
+            .route("/api/system/health", get(system::health))
+            .route("/api/setup", get(setup::status).post(setup::complete))
+            .route("/api/auth/login", post(auth::login))
+            .route("/api/auth/logout", post(auth::logout))
+            .route("/api/openapi.json", get(openapi::serve))
+            .route("/metrics", get(system::metrics))
+            .route("/api", any(errors::api_not_found))
+            .route("/api/{*rest}", any(errors::api_not_found))
+            .with_state(state.clone());
+        public
+            .merge(protected)
+            .fallback_service(static_files::service(&state.ctx.config.web.static_dir))
+            .layer(axum::middleware::map_response(errors::json_errors))
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
+            .layer(tower_http::trace::TraceLayer::new_for_http())
+    }
+}

@@ -1,0 +1,109 @@
+//! `/api/<role>/...` → `/...` on the role's Unix socket, after the web role has
+//! authenticated the browser. Changes (any method but GET/HEAD) need an admin.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use hyper_util::rt::TokioIo;
+use pinas_core::auth::CurrentUser;
+use pinas_core::Error;
+use tokio::io::AsyncBufReadExt;
+use tokio::net::UnixStream;
+
+use crate::state::AppState;
+
+/// Forwards the request to the role named by the second path segment.
+pub async fn handler(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+    req: Request,
+) -> Result<Response, Error> {
+    let path = req.uri().path().to_string();
+    let rest = path.strip_prefix("/api/").unwrap_or("");
+    let (role, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        user.require_admin()?;
+    }
+    let sock = state.ctx.paths.role_socket(role);
+    let stream = UnixStream::connect(&sock).await.map_err(|e| {
+        Error::unavailable(
+            "role_unavailable",
+            format!(
+                "the {role} service is not running ({}: {e})",
+                sock.display()
+            ),
+        )
+    })?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Error::unavailable("role_unavailable", format!("{role}: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "role connection closed");
+        }
+    });
+    let (mut parts, body) = req.into_parts();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    parts.uri = format!("/{tail}{query}")
+        .parse::<Uri>()
+        .map_err(|e| Error::bad_request("invalid_path", e.to_string()))?;
+    parts.headers.remove(axum::http::header::COOKIE);
+    parts
+        .headers
+        .insert("host", "localhost".parse().expect("valid"));
+    parts.headers.insert(
+        "x-pinas-user",
+        user.0
+            .name
+            .parse()
+            .map_err(|_| Error::internal("user name header"))?,
+    );
+    parts
+        .headers
+        .insert("x-pinas-role", user.0.role.as_str().parse().expect("ascii"));
+    let resp = sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| Error::unavailable("role_unavailable", format!("{role}: {e}")))?;
+    Ok(resp.map(Body::new).into_response())
+}
+
+/// Relays a role's `/events` stream into this process's event bus, reconnecting every
+/// few seconds while the role is down.
+pub async fn relay_events(state: AppState, role: &'static str) {
+    let sock = state.ctx.paths.role_socket(role);
+    loop {
+        if let Ok(stream) = UnixStream::connect(&sock).await {
+            if let Err(e) = relay_once(&state, stream).await {
+                tracing::debug!(role, error = %e, "event relay ended");
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+}
+
+async fn relay_once(state: &AppState, mut stream: UnixStream) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    stream
+        .write_all(b"GET /events HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await?;
+    let mut lines = tokio::io::BufReader::new(stream).lines();
+    // Skip the status line and headers.
+    while let Some(l) = lines.next_line().await? {
+        if l.is_empty() {
+            break;
+        }
+    }
+    while let Some(l) = lines.next_line().await? {
+        if let Ok(ev) = serde_json::from_str::<pinas_core::Event>(&l) {
+            state.ctx.events.relay(ev);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! First-boot setup: until it is done, only setup, health and auth answer.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use pinas_core::auth::{self, Account, Role};
+use pinas_core::Error;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::start_session;
+use crate::listen::Tls;
+use crate::state::AppState;
+
+/// `GET /api/setup` answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SetupStatus {
+    pub done: bool,
+}
+
+/// The first administrator.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SetupAdmin {
+    pub username: String,
+    pub password: String,
+}
+
+/// `POST /api/setup` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    pub admin: SetupAdmin,
+    /// RFC 1123 host name label, e.g. `pinas`.
+    pub hostname: String,
+    /// IANA time zone, e.g. `Europe/Paris`.
+    pub timezone: String,
+    /// `nas`, `companion`, or both.
+    pub roles: Vec<String>,
+}
+
+/// Whether first-boot setup is done.
+#[utoipa::path(get, path = "/api/setup", tag = "setup", responses((status = 200, body = SetupStatus)))]
+pub async fn status(State(state): State<AppState>) -> Json<SetupStatus> {
+    Json(SetupStatus {
+        done: state.is_setup_done(),
+    })
+}
+
+/// Checks a host name: one RFC 1123 label, 1–63 letters, digits and hyphens.
+///
+/// # Errors
+/// 422 `invalid_hostname` (field `hostname`).
+pub fn check_hostname(name: &str) -> Result<(), Error> {
+    let ok = (1..=63).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_hostname",
+            format!("{name:?} is not a valid host name: use 1-63 letters, digits or '-', not starting or ending with '-'"),
+        )
+        .with_field("hostname"))
+    }
+}
+
+const ZONE_TAB: &str = "/usr/share/zoneinfo/tzdata.zi";
+
+/// Every IANA time zone name known to the system's tzdata, sorted, `UTC` included.
+pub fn zone_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_to_string(ZONE_TAB)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            match f.next()? {
+                "Z" => f.next().map(str::to_string),
+                "L" => f.nth(1).map(str::to_string),
+                _ => None,
+            }
+        })
+        .filter(|n| !n.starts_with("Etc/") || n == "Etc/UTC")
+        .collect();
+    if !names.iter().any(|n| n == "UTC") {
+        names.push("UTC".into());
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Checks a time zone name against tzdata (or, without tzdata, its shape).
+///
+/// # Errors
+/// 422 `invalid_timezone` (field `timezone`).
+pub fn check_timezone(tz: &str) -> Result<(), Error> {
+    let names = zone_names();
+    let known = if names.len() > 1 {
+        names.iter().any(|n| n == tz)
+    } else {
+        !tz.is_empty()
+            && !tz.contains("..")
+            && tz
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c))
+    };
+    if known {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_timezone",
+            format!("{tz:?} is not a known time zone (expected an IANA name such as Europe/Paris)"),
+        )
+        .with_field("timezone"))
+    }
+}
+
+/// Every IANA time zone name, for the wizard's picker.
+#[utoipa::path(get, path = "/api/system/timezones", tag = "system", responses((status = 200, body = [String])))]
+pub async fn timezones() -> Json<Vec<String>> {
+    Json(zone_names())
+}
+
+/// Completes first-boot setup once: creates the admin, stores host name, time zone and
+/// roles, and logs the admin in.
+#[utoipa::path(post, path = "/api/setup", tag = "setup", request_body = SetupRequest,
+    responses((status = 200, body = crate::auth::SessionInfo, description = "Done; sets the session cookie"),
+              (status = 409, body = pinas_core::error::ErrorBody, description = "setup_already_done"),
+              (status = 422, body = pinas_core::error::ErrorBody, description = "invalid field (see `field`)")))]
+pub async fn complete(
+    State(state): State<AppState>,
+    tls: Option<Extension<Tls>>,
+    Json(req): Json<SetupRequest>,
+) -> Result<Response, Error> {
+    if state.is_setup_done() {
+        return Err(already_done());
+    }
+    auth::check_username(&req.admin.username).map_err(|e| e.with_field("admin.username"))?;
+    auth::check_password_policy(&req.admin.password).map_err(|e| e.with_field("admin.password"))?;
+    check_hostname(&req.hostname)?;
+    check_timezone(&req.timezone)?;
+    let mut roles = req.roles.clone();
+    roles.sort();
+    roles.dedup();
+    if roles.is_empty() || roles.iter().any(|r| r != "nas" && r != "companion") {
+        return Err(Error::invalid(
+            "invalid_roles",
+            format!(
+                "roles must be \"nas\", \"companion\" or both, got {:?}",
+                req.roles
+            ),
+        )
+        .with_field("roles"));
+    }
+    let hash = {
+        let pw = req.admin.password.clone();
+        tokio::task::spawn_blocking(move || auth::hash_password(&pw))
+            .await
+            .map_err(|e| Error::internal(format!("hash task: {e}")))??
+    };
+    {
+        let mut conn = state.ctx.db.conn();
+        let tx = conn.transaction()?;
+        let done: Option<String> = tx
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'setup_done'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        if done.as_deref() == Some("true") {
+            return Err(already_done());
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO users (name, role, password_hash, created_at) VALUES (?1, 'admin', ?2, ?3)",
+            rusqlite::params![req.admin.username, hash, pinas_core::events::now_secs()],
+        )?;
+        for (k, v) in [
+            ("hostname", req.hostname.clone()),
+            ("timezone", req.timezone.clone()),
+            ("roles", serde_json::to_string(&roles).unwrap_or_default()),
+            ("setup_done", "true".to_string()),
+        ] {
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [k, &v],
+            )?;
+        }
+        tx.commit()?;
+    }
+    state.setup_done.store(true, Ordering::Release);
+    if !state.ctx.config.dev {
+        apply_host_settings(&req.hostname, &req.timezone).await;
+    }
+    state.ctx.events.emit(
+        "notification.new",
+        serde_json::json!({"level":"info","title":"Setup complete","message":format!("{} is ready", req.hostname)}),
+    );
+    let account = Account {
+        name: req.admin.username,
+        role: Role::Admin,
+    };
+    let (cookie, info) = start_session(&state, account, tls.is_some_and(|t| t.0 .0))?;
+    Ok(([(header::SET_COOKIE, cookie)], Json(info)).into_response())
+}
+
+fn already_done() -> Error {
+    Error::conflict(
+        "setup_already_done",
+        "setup is already done; log in instead",
+    )
+}
+
+/// On the device, applies host name and time zone through systemd (hostnamed, timedated).
+async fn apply_host_settings(hostname: &str, timezone: &str) {
+    for args in [
+        vec!["hostnamectl", "set-hostname", hostname],
+        vec!["timedatectl", "set-timezone", timezone],
+    ] {
+        match tokio::process::Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .await
+        {
+            Ok(s) if s.success() => {}
+            Ok(s) => tracing::warn!(cmd = args[0], status = %s, "cannot apply setting"),
+            Err(e) => tracing::warn!(cmd = args[0], error = %e, "cannot apply setting"),
+        }
+    }
+}

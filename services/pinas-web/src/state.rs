@@ -1,0 +1,162 @@
+//! Shared state of the web role, built once.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pinas_core::Context;
+use serde::Serialize;
+
+use crate::system::{Sampler, StatsSnapshot};
+
+/// State of one service, for `GET /api/system/services`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    Running,
+    Stopped,
+    Unavailable,
+}
+
+/// One service's status: `{"name":"smb","state":"running","detail":"smbd on port 4445"}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub state: ServiceState,
+    pub detail: String,
+}
+
+/// Something that reports services (Samba, NFS, ...).
+pub trait ServiceSource: Send + Sync {
+    /// The current status of each service this source manages.
+    fn services(&self) -> Vec<ServiceStatus>;
+}
+
+/// Failed logins per client address, to slow down password guessing.
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+}
+
+/// Failed logins allowed per address within [`LOGIN_WINDOW`].
+pub const MAX_LOGIN_FAILURES: usize = 5;
+/// The sliding window for [`MAX_LOGIN_FAILURES`].
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
+
+impl LoginLimiter {
+    fn new() -> Self {
+        LoginLimiter {
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(seconds to wait)` when `ip` has used up its attempts.
+    pub fn blocked_for(&self, ip: IpAddr) -> Option<u64> {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let list = map.get_mut(&ip)?;
+        list.retain(|t| now.duration_since(*t) < LOGIN_WINDOW);
+        if list.len() >= MAX_LOGIN_FAILURES {
+            let oldest = list[0];
+            Some((LOGIN_WINDOW - now.duration_since(oldest)).as_secs().max(1))
+        } else {
+            None
+        }
+    }
+
+    /// Records a failed login from `ip`.
+    pub fn record_failure(&self, ip: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            // Bound memory under a flood of addresses: forget the old ones.
+            let now = Instant::now();
+            map.retain(|_, v| {
+                v.last()
+                    .is_some_and(|t| now.duration_since(*t) < LOGIN_WINDOW)
+            });
+        }
+        map.entry(ip).or_default().push(Instant::now());
+    }
+
+    /// Forgets `ip`'s failures after a successful login.
+    pub fn clear(&self, ip: IpAddr) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ip);
+    }
+}
+
+pub struct Inner {
+    pub ctx: Arc<Context>,
+    pub limiter: LoginLimiter,
+    pub services: Vec<Arc<dyn ServiceSource>>,
+    pub openapi_json: String,
+    pub setup_done: AtomicBool,
+    pub stats: Mutex<StatsSnapshot>,
+    pub sampler: Mutex<Sampler>,
+}
+
+/// Cheap-to-clone handle on [`Inner`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        ctx: Arc<Context>,
+        services: Vec<Arc<dyn ServiceSource>>,
+        openapi: &utoipa::openapi::OpenApi,
+    ) -> Self {
+        let done = ctx
+            .db
+            .setting("setup_done")
+            .ok()
+            .flatten()
+            .is_some_and(|v| v == "true");
+        let mut sampler = Sampler::new();
+        let stats = sampler.sample();
+        AppState(Arc::new(Inner {
+            ctx,
+            limiter: LoginLimiter::new(),
+            services,
+            openapi_json: openapi.to_json().unwrap_or_else(|_| "{}".into()),
+            setup_done: AtomicBool::new(done),
+            stats: Mutex::new(stats),
+            sampler: Mutex::new(sampler),
+        }))
+    }
+
+    pub fn is_setup_done(&self) -> bool {
+        self.setup_done.load(Ordering::Acquire)
+    }
+}
+
+/// Starts the periodic work of the web role: system stats every 2 s, and, for roles
+/// running in other processes, relaying their event streams into this process's bus.
+pub fn spawn_background(state: &AppState) {
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            let snap = s.sampler.lock().unwrap_or_else(|e| e.into_inner()).sample();
+            let data = serde_json::to_value(&snap).unwrap_or_default();
+            *s.stats.lock().unwrap_or_else(|e| e.into_inner()) = snap;
+            s.ctx.events.emit("system.stats.update", data);
+        }
+    });
+    if !state.ctx.config.dev {
+        for role in crate::PROXIED_ROLES {
+            tokio::spawn(crate::proxy::relay_events(state.clone(), role));
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! System information, services, health, Prometheus metrics, power actions, event log.
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use pinas_core::auth::CurrentUser;
+use pinas_core::{Error, Event};
+use serde::{Deserialize, Serialize};
+use sysinfo::{Components, CpuRefreshKind, MemoryRefreshKind, Networks, RefreshKind, System};
+
+use crate::state::{AppState, ServiceState, ServiceStatus};
+
+/// Memory in bytes.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Memory {
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub available_bytes: u64,
+}
+
+/// One temperature sensor.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Temperature {
+    pub label: String,
+    pub celsius: f32,
+}
+
+/// Byte counters of one network interface since boot.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InterfaceCounters {
+    pub name: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// The periodic part of system information (also the `system.stats.update` payload).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct StatsSnapshot {
+    /// Whole-system CPU use over the last sampling interval, 0–100.
+    pub cpu_percent: f32,
+    pub load_avg: [f64; 3],
+    pub memory: Memory,
+    pub temperatures: Vec<Temperature>,
+    pub network: Vec<InterfaceCounters>,
+    pub uptime_secs: u64,
+}
+
+/// Samples CPU, memory, sensors and interfaces; CPU % needs two samples, so one sampler
+/// lives for the process and is sampled every 2 s.
+pub struct Sampler {
+    sys: System,
+    networks: Networks,
+    components: Components,
+}
+
+impl Sampler {
+    pub fn new() -> Self {
+        Sampler {
+            sys: System::new_with_specifics(
+                RefreshKind::nothing()
+                    .with_cpu(CpuRefreshKind::nothing().with_cpu_usage())
+                    .with_memory(MemoryRefreshKind::nothing().with_ram()),
+            ),
+            networks: Networks::new_with_refreshed_list(),
+            components: Components::new_with_refreshed_list(),
+        }
+    }
+
+    pub fn sample(&mut self) -> StatsSnapshot {
+        self.sys.refresh_cpu_usage();
+        self.sys.refresh_memory();
+        self.networks.refresh(true);
+        self.components.refresh(false);
+        let load = System::load_average();
+        let total = self.sys.total_memory();
+        let available = self.sys.available_memory();
+        let mut network: Vec<_> = self
+            .networks
+            .iter()
+            .map(|(name, d)| InterfaceCounters {
+                name: name.clone(),
+                rx_bytes: d.total_received(),
+                tx_bytes: d.total_transmitted(),
+            })
+            .collect();
+        network.sort_by(|a, b| a.name.cmp(&b.name));
+        StatsSnapshot {
+            cpu_percent: self.sys.global_cpu_usage(),
+            load_avg: [load.one, load.five, load.fifteen],
+            memory: Memory {
+                total_bytes: total,
+                used_bytes: total.saturating_sub(available),
+                available_bytes: available,
+            },
+            temperatures: self
+                .components
+                .iter()
+                .filter_map(|c| {
+                    Some(Temperature {
+                        label: c.label().to_string(),
+                        celsius: c.temperature()?,
+                    })
+                })
+                .collect(),
+            network,
+            uptime_secs: System::uptime(),
+        }
+    }
+}
+
+/// `GET /api/system/info` answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SystemInfo {
+    pub version: String,
+    pub hostname: String,
+    /// e.g. `Raspberry Pi 5 Model B Rev 1.0`, from the device tree or DMI.
+    pub board_model: String,
+    pub kernel: String,
+    pub roles: Vec<String>,
+    #[serde(flatten)]
+    pub stats: StatsSnapshot,
+}
+
+/// The board's model: device-tree model on ARM boards, DMI product name elsewhere.
+pub fn board_model() -> String {
+    for p in [
+        "/proc/device-tree/model",
+        "/sys/firmware/devicetree/base/model",
+        "/sys/class/dmi/id/product_name",
+    ] {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+            if !s.is_empty() {
+                return s.to_string();
+            }
+        }
+    }
+    "unknown".into()
+}
+
+/// Host name, board, kernel, uptime, CPU, load, memory, temperatures, interface counters.
+#[utoipa::path(get, path = "/api/system/info", tag = "system",
+    responses((status = 200, body = SystemInfo), (status = 401, body = pinas_core::error::ErrorBody)))]
+pub async fn info(State(state): State<AppState>) -> Json<SystemInfo> {
+    let stats = state
+        .stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let db = &state.ctx.db;
+    let hostname = db
+        .setting("hostname")
+        .ok()
+        .flatten()
+        .or_else(|| System::host_name())
+        .unwrap_or_default();
+    let roles = db
+        .setting("roles")
+        .ok()
+        .flatten()
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or_default();
+    Json(SystemInfo {
+        version: pinas_core::VERSION.into(),
+        hostname,
+        board_model: board_model(),
+        kernel: System::kernel_version().unwrap_or_default(),
+        roles,
+        stats,
+    })
+}
+
+/// The services PiNAS manages and their state.
+#[utoipa::path(get, path = "/api/system/services", tag = "system",
+    responses((status = 200, body = [ServiceStatus])))]
+pub async fn services(State(state): State<AppState>) -> Json<Vec<ServiceStatus>> {
+    let mut out = vec![ServiceStatus {
+        name: "web".into(),
+        state: ServiceState::Running,
+        detail: format!("API on {}", state.ctx.config.web.bind_address),
+    }];
+    for src in &state.services {
+        out.extend(src.services());
+    }
+    for role in crate::PROXIED_ROLES {
+        let sock = state.ctx.paths.role_socket(role);
+        if sock.exists() {
+            let up = tokio::net::UnixStream::connect(&sock).await.is_ok();
+            out.push(ServiceStatus {
+                name: role.to_string(),
+                state: if up {
+                    ServiceState::Running
+                } else {
+                    ServiceState::Stopped
+                },
+                detail: format!("control socket {}", sock.display()),
+            });
+        }
+    }
+    Json(out)
+}
+
+/// `GET /api/system/health` answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` when the database answers.
+    pub status: String,
+    pub version: String,
+    pub setup_done: bool,
+}
+
+/// Liveness and readiness; no login needed.
+#[utoipa::path(get, path = "/api/system/health", tag = "system",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let db_ok = state
+        .ctx
+        .db
+        .conn()
+        .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+        .is_ok();
+    let body = Health {
+        status: if db_ok { "ok" } else { "database_unavailable" }.into(),
+        version: pinas_core::VERSION.into(),
+        setup_done: state.is_setup_done(),
+    };
+    let code = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}
+
+/// Prometheus text exposition format 0.0.4 of the system figures.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    use std::fmt::Write;
+    let s = state
+        .stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut out = String::with_capacity(2048);
+    let _ = writeln!(
+        out,
+        "# HELP pinas_build_info PiNAS version.\n# TYPE pinas_build_info gauge\npinas_build_info{{version=\"{}\"}} 1",
+        pinas_core::VERSION
+    );
+    let mut gauge = |name: &str, help: &str, value: String| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    gauge("pinas_up", "1 when the web role is serving.", "1".into());
+    gauge(
+        "pinas_cpu_usage_percent",
+        "Whole-system CPU use, 0-100.",
+        s.cpu_percent.to_string(),
+    );
+    gauge(
+        "pinas_load1",
+        "1-minute load average.",
+        s.load_avg[0].to_string(),
+    );
+    gauge(
+        "pinas_memory_total_bytes",
+        "Total RAM.",
+        s.memory.total_bytes.to_string(),
+    );
+    gauge(
+        "pinas_memory_available_bytes",
+        "RAM available for new work.",
+        s.memory.available_bytes.to_string(),
+    );
+    gauge(
+        "pinas_uptime_seconds",
+        "Time since boot.",
+        s.uptime_secs.to_string(),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP pinas_network_receive_bytes_total Bytes received per interface.\n# TYPE pinas_network_receive_bytes_total counter"
+    );
+    for n in &s.network {
+        let _ = writeln!(
+            out,
+            "pinas_network_receive_bytes_total{{interface=\"{}\"}} {}",
+            n.name, n.rx_bytes
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP pinas_network_transmit_bytes_total Bytes sent per interface.\n# TYPE pinas_network_transmit_bytes_total counter"
+    );
+    for n in &s.network {
+        let _ = writeln!(
+            out,
+            "pinas_network_transmit_bytes_total{{interface=\"{}\"}} {}",
+            n.name, n.tx_bytes
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP pinas_temperature_celsius Sensor temperature.\n# TYPE pinas_temperature_celsius gauge"
+    );
+    for t in &s.temperatures {
+        let label = t.label.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = writeln!(
+            out,
+            "pinas_temperature_celsius{{sensor=\"{label}\"}} {}",
+            t.celsius
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}
+
+async fn power_action(
+    state: &AppState,
+    user: &CurrentUser,
+    verb: &str,
+) -> Result<StatusCode, Error> {
+    user.require_admin()?;
+    if state.ctx.config.dev {
+        return Err(Error::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_supported_in_dev",
+            format!(
+                "{verb} is not available in pinas dev: it would {verb} the development machine"
+            ),
+        ));
+    }
+    state.ctx.events.emit(
+        "notification.new",
+        serde_json::json!({"level":"warning","title":format!("System {verb}"),"message":format!("{} asked for a {verb}", user.0.name)}),
+    );
+    let status = tokio::process::Command::new("systemctl")
+        .arg(if verb == "reboot" {
+            "reboot"
+        } else {
+            "poweroff"
+        })
+        .arg("--no-block")
+        .status()
+        .await
+        .map_err(|e| Error::internal(format!("cannot run systemctl: {e}")))?;
+    if !status.success() {
+        return Err(Error::internal(format!(
+            "systemctl {verb} failed: {status}"
+        )));
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Reboots the device (through systemd). 501 in `pinas dev`.
+#[utoipa::path(post, path = "/api/system/reboot", tag = "system",
+    responses((status = 202, description = "Rebooting"), (status = 501, body = pinas_core::error::ErrorBody)))]
+pub async fn reboot(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+) -> Result<StatusCode, Error> {
+    power_action(&state, &user, "reboot").await
+}
+
+/// Powers the device off (through systemd). 501 in `pinas dev`.
+#[utoipa::path(post, path = "/api/system/shutdown", tag = "system",
+    responses((status = 202, description = "Shutting down"), (status = 501, body = pinas_core::error::ErrorBody)))]
+pub async fn shutdown(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+) -> Result<StatusCode, Error> {
+    power_action(&state, &user, "shutdown").await
+}
+
+/// `GET /api/events` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct EventsQuery {
+    /// How many events, newest first (1–1000, default 100).
+    pub limit: Option<u32>,
+}
+
+/// The event log, newest first.
+#[utoipa::path(get, path = "/api/events", tag = "system", params(EventsQuery),
+    responses((status = 200, body = [Event])))]
+pub async fn events(
+    State(state): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Vec<Event>>, Error> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(state.ctx.events.recent(limit)?))
+}

@@ -1,0 +1,104 @@
+//! `pinas`: the PiNAS multi-call binary. It parses arguments and wires the role crates
+//! together; every capability lives in a library crate under `services/`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use pinas_core::config::{Config, Mode};
+
+mod run;
+
+#[derive(Parser)]
+#[command(
+    name = "pinas",
+    version,
+    about = "PiNAS appliance services",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every role in one process with state in a local folder (development).
+    Dev {
+        /// State folder (database, config.toml, Samba files, mounts).
+        #[arg(long, default_value = ".pinas-dev")]
+        state: PathBuf,
+    },
+    /// Run the web role: HTTP(S) API and UI (pinas-web.service).
+    Web,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let mode = match &cli.command {
+        Command::Dev { state } => Mode::Dev {
+            state_dir: absolute(state),
+        },
+        _ => Mode::Device,
+    };
+    let config = match Config::load(&mode) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pinas: configuration error: {e}");
+            return std::process::ExitCode::from(78); // EX_CONFIG
+        }
+    };
+    init_logging(&config);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Dev { .. } => run::dev(config).await,
+            Command::Web => run::web(config).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pinas: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let file = config.log.path.as_ref().and_then(|p| {
+        if let Some(d) = p.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .with_context(|| format!("cannot open log file {}", p.display()))
+            .map_err(|e| eprintln!("pinas: {e:#}"))
+            .ok()
+    });
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt::layer().with_writer(std::io::stderr));
+    match file {
+        Some(f) => registry
+            .with(
+                fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(f)),
+            )
+            .init(),
+        None => registry.init(),
+    }
+}
