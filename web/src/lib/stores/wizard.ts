@@ -48,7 +48,9 @@ export function loadWizard(storage: Storage = localStorage): WizardState | null 
 
 export function saveWizard(s: WizardState, storage: Storage = localStorage) {
 	try {
-		storage.setItem(KEY, JSON.stringify(s));
+		// only the known fields: nothing secret can slip into storage
+		const { step, username, hostname, timezone, roles, applied, disk } = s;
+		storage.setItem(KEY, JSON.stringify({ step, username, hostname, timezone, roles, applied, disk }));
 	} catch {
 		// private mode or full storage: the wizard still works, it just won't resume
 	}

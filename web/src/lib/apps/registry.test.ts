@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { APPS, availableApps, search } from './registry';
+import { describe as describeEvent } from './events';
+
+describe('app registry', () => {
+	it('shows apps by role and by user kind', () => {
+		const ids = (a: { id: string }[]) => a.map((x) => x.id);
+		expect(ids(availableApps(['nas'], true))).toEqual(['storage', 'shares', 'users', 'system', 'events']);
+		expect(ids(availableApps(['companion'], true))).toEqual(['shares', 'users', 'system', 'events']);
+		expect(ids(availableApps(['nas'], false))).toEqual(['system', 'events']);
+		expect(ids(availableApps(null, true))).toHaveLength(APPS.length);
+	});
+
+	it('searches titles first, then keywords and settings', () => {
+		const hits = search(APPS, 'sha');
+		expect(hits[0]).toMatchObject({ label: 'Shares', setting: null });
+		expect(search(APPS, 'format')[0]).toMatchObject({ label: 'Format a disk', app: { id: 'storage' } });
+		expect(search(APPS, 'samba')[0].app.id).toBe('shares');
+		expect(search(APPS, 'REBOOT')[0].label).toBe('Reboot');
+		expect(search(APPS, '   ')).toEqual([]);
+		expect(search(APPS, 'zzzz')).toEqual([]);
+	});
+
+	it('describes events in words', () => {
+		expect(describeEvent({ type: 'storage.disk.added', ts: 0, data: { name: 'sdb', size_bytes: 1024 ** 3 } })).toBe('Disk sdb connected (1.0 GB)');
+		expect(describeEvent({ type: 'task.progress', ts: 0, data: { label: 'Formatting', percent: 50.4, done: false } })).toBe('Formatting: 50%');
+		expect(describeEvent({ type: 'dns.blocklist.updated', ts: 0, data: {} })).toBe('dns blocklist updated');
+	});
+});
