@@ -1,0 +1,353 @@
+//! Block devices: what is attached, from sysfs and the udev database (never lsblk text).
+//!
+//! A disk is a block device of devtype `disk`; its partitions are the `partition` devices
+//! whose parent it is. Filesystem type, label and UUID come from udev's blkid probe
+//! (`ID_FS_*` properties), so a device udev has not processed yet shows no filesystem
+//! until `udevadm trigger`/`settle` (or hotplug) has run. RAM disks, zram and empty loop
+//! devices are skipped; loop devices with a backing file are listed (tests use them).
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use udev::{Device, Enumerator};
+use utoipa::ToSchema;
+
+use crate::error::StorageError;
+use crate::mountinfo::{self, MountEntry};
+
+/// A filesystem found on a disk or partition.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Filesystem {
+    /// blkid's type name: `ext4`, `btrfs`, `xfs`, `exfat`, `vfat`, `ntfs`, ...
+    pub fs_type: String,
+    /// Volume label, empty when none.
+    pub label: String,
+    /// Filesystem UUID as blkid prints it (the key for mount and unmount).
+    pub uuid: String,
+    /// Where it is mounted (the PiNAS mount point first), or null.
+    pub mount_point: Option<String>,
+    /// Used space in bytes, when mounted.
+    pub used_bytes: Option<u64>,
+    /// Space available to unprivileged users in bytes, when mounted.
+    pub free_bytes: Option<u64>,
+}
+
+/// A partition of a disk.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Partition {
+    /// Kernel name, e.g. `sda1`.
+    pub name: String,
+    /// Device node, e.g. `/dev/sda1`.
+    pub path: String,
+    pub size_bytes: u64,
+    pub filesystem: Option<Filesystem>,
+}
+
+/// A disk: a whole block device.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Disk {
+    /// Kernel name, e.g. `sda`, `mmcblk0`, `loop3`.
+    pub name: String,
+    /// Device node, e.g. `/dev/sda`.
+    pub path: String,
+    /// Model as the device reports it, empty when unknown.
+    pub model: String,
+    /// Serial number, empty when unknown.
+    pub serial: String,
+    pub size_bytes: u64,
+    /// How it is attached: `usb`, `ata`, `nvme`, `mmc`, `virtio`, `loop`, `scsi` or `unknown`.
+    pub transport: String,
+    /// True for spinning disks.
+    pub rotational: bool,
+    /// True for removable media (SD cards in readers, some USB sticks).
+    pub removable: bool,
+    /// True when it holds the running system (root, boot, /storage, swap): never formatted.
+    pub system: bool,
+    /// A filesystem on the whole disk (no partition table), or null.
+    pub filesystem: Option<Filesystem>,
+    pub partitions: Vec<Partition>,
+    /// Mounted anywhere (the disk or a partition).
+    #[serde(skip)]
+    pub(crate) mounted: bool,
+    /// Held by another block device (device-mapper, md RAID).
+    #[serde(skip)]
+    pub(crate) held: bool,
+}
+
+impl Disk {
+    /// The disk's and partitions' device paths.
+    pub fn device_paths(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.path.as_str()).chain(self.partitions.iter().map(|p| p.path.as_str()))
+    }
+}
+
+fn os(s: Option<&OsStr>) -> Option<String> {
+    s.map(|v| v.to_string_lossy().trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn sysfs_text(dev: &Device, rel: &str) -> Option<String> {
+    std::fs::read_to_string(dev.syspath().join(rel))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn size_bytes(dev: &Device) -> u64 {
+    // sysfs `size` is always in 512-byte sectors, whatever the logical block size.
+    sysfs_text(dev, "size")
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 512
+}
+
+fn devnum(dev: &Device) -> Option<(u32, u32)> {
+    let n = dev.devnum()?;
+    Some((
+        nix::sys::stat::major(n) as u32,
+        nix::sys::stat::minor(n) as u32,
+    ))
+}
+
+fn devnode(dev: &Device) -> String {
+    dev.devnode()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| format!("/dev/{}", dev.sysname().to_string_lossy()))
+}
+
+/// Mounts of `dev` (by device number, or by mount source for btrfs and FUSE).
+fn mounts_of<'a>(dev: &Device, mounts: &'a [MountEntry]) -> Vec<&'a MountEntry> {
+    let num = devnum(dev);
+    let node = devnode(dev);
+    mounts
+        .iter()
+        .filter(|m| {
+            num == Some((m.major, m.minor))
+                || m.source == node
+                || (m.source.starts_with("/dev/")
+                    && std::fs::canonicalize(&m.source).is_ok_and(|p| p == Path::new(&node)))
+        })
+        .collect()
+}
+
+fn filesystem(dev: &Device, mounts: &[MountEntry], disks_dir: &Path) -> Option<Filesystem> {
+    let fs_type = os(dev.property_value("ID_FS_TYPE"))?;
+    if os(dev.property_value("ID_FS_USAGE")).as_deref() != Some("filesystem") {
+        return None;
+    }
+    let mut mine = mounts_of(dev, mounts);
+    mine.sort_by_key(|m| {
+        (
+            !m.mount_point.starts_with(disks_dir),
+            m.root != Path::new("/"),
+        )
+    });
+    let mount_point = mine.first().map(|m| m.mount_point.clone());
+    let (used_bytes, free_bytes) = match mount_point.as_deref().map(space) {
+        Some(Some((u, f))) => (Some(u), Some(f)),
+        _ => (None, None),
+    };
+    Some(Filesystem {
+        fs_type,
+        label: os(dev.property_value("ID_FS_LABEL")).unwrap_or_default(),
+        uuid: os(dev.property_value("ID_FS_UUID")).unwrap_or_default(),
+        mount_point: mount_point.map(|p| p.display().to_string()),
+        used_bytes,
+        free_bytes,
+    })
+}
+
+/// `(used, available)` bytes of the filesystem mounted at `mp`.
+pub fn space(mp: &Path) -> Option<(u64, u64)> {
+    let s = nix::sys::statvfs::statvfs(mp).ok()?;
+    let frsize = s.fragment_size() as u64;
+    let used = (s.blocks() as u64).saturating_sub(s.blocks_free() as u64) * frsize;
+    Some((used, s.blocks_available() as u64 * frsize))
+}
+
+fn swaps() -> HashSet<String> {
+    std::fs::read_to_string("/proc/swaps")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+fn skipped(dev: &Device) -> bool {
+    let name = dev.sysname().to_string_lossy();
+    if name.starts_with("ram") || name.starts_with("zram") {
+        return true;
+    }
+    if name.starts_with("loop") && sysfs_text(dev, "loop/backing_file").is_none() {
+        return true;
+    }
+    size_bytes(dev) == 0
+}
+
+fn transport(dev: &Device, name: &str) -> String {
+    let by_name = [
+        ("nvme", "nvme"),
+        ("mmcblk", "mmc"),
+        ("loop", "loop"),
+        ("vd", "virtio"),
+    ];
+    for (prefix, t) in by_name {
+        if name.starts_with(prefix) {
+            return t.into();
+        }
+    }
+    os(dev.property_value("ID_BUS")).unwrap_or_else(|| "unknown".into())
+}
+
+fn model(dev: &Device, name: &str) -> String {
+    if name.starts_with("loop") {
+        return sysfs_text(dev, "loop/backing_file")
+            .map(|f| format!("Loop device ({f})"))
+            .unwrap_or_else(|| "Loop device".into());
+    }
+    sysfs_text(dev, "device/model")
+        .or_else(|| sysfs_text(dev, "device/name"))
+        .or_else(|| os(dev.property_value("ID_MODEL")).map(|m| m.replace('_', " ")))
+        .unwrap_or_default()
+}
+
+fn serial(dev: &Device) -> String {
+    os(dev.property_value("ID_SERIAL_SHORT"))
+        .or_else(|| sysfs_text(dev, "device/serial"))
+        .unwrap_or_default()
+}
+
+fn has_holders(dev: &Device) -> bool {
+    std::fs::read_dir(dev.syspath().join("holders"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+}
+
+fn scan_block() -> Result<Vec<Device>, StorageError> {
+    let err =
+        |e: std::io::Error| StorageError::Failed(format!("cannot read the udev database: {e}"));
+    let mut en = Enumerator::new().map_err(err)?;
+    en.match_subsystem("block").map_err(err)?;
+    Ok(en.scan_devices().map_err(err)?.collect())
+}
+
+/// Lists the attached disks with their partitions and filesystems, sorted by name.
+///
+/// `disks_dir` is where PiNAS mounts data filesystems: mounts elsewhere make a disk a
+/// system disk.
+///
+/// # Errors
+/// [`StorageError::Failed`] when the udev database cannot be read.
+pub fn list_disks(disks_dir: &Path) -> Result<Vec<Disk>, StorageError> {
+    let mounts = mountinfo::read().unwrap_or_default();
+    let swaps = swaps();
+    let devices = scan_block()?;
+    let is = |d: &Device, t: &str| d.devtype() == Some(OsStr::new(t));
+    let mut disks = Vec::new();
+    for d in devices.iter().filter(|d| is(d, "disk") && !skipped(d)) {
+        let name = d.sysname().to_string_lossy().into_owned();
+        let parts: Vec<&Device> = devices
+            .iter()
+            .filter(|p| is(p, "partition"))
+            .filter(|p| p.parent().is_some_and(|pp| pp.syspath() == d.syspath()))
+            .collect();
+        let all: Vec<&Device> = std::iter::once(d).chain(parts.iter().copied()).collect();
+        let all_mounts: Vec<&MountEntry> = all.iter().flat_map(|x| mounts_of(x, &mounts)).collect();
+        let system = all_mounts
+            .iter()
+            .any(|m| !m.mount_point.starts_with(disks_dir))
+            || all.iter().any(|x| swaps.contains(&devnode(x)));
+        let mut partitions: Vec<Partition> = parts
+            .iter()
+            .map(|p| Partition {
+                name: p.sysname().to_string_lossy().into_owned(),
+                path: devnode(p),
+                size_bytes: size_bytes(p),
+                filesystem: filesystem(p, &mounts, disks_dir),
+            })
+            .collect();
+        partitions.sort_by(|a, b| natural_key(&a.name).cmp(&natural_key(&b.name)));
+        disks.push(Disk {
+            path: devnode(d),
+            model: model(d, &name),
+            serial: serial(d),
+            size_bytes: size_bytes(d),
+            transport: transport(d, &name),
+            rotational: sysfs_text(d, "queue/rotational").as_deref() == Some("1"),
+            removable: sysfs_text(d, "removable").as_deref() == Some("1"),
+            system,
+            filesystem: filesystem(d, &mounts, disks_dir),
+            partitions,
+            mounted: !all_mounts.is_empty(),
+            held: all.iter().any(|x| has_holders(x)),
+            name,
+        });
+    }
+    disks.sort_by(|a, b| natural_key(&a.name).cmp(&natural_key(&b.name)));
+    Ok(disks)
+}
+
+/// Sorts `sda2` before `sda10`.
+fn natural_key(s: &str) -> (String, u64) {
+    let digits = s.len() - s.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (a, b) = s.split_at(s.len() - digits);
+    (a.to_string(), b.parse().unwrap_or(0))
+}
+
+/// A filesystem found by its UUID.
+#[derive(Debug, Clone)]
+pub struct FoundFs {
+    /// Device node carrying it.
+    pub device: PathBuf,
+    pub fs_type: String,
+    pub label: String,
+    pub uuid: String,
+}
+
+/// Finds the block device with filesystem `uuid` (compared case-insensitively).
+///
+/// # Errors
+/// [`StorageError::Failed`] when the udev database cannot be read.
+pub fn find_by_uuid(uuid: &str) -> Result<Option<FoundFs>, StorageError> {
+    for d in scan_block()? {
+        let Some(u) = os(d.property_value("ID_FS_UUID")) else {
+            continue;
+        };
+        if u.eq_ignore_ascii_case(uuid)
+            && os(d.property_value("ID_FS_USAGE")).as_deref() == Some("filesystem")
+        {
+            return Ok(Some(FoundFs {
+                device: PathBuf::from(devnode(&d)),
+                fs_type: os(d.property_value("ID_FS_TYPE")).unwrap_or_default(),
+                label: os(d.property_value("ID_FS_LABEL")).unwrap_or_default(),
+                uuid: u,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["sda10", "sda2", "sda", "mmcblk0p1"];
+        v.sort_by_key(|s| natural_key(s));
+        assert_eq!(v, ["mmcblk0p1", "sda", "sda2", "sda10"]);
+    }
+
+    #[test]
+    fn lists_this_machine_without_error() {
+        // Every machine has a root filesystem on some block device or none (containers);
+        // either way listing must work and never include RAM disks.
+        let disks = list_disks(Path::new("/nonexistent")).unwrap();
+        assert!(disks
+            .iter()
+            .all(|d| !d.name.starts_with("ram") && !d.name.starts_with("zram")));
+    }
+}
