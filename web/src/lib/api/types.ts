@@ -1,48 +1,53 @@
 /**
  * Shapes of the PiNAS HTTP API as the UI uses them.
  *
- * Once `src/lib/api/schema.d.ts` is generated from the server's
- * `/api/openapi.json` (`npm run gen:api`), these aliases point into it, so a
- * change in the server breaks `npm run check` instead of the running UI.
+ * `schema.d.ts` is generated from the server's `/api/openapi.json`
+ * (`npm run gen:api`; `tests/ui/run` regenerates it from the freshly built
+ * server and type-checks the UI against it). Every shape the server documents
+ * is taken from there, so a change in the server breaks `npm run check`
+ * instead of the running UI. The hand-written shapes below are used only for
+ * endpoints the server does not document yet; `FromServer` switches to the
+ * generated one as soon as it exists.
  */
+import type { components } from './schema';
 
-export type Role = 'admin' | 'user';
+type Schemas = components['schemas'];
+/** The server's schema `K` when the OpenAPI document has one, else `Fallback`. */
+type FromServer<K extends string, Fallback> = K extends keyof Schemas ? Schemas[K] : Fallback;
+
+export type Role = FromServer<'Role', 'admin' | 'user'>;
 export type SystemRole = 'nas' | 'companion';
 
-export interface User {
-	name: string;
-	role: Role;
-}
+export type User = FromServer<'Account', { name: string; role: Role }>;
+export type Session = FromServer<'SessionInfo', { user: User; csrf_token: string }>;
+export type SetupStatus = FromServer<'SetupStatus', { done: boolean }>;
+export type SetupRequest = FromServer<
+	'SetupRequest',
+	{ admin: { username: string; password: string }; hostname: string; timezone: string; roles: SystemRole[] }
+>;
+export type Memory = FromServer<'Memory', { total_bytes: number; used_bytes: number; available_bytes: number }>;
+export type NetworkCounters = FromServer<'InterfaceCounters', { name: string; rx_bytes: number; tx_bytes: number }>;
+export type SystemInfo = FromServer<'SystemInfo', SystemInfoFallback>;
+export type Service = FromServer<'ServiceStatus', ServiceFallback>;
+/** One event from `/api/events` or the `/api/ws` stream (`ts` in Unix milliseconds). */
+export type PinasEvent = Omit<FromServer<'Event', { type: string; ts: number; data: unknown }>, 'data'> & {
+	// payloads differ per event type; the UI reads them defensively
+	data: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+};
+export type Disk = FromServer<'Disk', DiskFallback>;
+export type Partition = FromServer<'Partition', PartitionFallback>;
+export type Filesystem = FromServer<'Filesystem', FilesystemFallback>;
+export type FolderListing = FromServer<'FolderListing', FolderListingFallback>;
+export type Share = FromServer<'Share', ShareFallback>;
+export type ShareInput = Omit<Share, 'id'>;
+export type UserAccount = FromServer<'UserAccount', UserAccountFallback>;
+export type NewUser = UserAccount & { password: string };
+export type Group = FromServer<'Group', GroupFallback>;
+export type TaskProgress = FromServer<'TaskProgress', TaskProgressFallback>;
+export type Notification = FromServer<'Notification', NotificationFallback>;
 
-export interface Session {
-	user: User;
-	csrf_token: string;
-}
-
-export interface SetupStatus {
-	done: boolean;
-}
-
-export interface SetupRequest {
-	admin: { username: string; password: string };
-	hostname: string;
-	timezone: string;
-	roles: SystemRole[];
-}
-
-export interface Memory {
-	total_bytes: number;
-	used_bytes: number;
-	available_bytes: number;
-}
-
-export interface NetworkCounters {
-	name: string;
-	rx_bytes: number;
-	tx_bytes: number;
-}
-
-export interface SystemInfo {
+// ---- shapes of endpoints not yet in the OpenAPI document ----
+interface SystemInfoFallback {
 	version: string;
 	hostname: string;
 	board_model: string;
@@ -56,13 +61,13 @@ export interface SystemInfo {
 	roles: SystemRole[];
 }
 
-export interface Service {
+interface ServiceFallback {
 	name: string;
 	state: 'running' | 'stopped' | 'unavailable';
 	detail: string;
 }
 
-export interface Filesystem {
+interface FilesystemFallback {
 	fs_type: string;
 	label: string;
 	uuid: string;
@@ -71,14 +76,14 @@ export interface Filesystem {
 	free_bytes: number | null;
 }
 
-export interface Partition {
+interface PartitionFallback {
 	name: string;
 	path: string;
 	size_bytes: number;
 	filesystem: Filesystem | null;
 }
 
-export interface Disk {
+interface DiskFallback {
 	name: string;
 	path: string;
 	model: string;
@@ -92,12 +97,12 @@ export interface Disk {
 	partitions: Partition[];
 }
 
-export interface FolderListing {
+interface FolderListingFallback {
 	path: string | null;
 	entries: { name: string; path: string }[];
 }
 
-export interface Share {
+interface ShareFallback {
 	id: string;
 	name: string;
 	path: string;
@@ -110,25 +115,19 @@ export interface Share {
 	nfs_clients: string[];
 }
 
-export type ShareInput = Omit<Share, 'id'>;
-
-export interface UserAccount {
+interface UserAccountFallback {
 	name: string;
 	role: Role;
 	groups: string[];
 }
 
-export interface NewUser extends UserAccount {
-	password: string;
-}
-
-export interface Group {
+interface GroupFallback {
 	name: string;
 	description: string;
 	members: string[];
 }
 
-export interface TaskProgress {
+interface TaskProgressFallback {
 	task_id: string;
 	label: string;
 	percent: number;
@@ -136,16 +135,9 @@ export interface TaskProgress {
 	error: string | null;
 }
 
-export interface Notification {
+interface NotificationFallback {
 	level: 'info' | 'warning' | 'error' | 'success';
 	title: string;
 	message: string;
 }
 
-/** One event from `/api/events` or the `/api/ws` stream. */
-export interface PinasEvent {
-	type: string;
-	/** RFC 3339 timestamp, or seconds since the epoch. */
-	ts: string | number;
-	data: any;
-}

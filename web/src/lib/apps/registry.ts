@@ -9,6 +9,8 @@ import type { SystemRole } from '$lib/api';
 export interface AppDef {
 	id: string;
 	title: string;
+	/** Label under the dock icon. */
+	short: string;
 	icon: string;
 	/** Shown only when the box runs one of these roles (none = always). */
 	roles?: SystemRole[];
@@ -25,6 +27,7 @@ export const APPS: AppDef[] = [
 	{
 		id: 'storage',
 		title: 'Storage Manager',
+		short: 'Storage',
 		icon: 'storage',
 		roles: ['nas'],
 		adminOnly: true,
@@ -36,6 +39,7 @@ export const APPS: AppDef[] = [
 	{
 		id: 'shares',
 		title: 'Shares',
+		short: 'Shares',
 		icon: 'shares',
 		roles: ['nas', 'companion'],
 		adminOnly: true,
@@ -47,6 +51,7 @@ export const APPS: AppDef[] = [
 	{
 		id: 'users',
 		title: 'Users & Groups',
+		short: 'Users',
 		icon: 'users',
 		adminOnly: true,
 		size: { w: 760, h: 540 },
@@ -57,6 +62,7 @@ export const APPS: AppDef[] = [
 	{
 		id: 'system',
 		title: 'System',
+		short: 'System',
 		icon: 'system',
 		size: { w: 720, h: 560 },
 		keywords: ['info', 'services', 'hardware', 'temperature', 'kernel', 'version'],
@@ -66,6 +72,7 @@ export const APPS: AppDef[] = [
 	{
 		id: 'events',
 		title: 'Event Log',
+		short: 'Events',
 		icon: 'events',
 		size: { w: 760, h: 520 },
 		keywords: ['log', 'history', 'activity', 'journal'],
@@ -79,7 +86,7 @@ export function appById(id: string) {
 }
 
 /** The apps this user may open on a box with these roles. */
-export function availableApps(roles: SystemRole[] | null, isAdmin: boolean) {
+export function availableApps(roles: readonly string[] | null, isAdmin: boolean) {
 	return APPS.filter(
 		(a) => (!a.adminOnly || isAdmin) && (!a.roles || !roles || a.roles.some((r) => roles.includes(r)))
 	);

@@ -1,0 +1,123 @@
+// Starts `pinas dev` on a free port with a fresh state folder, and the system
+// Chromium through playwright-core. Shared by every browser test.
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const ARTIFACTS = join(ROOT, 'tests/ui/artifacts');
+export const SHOTS = join(ROOT, 'docs/images');
+export const PINAS = process.env.PINAS_BIN ?? join(ROOT, 'target/debug/pinas');
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+	'--no-sandbox',
+	'--disable-gpu',
+	'--disable-quic',
+	'--no-first-run',
+	'--disable-background-networking',
+	'--disable-component-update',
+	'--disable-sync',
+	'--disable-dev-shm-usage'
+];
+
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+function freePort() {
+	return new Promise((resolvePort, reject) => {
+		const srv = createServer();
+		srv.unref();
+		srv.on('error', reject);
+		srv.listen(0, '127.0.0.1', () => {
+			const { port } = srv.address();
+			srv.close(() => resolvePort(port));
+		});
+	});
+}
+
+async function waitFor(fn, timeoutMs, what) {
+	const end = Date.now() + timeoutMs;
+	let last;
+	while (Date.now() < end) {
+		try {
+			if (await fn()) return;
+		} catch (e) {
+			last = e;
+		}
+		await new Promise((r) => setTimeout(r, 100));
+	}
+	throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+/**
+ * Runs `pinas dev --state <fresh dir>` serving web/build.
+ * Returns { url, state, log, stop(), api(path) }.
+ */
+export async function startPinas(name = 'pinas') {
+	if (!existsSync(PINAS)) throw new Error(`${PINAS} is missing: run cargo build -p pinas`);
+	if (!existsSync(join(ROOT, 'web/build/index.html'))) throw new Error('web/build is missing: run npm run build in web/');
+	await mkdir(ARTIFACTS, { recursive: true });
+	const state = await mkdtemp(join(tmpdir(), 'pinas-ui-'));
+	const port = await freePort();
+	const url = `http://127.0.0.1:${port}`;
+	const log = join(ARTIFACTS, `${name}.log`);
+	const out = createWriteStream(log);
+	const proc = spawn(PINAS, ['dev', '--state', state], {
+		cwd: ROOT,
+		env: {
+			...process.env,
+			PINAS_BIND_ADDRESS: `127.0.0.1:${port}`,
+			PINAS_WEB_DIR: join(ROOT, 'web/build'),
+			PINAS_LOG_LEVEL: process.env.PINAS_LOG_LEVEL ?? 'info'
+		},
+		stdio: ['ignore', 'pipe', 'pipe']
+	});
+	proc.stdout.pipe(out);
+	proc.stderr.pipe(out);
+	let exited = null;
+	proc.on('exit', (code) => (exited = code));
+	await waitFor(
+		async () => {
+			if (exited !== null) throw new Error(`pinas dev exited with ${exited}; see ${log}`);
+			const r = await fetch(`${url}/api/system/health`);
+			return r.ok;
+		},
+		30000,
+		'pinas dev to answer'
+	);
+	const openapi = await (await fetch(`${url}/api/openapi.json`)).json();
+	return {
+		url,
+		state,
+		log,
+		proc,
+		openapi,
+		/** Whether the server documents this path (for features that land later). */
+		has(path, method = 'get') {
+			return !!openapi.paths?.[path]?.[method];
+		},
+		logText() {
+			return readFileSync(log, 'utf8');
+		},
+		async stop() {
+			if (exited === null) {
+				proc.kill('SIGTERM');
+				await waitFor(async () => exited !== null, 10000, 'pinas dev to stop').catch(() => proc.kill('SIGKILL'));
+			}
+			await rm(state, { recursive: true, force: true }).catch(() => {});
+		}
+	};
+}
+
+/** Headless system Chromium; Playwright gives it a fresh temporary profile. */
+export async function launchBrowser() {
+	if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
+	return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+export { waitFor };
