@@ -31,6 +31,8 @@ enum Command {
     },
     /// Run the web role: HTTP(S) API and UI (pinas-web.service).
     Web,
+    /// Serial console menu: status, admin password reset, network, reboot, factory reset.
+    Console,
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,6 +60,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Dev { .. } => run::dev(config).await,
             Command::Web => run::web(config).await,
+            Command::Console => pinas_console::run(&config).map_err(Into::into),
         }
     });
     match result {
