@@ -1,0 +1,181 @@
+//! PiNAS DNS role: the home-network DNS server (`pinas dns`).
+//!
+//! It owns port 53 (UDP and TCP) on the box: local records (A, AAAA, CNAME, PTR,
+//! wildcards), conditional forwarding of local domains to the router, the DNS switch
+//! record (`nas.home` follows the NAS while it is awake and the companion while it
+//! sleeps), blocklists in hosts, domain, wildcard and adblock syntax with an allowlist and
+//! a denylist, a TTL-honouring cache, forwarding to upstreams with failover, and a query
+//! log with statistics, Prometheus metrics and a Pi-hole compatible summary. Its control
+//! API is served on the role socket and proxied by the web role as `/api/dns/...`.
+//!
+//! It does not own the web UI, authentication, or DHCP: the router keeps handing out
+//! addresses and is told (by the user) to announce PiNAS as the DNS server.
+//!
+//! The server is hickory-server with this crate's own [`handler::Handler`]; decisions that
+//! run on every query read lock-free snapshots ([`state::DnsState`]).
+
+pub mod api;
+pub mod blocklists;
+pub mod cache;
+pub mod config;
+pub mod domains;
+pub mod handler;
+pub mod lists;
+pub mod metrics;
+pub mod querylog;
+pub mod state;
+pub mod upstream;
+pub mod zone;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_server::Server;
+use pinas_core::{Context, Error};
+
+pub use api::ApiDoc;
+pub use config::DnsConfig;
+pub use state::DnsState;
+
+/// How long an idle TCP client may keep its connection (RFC 7766 section 6.2.3 suggests
+/// seconds, not minutes).
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// Binds UDP and TCP on `addr`. For port 0, UDP picks the port and TCP takes the same.
+///
+/// # Errors
+/// [`Error`] naming the address when either bind fails (port in use, no permission).
+pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener), Error> {
+    let fail = |proto: &str, e: std::io::Error| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        } else {
+            ""
+        };
+        Error::unavailable("dns_bind_failed", format!("cannot listen on {proto} {addr}: {e}{hint}"))
+    };
+    let udp = tokio::net::UdpSocket::bind(addr).await.map_err(|e| fail("UDP", e))?;
+    let bound = udp.local_addr().map_err(|e| fail("UDP", e))?;
+    let tcp = tokio::net::TcpListener::bind(bound).await.map_err(|e| fail("TCP", e))?;
+    Ok((udp, tcp))
+}
+
+/// The parts of a started DNS server, for callers that embed it (tests, `pinas dev`).
+pub struct Running {
+    pub state: Arc<DnsState>,
+    /// The address UDP and TCP listen on (useful with port 0).
+    pub addr: SocketAddr,
+    server: Server<handler::Handler>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops answering and stops the background tasks.
+    pub async fn stop(mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.server.shutdown_gracefully().await;
+    }
+}
+
+/// Starts the DNS server on `listen` with `cfg`: loads records, rules, the switch and the
+/// local copies of the blocklists, then answers on UDP and TCP, and starts the query-log
+/// writer, upstream health checks and the blocklist schedule.
+///
+/// # Errors
+/// [`Error`] when the configuration is invalid, the database cannot be read, or the
+/// address cannot be bound.
+pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<Running, Error> {
+    let (log_tx, log_rx) = if cfg.query_log {
+        let (tx, rx) = tokio::sync::mpsc::channel(querylog::CHANNEL_CAPACITY);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let state = DnsState::new(cfg, ctx.db.clone(), ctx.events.clone(), ctx.paths.state_dir.clone(), log_tx)?;
+    {
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || blocklists::rebuild(&st))
+            .await
+            .map_err(|e| Error::internal(format!("loading blocklists failed: {e}")))??;
+    }
+    let (udp, tcp) = bind(listen).await?;
+    let addr = udp.local_addr().map_err(|e| Error::internal(e.to_string()))?;
+    let mut server = Server::new(handler::Handler { state: state.clone() });
+    server.register_socket(udp);
+    server.register_listener(tcp, TCP_IDLE, 64);
+    tracing::info!(%addr, "DNS listening on UDP and TCP");
+
+    let mut tasks = Vec::new();
+    if let Some(rx) = log_rx {
+        tasks.push(tokio::spawn(querylog::writer(state.db.clone(), rx)));
+        let st = state.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let (db, days, max) = (st.db.clone(), st.cfg.query_log_retention_days, st.cfg.query_log_max_rows);
+                let r = tokio::task::spawn_blocking(move || querylog::prune(&db, days, max, pinas_core::events::now_ms())).await;
+                if let Ok(Err(e)) = r {
+                    tracing::warn!(error = %e, "cannot prune the DNS query log");
+                }
+                tokio::time::sleep(Duration::from_secs(600)).await;
+            }
+        }));
+    }
+    {
+        let st = state.clone();
+        let every = Duration::from_secs(st.cfg.health_check_interval_secs.max(1));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                st.forwarder.check_health().await;
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(blocklists::schedule(state.clone())));
+    Ok(Running { state, addr, server, tasks })
+}
+
+/// Runs the DNS server (UDP+TCP on `dns.listen`) and the control API on
+/// `ctx.paths.role_socket("dns")` until `shutdown` resolves.
+///
+/// `dns.listen` defaults to `0.0.0.0:53` on the device and `127.0.0.1:5353` when
+/// `ctx.config.dev` is set.
+///
+/// # Errors
+/// [`Error`] when `[dns]` is invalid, the port or the socket cannot be bound, or the
+/// control socket fails.
+pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+    let cfg: DnsConfig = ctx
+        .config
+        .section("dns")
+        .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
+    cfg.validate(ctx.config.dev)
+        .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
+    let listen = cfg.listen_addr(ctx.config.dev).map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
+    let running = start(&ctx, cfg, listen).await?;
+    let socket = ctx.paths.role_socket("dns");
+    let router = api::router(running.state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let control = tokio::spawn({
+        let events = ctx.events.clone();
+        let socket = socket.clone();
+        async move {
+            pinas_core::role::serve_socket(&socket, router, events, async {
+                let _ = rx.await;
+            })
+            .await
+        }
+    });
+    tracing::info!(socket = %socket.display(), "DNS control API listening");
+    shutdown.await;
+    let _ = tx.send(());
+    running.stop().await;
+    match control.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::unavailable("dns_socket_failed", format!("control socket {}: {e}", socket.display()))),
+        Err(e) => Err(Error::internal(format!("control socket task failed: {e}"))),
+    }
+}

@@ -1,0 +1,89 @@
+//! Counters kept in memory for Prometheus (`GET /metrics`, text exposition format 0.0.4,
+//! <https://prometheus.io/docs/instrumenting/exposition_formats/>).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::querylog::Status;
+
+/// Upper bounds of the latency histogram buckets, microseconds.
+const BUCKETS_US: [u64; 8] = [100, 250, 1_000, 5_000, 20_000, 100_000, 500_000, 2_000_000];
+
+/// Process-wide DNS counters; every field is updated with relaxed atomics on the query path.
+#[derive(Default)]
+pub struct Metrics {
+    by_status: [AtomicU64; 5],
+    nxdomain: AtomicU64,
+    servfail: AtomicU64,
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+    log_dropped: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one answered query.
+    pub fn record(&self, status: Status, rcode: hickory_proto::op::ResponseCode, micros: u64) {
+        use hickory_proto::op::ResponseCode as R;
+        self.by_status[status as usize].fetch_add(1, Ordering::Relaxed);
+        match rcode {
+            R::NXDomain => {
+                self.nxdomain.fetch_add(1, Ordering::Relaxed);
+            }
+            R::ServFail => {
+                self.servfail.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        for (i, b) in BUCKETS_US.iter().enumerate() {
+            if micros <= *b {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        }
+        self.sum_us.fetch_add(micros, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a query-log entry dropped because the writer fell behind.
+    pub fn log_dropped(&self) {
+        self.log_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queries answered with `status` since start.
+    pub fn count(&self, status: Status) -> u64 {
+        self.by_status[status as usize].load(Ordering::Relaxed)
+    }
+
+    /// Renders the Prometheus text format; `gauges` are extra `(name, help, value)` lines.
+    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let mut s = String::with_capacity(2048);
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        s.push_str("# HELP pinas_dns_queries_total DNS queries answered, by how they were answered.\n");
+        s.push_str("# TYPE pinas_dns_queries_total counter\n");
+        for st in Status::ALL {
+            let _ = writeln!(s, "pinas_dns_queries_total{{status=\"{}\"}} {}", st.as_str(), l(&self.by_status[st as usize]));
+        }
+        s.push_str("# HELP pinas_dns_responses_total DNS responses with an error code.\n");
+        s.push_str("# TYPE pinas_dns_responses_total counter\n");
+        let _ = writeln!(s, "pinas_dns_responses_total{{rcode=\"NXDOMAIN\"}} {}", l(&self.nxdomain));
+        let _ = writeln!(s, "pinas_dns_responses_total{{rcode=\"SERVFAIL\"}} {}", l(&self.servfail));
+        s.push_str("# HELP pinas_dns_query_duration_seconds Time from request to response.\n");
+        s.push_str("# TYPE pinas_dns_query_duration_seconds histogram\n");
+        let mut cum = 0;
+        for (i, b) in BUCKETS_US.iter().enumerate() {
+            cum += l(&self.buckets[i]);
+            let _ = writeln!(s, "pinas_dns_query_duration_seconds_bucket{{le=\"{}\"}} {cum}", *b as f64 / 1e6);
+        }
+        let _ = writeln!(s, "pinas_dns_query_duration_seconds_bucket{{le=\"+Inf\"}} {}", l(&self.count));
+        let _ = writeln!(s, "pinas_dns_query_duration_seconds_sum {}", l(&self.sum_us) as f64 / 1e6);
+        let _ = writeln!(s, "pinas_dns_query_duration_seconds_count {}", l(&self.count));
+        s.push_str("# HELP pinas_dns_query_log_dropped_total Query-log entries dropped under load.\n");
+        s.push_str("# TYPE pinas_dns_query_log_dropped_total counter\n");
+        let _ = writeln!(s, "pinas_dns_query_log_dropped_total {}", l(&self.log_dropped));
+        for (name, help, v) in gauges {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        s
+    }
+}

@@ -1,0 +1,301 @@
+//! The live state of the DNS role: what the query path reads, and the operations the
+//! control API performs on it (records, forwarding rules, allow/deny rules, the switch).
+//!
+//! Everything the query path reads is an immutable snapshot behind an `ArcSwap`: a change
+//! builds a new snapshot from the database and swaps it in, so queries never take a lock
+//! and never see a half-applied change.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use pinas_core::db::Db;
+use pinas_core::events::now_ms;
+use pinas_core::{Error, EventBus};
+use rusqlite::OptionalExtension;
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{Cache, Limits};
+use crate::config::DnsConfig;
+use crate::domains::{DomainSet, DomainSetBuilder};
+use crate::metrics::Metrics;
+use crate::querylog::LogSender;
+use crate::upstream::{Forwarder, UpstreamAddr};
+use crate::zone::{self, ForwardRule, LocalType, LocalZone};
+use crate::lists;
+
+/// Where the switch record points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Nas,
+    Companion,
+}
+
+impl Target {
+    fn as_str(self) -> &'static str {
+        match self {
+            Target::Nas => "nas",
+            Target::Companion => "companion",
+        }
+    }
+}
+
+/// The switch: target, why, and since when.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SwitchState {
+    /// The name that follows the switch.
+    pub name: String,
+    pub target: Target,
+    pub reason: String,
+    /// Unix milliseconds of the last change (0: never changed).
+    pub changed_at_ms: i64,
+    /// What the name answers now.
+    #[schema(value_type = Vec<String>)]
+    pub addresses: Vec<IpAddr>,
+    pub ttl_secs: u32,
+}
+
+/// Shared state of a running DNS role.
+pub struct DnsState {
+    pub cfg: DnsConfig,
+    pub db: Db,
+    pub events: EventBus,
+    pub state_dir: std::path::PathBuf,
+    pub blocked: ArcSwap<DomainSet>,
+    pub allow: ArcSwap<DomainSet>,
+    pub deny: ArcSwap<DomainSet>,
+    pub zone: ArcSwap<LocalZone>,
+    pub switch: ArcSwap<SwitchState>,
+    /// Normalized switch name, compared on every query.
+    pub switch_name: String,
+    pub cache: Cache,
+    pub forwarder: Forwarder,
+    pub metrics: Metrics,
+    pub log: Option<LogSender>,
+    /// Serialises blocklist updates.
+    pub update_lock: tokio::sync::Mutex<()>,
+    /// This host's address, for switch targets without configured addresses.
+    pub own_ip: IpAddr,
+}
+
+/// The address this host uses to reach other hosts: the source address the kernel picks
+/// for a route to a private address. `connect` on UDP sends no packet.
+pub fn own_ip() -> IpAddr {
+    let guess = || -> std::io::Result<IpAddr> {
+        let s = UdpSocket::bind("0.0.0.0:0")?;
+        s.connect(SocketAddr::from((Ipv4Addr::new(192, 168, 0, 1), 53)))?;
+        Ok(s.local_addr()?.ip())
+    };
+    guess().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+fn internal(what: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |e| Error::internal(format!("{what}: {e}"))
+}
+
+impl DnsState {
+    /// Builds the state from `cfg` and the database: records, rules and the switch are
+    /// loaded; blocklists start empty and are loaded by [`crate::blocklists::rebuild`].
+    ///
+    /// # Errors
+    /// [`Error`] when the configuration is invalid or the database cannot be read.
+    pub fn new(cfg: DnsConfig, db: Db, events: EventBus, state_dir: std::path::PathBuf, log: Option<LogSender>) -> Result<Arc<Self>, Error> {
+        let upstreams = cfg
+            .upstream_addrs()
+            .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
+        let cache = Cache::new(Limits {
+            capacity: cfg.cache_size,
+            min_ttl_secs: cfg.cache_min_ttl_secs,
+            max_ttl_secs: cfg.cache_max_ttl_secs,
+            negative_ttl_secs: cfg.negative_ttl_secs,
+        });
+        let forwarder = Forwarder::new(&upstreams, Duration::from_millis(cfg.upstream_timeout_ms));
+        let switch_name = crate::domains::normalize(&cfg.switch.name)
+            .ok_or_else(|| Error::invalid("invalid_config", format!("dns.switch.name {:?} is not a domain name", cfg.switch.name)))?;
+        let own = own_ip();
+        let st = DnsState {
+            switch: ArcSwap::from_pointee(SwitchState {
+                name: switch_name.clone(),
+                target: Target::Nas,
+                reason: String::new(),
+                changed_at_ms: 0,
+                addresses: Vec::new(),
+                ttl_secs: cfg.switch.ttl_secs,
+            }),
+            switch_name,
+            cfg,
+            db,
+            events,
+            state_dir,
+            blocked: ArcSwap::from_pointee(DomainSet::default()),
+            allow: ArcSwap::from_pointee(DomainSet::default()),
+            deny: ArcSwap::from_pointee(DomainSet::default()),
+            zone: ArcSwap::from_pointee(LocalZone::default()),
+            cache,
+            forwarder,
+            metrics: Metrics::default(),
+            log,
+            update_lock: tokio::sync::Mutex::new(()),
+            own_ip: own,
+        };
+        st.reload_zone()?;
+        st.reload_rules()?;
+        st.load_switch()?;
+        Ok(Arc::new(st))
+    }
+
+    /// Directory of downloaded blocklists: `<state>/dns/lists`.
+    pub fn lists_dir(&self) -> std::path::PathBuf {
+        self.state_dir.join("dns").join("lists")
+    }
+
+    // ---- local records and forwarding rules ----
+
+    /// Rebuilds the local zone from `dns_records` and `dns_forwards`, and clears the cache
+    /// (a cached upstream answer must not hide a new local record).
+    ///
+    /// # Errors
+    /// [`Error`] on database errors.
+    pub fn reload_zone(&self) -> Result<(), Error> {
+        let conn = self.db.conn();
+        let mut st_rec = conn.prepare("SELECT name, type, value, ttl_secs FROM dns_records").map_err(internal("reading records"))?;
+        let mut recs = Vec::new();
+        let rows = st_rec
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)))
+            .map_err(internal("reading records"))?;
+        for row in rows {
+            let (name, t, value, ttl) = row.map_err(internal("reading records"))?;
+            let Some(t) = LocalType::parse(&t) else { continue };
+            match zone::validate(&name, t, &value) {
+                Ok((owner, data)) => recs.push((owner, data, ttl.clamp(0, u32::MAX as i64) as u32)),
+                Err((_, msg)) => tracing::warn!(%name, %msg, "skipping invalid local record"),
+            }
+        }
+        let mut st = conn.prepare("SELECT domain, server FROM dns_forwards").map_err(internal("reading forwards"))?;
+        let mut fwd = Vec::new();
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(internal("reading forwards"))?;
+        for row in rows {
+            let (domain, server) = row.map_err(internal("reading forwards"))?;
+            match server.parse::<UpstreamAddr>() {
+                Ok(server) => fwd.push(ForwardRule { domain: domain.to_ascii_lowercase(), server }),
+                Err(msg) => tracing::warn!(%domain, %msg, "skipping invalid forwarding rule"),
+            }
+        }
+        drop(st);
+        drop(st_rec);
+        drop(conn);
+        self.zone.store(Arc::new(LocalZone::new(recs, fwd)));
+        self.cache.clear();
+        Ok(())
+    }
+
+    // ---- allow and deny rules ----
+
+    /// Rebuilds the allowlist and denylist from `dns_rules`.
+    ///
+    /// # Errors
+    /// [`Error`] on database errors.
+    pub fn reload_rules(&self) -> Result<(), Error> {
+        let conn = self.db.conn();
+        let mut st = conn.prepare("SELECT kind, pattern FROM dns_rules").map_err(internal("reading rules"))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(internal("reading rules"))?;
+        let mut allow = DomainSetBuilder::default();
+        let mut deny = DomainSetBuilder::default();
+        for row in rows {
+            let (kind, pattern) = row.map_err(internal("reading rules"))?;
+            let Ok((name, how)) = lists::parse_pattern(&pattern) else { continue };
+            if kind == "allow" {
+                allow.insert(&name, how);
+            } else {
+                deny.insert(&name, how);
+            }
+        }
+        self.allow.store(Arc::new(allow.build()));
+        self.deny.store(Arc::new(deny.build()));
+        self.cache.clear();
+        Ok(())
+    }
+
+    // ---- the switch ----
+
+    fn addresses_for(&self, t: Target) -> Vec<IpAddr> {
+        let configured = match t {
+            Target::Nas => &self.cfg.switch.nas_addresses,
+            Target::Companion => &self.cfg.switch.companion_addresses,
+        };
+        if configured.is_empty() {
+            vec![self.own_ip]
+        } else {
+            configured.clone()
+        }
+    }
+
+    fn load_switch(&self) -> Result<(), Error> {
+        let row: Option<(String, String, i64)> = self
+            .db
+            .conn()
+            .query_row("SELECT target, reason, changed_at FROM dns_switch WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(internal("reading the switch"))?;
+        let (target, reason, at) = match row {
+            Some((t, r, at)) => (if t == "companion" { Target::Companion } else { Target::Nas }, r, at),
+            None => (Target::Nas, String::new(), 0),
+        };
+        self.switch.store(Arc::new(SwitchState {
+            name: self.switch_name.clone(),
+            target,
+            reason,
+            changed_at_ms: at,
+            addresses: self.addresses_for(target),
+            ttl_secs: self.cfg.switch.ttl_secs,
+        }));
+        Ok(())
+    }
+
+    /// Points the switch record at `target`, persists it, and emits `dns.switch.changed`
+    /// with `{target, previous, reason, addresses}`. Takes effect on the next query.
+    ///
+    /// # Errors
+    /// [`Error`] when the database cannot be written (the switch is then unchanged).
+    pub fn set_switch(&self, target: Target, reason: &str) -> Result<SwitchState, Error> {
+        let now = now_ms();
+        self.db
+            .conn()
+            .execute(
+                "INSERT INTO dns_switch (id, target, reason, changed_at) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET target = excluded.target, reason = excluded.reason, changed_at = excluded.changed_at",
+                rusqlite::params![target.as_str(), reason, now],
+            )
+            .map_err(internal("saving the switch"))?;
+        let previous = self.switch.load().target;
+        let new = SwitchState {
+            name: self.switch_name.clone(),
+            target,
+            reason: reason.to_string(),
+            changed_at_ms: now,
+            addresses: self.addresses_for(target),
+            ttl_secs: self.cfg.switch.ttl_secs,
+        };
+        self.switch.store(Arc::new(new.clone()));
+        tracing::info!(target = target.as_str(), previous = previous.as_str(), reason, "DNS switch changed");
+        self.events.emit(
+            "dns.switch.changed",
+            serde_json::json!({
+                "name": new.name,
+                "target": target,
+                "previous": previous,
+                "reason": reason,
+                "addresses": new.addresses,
+            }),
+        );
+        Ok(new)
+    }
+}
