@@ -31,6 +31,9 @@ enum Command {
     },
     /// Run the web role: HTTP(S) API and UI (pinas-web.service).
     Web,
+    /// Run the DNS role: DNS on dns.listen (UDP+TCP, default 0.0.0.0:53) with blocklists,
+    /// local records and the switch record (pinas-dns.service).
+    Dns,
     /// Serial console menu: status, admin password reset, network, reboot, factory reset.
     Console,
 }
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Dev { .. } => run::dev(config).await,
             Command::Web => run::web(config).await,
+            Command::Dns => run::dns(config).await,
             Command::Console => pinas_console::run(&config).map_err(Into::into),
         }
     });
@@ -78,7 +82,13 @@ fn absolute(p: &std::path::Path) -> PathBuf {
 
 fn init_logging(config: &Config) {
     use tracing_subscriber::{fmt, prelude::*, EnvFilter};
-    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // hickory-server logs every DNS request at info; keep it to warnings unless asked.
+    let level = if config.log.level.contains("hickory") {
+        config.log.level.clone()
+    } else {
+        format!("{},hickory_server=warn,hickory_proto=warn,hickory_net=warn", config.log.level)
+    };
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
     let file = config.log.path.as_ref().and_then(|p| {
         if let Some(d) = p.parent() {
             let _ = std::fs::create_dir_all(d);

@@ -46,6 +46,13 @@ pub async fn web(config: Config) -> anyhow::Result<()> {
     pinas_web::serve(app, listen, shutdown_signal()).await
 }
 
+/// `pinas dns`: the DNS role alone; it keeps answering while `pinas web` restarts.
+pub async fn dns(config: Config) -> anyhow::Result<()> {
+    let ctx = open_context(config)?;
+    pinas_dns::run(ctx, shutdown_signal()).await?;
+    Ok(())
+}
+
 /// `pinas dev`: every role in one process, state in one folder.
 pub async fn dev(config: Config) -> anyhow::Result<()> {
     let ctx = open_context(config)?;
