@@ -1,0 +1,227 @@
+//! Test harness: a pinas-dns server on a loopback port, dnsmasq upstreams on loopback,
+//! dig as the client, and the control router called in-process.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use pinas_core::config::{Config, Mode};
+use pinas_core::Context;
+use pinas_dns::{DnsConfig, Running};
+use tower::ServiceExt;
+
+/// True when `prog` is on PATH (or in /usr/sbin, where Debian puts dnsmasq).
+pub fn have(prog: &str) -> bool {
+    which(prog).is_some()
+}
+
+pub fn which(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| p.is_file());
+    found
+}
+
+/// Prints why a test is skipped; returns true when it must be.
+pub fn skip_without(progs: &[&str]) -> bool {
+    for p in progs {
+        if !have(p) {
+            eprintln!("SKIP: {p} is not installed (Debian: dnsutils for dig, dnsmasq-base for dnsmasq)");
+            return true;
+        }
+    }
+    false
+}
+
+/// A free loopback port for both UDP and TCP (best effort).
+pub fn free_port() -> u16 {
+    loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A dnsmasq process answering on 127.0.0.1:port with `--address`/`--host-record` lines.
+pub struct Dnsmasq {
+    pub port: u16,
+    child: Child,
+}
+
+impl Dnsmasq {
+    /// Starts dnsmasq with `args` (e.g. `--address=/up.test/10.9.9.9`); waits until it answers.
+    pub fn start(args: &[&str]) -> Dnsmasq {
+        let port = free_port();
+        let mut cmd = Command::new(which("dnsmasq").expect("dnsmasq"));
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--pid-file=",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--local-ttl=300",
+            &format!("--port={port}"),
+        ]);
+        if nix_is_root() {
+            cmd.arg("--user=root");
+        }
+        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+        let child = cmd.spawn().expect("start dnsmasq");
+        let d = Dnsmasq { port, child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return d;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        panic!("dnsmasq did not start on port {port}");
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A running pinas-dns with its context.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub ctx: Arc<Context>,
+    pub running: Option<Running>,
+    pub addr: SocketAddr,
+}
+
+pub fn context(dir: &Path) -> Arc<Context> {
+    let cfg = Config::defaults(&Mode::Dev { state_dir: dir.to_path_buf() });
+    Context::open(cfg).unwrap()
+}
+
+impl Server {
+    pub async fn start(cfg: DnsConfig) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, cfg).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, cfg: DnsConfig) -> Server {
+        let ctx = context(dir.path());
+        let running = pinas_dns::start(&ctx, cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = running.addr;
+        Server { dir, ctx, running: Some(running), addr }
+    }
+
+    pub fn state(&self) -> &Arc<pinas_dns::DnsState> {
+        &self.running.as_ref().unwrap().state
+    }
+
+    /// Calls the control API in-process; returns status and JSON body.
+    pub async fn api(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> (StatusCode, serde_json::Value) {
+        let router = pinas_dns::api::router(self.state().clone());
+        let mut req = Request::builder().method(method).uri(path);
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let resp = router.oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
+        let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, v)
+    }
+
+    /// Runs dig against this server; returns its whole output.
+    pub async fn dig(&self, args: &[&str]) -> String {
+        dig(self.addr, args).await
+    }
+
+    /// `dig +short name type`, answers as lines.
+    pub async fn short(&self, name: &str, qtype: &str) -> Vec<String> {
+        self.dig(&["+short", name, qtype]).await.lines().map(str::to_string).collect()
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+}
+
+/// Runs `dig @addr -p port +tries=1 +time=3 args...` on a blocking thread.
+pub async fn dig(addr: SocketAddr, args: &[&str]) -> String {
+    let mut a = vec![format!("@{}", addr.ip()), "-p".into(), addr.port().to_string(), "+tries=1".into(), "+time=3".into()];
+    a.extend(args.iter().map(|s| s.to_string()));
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("dig").args(&a).output().expect("run dig");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+    .await
+    .unwrap()
+}
+
+/// The status word of a full dig output (`NOERROR`, `NXDOMAIN`, ...).
+pub fn status_of(out: &str) -> String {
+    out.split("status: ").nth(1).and_then(|s| s.split(',').next()).unwrap_or("").to_string()
+}
+
+/// Answer-section lines of a full dig output, as (name, ttl, type, data).
+pub fn answers(out: &str) -> Vec<(String, u32, String, String)> {
+    let mut in_answer = false;
+    let mut v = Vec::new();
+    for line in out.lines() {
+        if line.starts_with(";; ANSWER SECTION") {
+            in_answer = true;
+            continue;
+        }
+        if in_answer {
+            if line.trim().is_empty() {
+                break;
+            }
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() >= 5 {
+                v.push((f[0].to_string(), f[1].parse().unwrap_or(0), f[3].to_string(), f[4..].join(" ")));
+            }
+        }
+    }
+    v
+}
+
+/// `../shared/data/blocklists` from the repository root, when present.
+pub fn shared_blocklists() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let p = root.join("../shared/data/blocklists");
+    if p.is_dir() {
+        Some(p.canonicalize().unwrap())
+    } else {
+        eprintln!("SKIP: ../shared/data/blocklists (relative to the repository root) is absent");
+        None
+    }
+}
