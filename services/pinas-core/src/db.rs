@@ -96,9 +96,8 @@ impl Db {
     pub fn setting(&self, key: &str) -> rusqlite::Result<Option<String>> {
         use rusqlite::OptionalExtension;
         self.conn()
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
             .optional()
     }
 

@@ -81,19 +81,18 @@ fn lookup_session(state: &AppState, token: &str) -> Result<Option<Session>, Erro
     let conn = state.ctx.db.conn();
     let now = now_secs();
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT s.user_name, u.role, s.csrf_token FROM sessions s
              JOIN users u ON u.name = s.user_name
              WHERE s.token_hash = ?1 AND s.expires_at > ?2",
-            params![auth::token_hash(token), now],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            },
-        )
+        )?
+        .query_row(params![auth::token_hash(token), now], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
         .optional()?;
     Ok(row.map(|(name, role, csrf_token)| Session {
         account: Account {

@@ -96,6 +96,9 @@ pub struct Inner {
     pub setup_done: AtomicBool,
     pub stats: Mutex<StatsSnapshot>,
     pub sampler: Mutex<Sampler>,
+    /// Read once: they do not change while running.
+    pub board_model: String,
+    pub kernel: String,
 }
 
 /// Cheap-to-clone handle on [`Inner`].
@@ -131,6 +134,8 @@ impl AppState {
             setup_done: AtomicBool::new(done),
             stats: Mutex::new(stats),
             sampler: Mutex::new(sampler),
+            board_model: crate::system::board_model(),
+            kernel: sysinfo::System::kernel_version().unwrap_or_default(),
         }))
     }
 

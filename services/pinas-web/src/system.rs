@@ -164,8 +164,8 @@ pub async fn info(State(state): State<AppState>) -> Json<SystemInfo> {
     Json(SystemInfo {
         version: pinas_core::VERSION.into(),
         hostname,
-        board_model: board_model(),
-        kernel: System::kernel_version().unwrap_or_default(),
+        board_model: state.board_model.clone(),
+        kernel: state.kernel.clone(),
         roles,
         stats,
     })
