@@ -109,6 +109,9 @@ impl Shares {
         layout.create_dirs().map_err(|e| {
             pinas_core::Error::internal(format!("cannot create {}: {e}", layout.dir.display()))
         })?;
+        if let Err(e) = std::fs::create_dir_all(&ctx.paths.shares_root) {
+            tracing::warn!(path = %ctx.paths.shares_root.display(), error = %e, "cannot create the shares root");
+        }
         let tools = SambaTools::new(layout.clone());
         Ok(Shares {
             ctx,

@@ -72,7 +72,11 @@ impl Smbd {
         let port = tools.layout.port;
         while !self.stopping.load(Ordering::Acquire) {
             let started = Instant::now();
-            let mut cmd = tokio::process::Command::from(tools.command("smbd"));
+            let mut std_cmd = tools.command("smbd");
+            // smbd signals its whole process group when it stops; a group of its own keeps
+            // PiNAS (and the terminal's job) out of it.
+            std::os::unix::process::CommandExt::process_group(&mut std_cmd, 0);
+            let mut cmd = tokio::process::Command::from(std_cmd);
             cmd.args(["-F", "--no-process-group", "--debug-stdout", "-d", "1", "-s"])
                 .arg(&tools.layout.conf)
                 .stdin(Stdio::null())
@@ -107,6 +111,7 @@ impl Smbd {
                     }
                 });
             }
+            let pgid = child.id().map(|p| Pid::from_raw(p as i32));
             let status = tokio::select! {
                 s = child.wait() => s,
                 _ = self.stop.notified() => {
@@ -117,6 +122,10 @@ impl Smbd {
                 }
             };
             self.pid.store(0, Ordering::Release);
+            // Helpers and client processes of a dead smbd would keep the port.
+            if let Some(g) = pgid {
+                let _ = nix::sys::signal::killpg(g, Signal::SIGKILL);
+            }
             if self.stopping.load(Ordering::Acquire) {
                 break;
             }
@@ -161,15 +170,25 @@ impl Smbd {
     }
 }
 
+/// Stops smbd and every process of its group (helpers, client connections).
 async fn terminate(child: &mut tokio::process::Child) {
-    if let Some(pid) = child.id() {
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_ok() {
-            tracing::info!(pid, "smbd stopped");
-            return;
-        }
+    let Some(pid) = child.id() else {
+        return;
+    };
+    let group = Pid::from_raw(pid as i32);
+    let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
+    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+        let _ = child.kill().await;
     }
-    let _ = child.kill().await;
+    // Give the helpers a moment to follow their parent, then make sure.
+    for _ in 0..20 {
+        if nix::sys::signal::killpg(group, None).is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+    tracing::info!(pid, "smbd stopped");
 }
 
 /// Ends an smbd left running by a PiNAS that was killed (it would hold the port): the
@@ -190,10 +209,12 @@ fn kill_stale(tools: &SambaTools) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         for _ in 0..50 {
             if kill(Pid::from_raw(pid), None).is_err() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        // It led its own process group: end its helpers too.
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = nix::sys::signal::killpg(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
