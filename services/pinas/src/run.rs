@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use pinas_core::{Config, Context};
-use pinas_web::{ListenConfig, WebApp};
+use pinas_shares::Shares;
+use pinas_storage::Storage;
+use pinas_web::{ListenConfig, ServiceSource, ServiceState, ServiceStatus, WebApp};
+use utoipa::OpenApi;
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
@@ -38,12 +41,48 @@ fn listen_config(config: &Config) -> ListenConfig {
     ListenConfig { http, https }
 }
 
-/// `pinas web`: the web role alone (other roles run as their own services).
+/// Reports Samba and NFS from the shares service in `GET /api/system/services`.
+struct SharesServices(Arc<Shares>);
+
+impl ServiceSource for SharesServices {
+    fn services(&self) -> Vec<ServiceStatus> {
+        self.0
+            .services()
+            .into_iter()
+            .map(|s| ServiceStatus {
+                name: s.name,
+                state: match s.state {
+                    pinas_shares::ServiceState::Running => ServiceState::Running,
+                    pinas_shares::ServiceState::Stopped => ServiceState::Stopped,
+                    pinas_shares::ServiceState::Unavailable => ServiceState::Unavailable,
+                },
+                detail: s.detail,
+            })
+            .collect()
+    }
+}
+
+/// The NAS part of the web role: storage and shares, started and added to the app.
+async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
+    let storage = Storage::start(ctx.clone()).await?;
+    let shares = Shares::start(ctx.clone()).await?;
+    let app = WebApp::new(ctx.clone())
+        .with_router(storage.router(), pinas_storage::ApiDoc::openapi())
+        .with_router(shares.router(), pinas_shares::ApiDoc::openapi())
+        .with_proxied_doc("dns", pinas_dns::ApiDoc::openapi())
+        .with_services(Arc::new(SharesServices(shares.clone())));
+    Ok((app, shares))
+}
+
+/// `pinas web`: the web role (with storage and shares); other roles run as their own
+/// services and are reached through their sockets.
 pub async fn web(config: Config) -> anyhow::Result<()> {
     let ctx = open_context(config)?;
     let listen = listen_config(&ctx.config);
-    let app = WebApp::new(ctx.clone()).build();
-    pinas_web::serve(app, listen, shutdown_signal()).await
+    let (app, shares) = nas_app(&ctx).await?;
+    let result = pinas_web::serve(app.build(), listen, shutdown_signal()).await;
+    shares.shutdown().await;
+    result
 }
 
 /// `pinas dns`: the DNS role alone; it keeps answering while `pinas web` restarts.
@@ -57,12 +96,49 @@ pub async fn dns(config: Config) -> anyhow::Result<()> {
 pub async fn dev(config: Config) -> anyhow::Result<()> {
     let ctx = open_context(config)?;
     let listen = listen_config(&ctx.config);
-    let app = WebApp::new(ctx.clone()).build();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let dns = {
+        let (ctx, stop) = (ctx.clone(), stopped());
+        tokio::spawn(async move {
+            if let Err(e) = pinas_dns::run(ctx, stop).await {
+                tracing::error!(error = %e, "DNS role stopped; the rest of PiNAS keeps running");
+            }
+        })
+    };
+    let (app, shares) = nas_app(&ctx).await?;
+    let dns_listen = ctx
+        .config
+        .other
+        .get("dns")
+        .and_then(|d| d.get("listen"))
+        .and_then(|l| l.as_str())
+        .unwrap_or("127.0.0.1:5353")
+        .to_string();
     eprintln!(
-        "PiNAS {} (dev)\n  UI and API  http://{}\n  state       {}",
+        "PiNAS {} (dev)\n  UI and API  http://{}\n  SMB         port {}\n  DNS         {}\n  state       {}",
         pinas_core::VERSION,
         ctx.config.web.bind_address,
+        ctx.config.smb.port,
+        dns_listen,
         ctx.config.paths.state_dir.display(),
     );
-    pinas_web::serve(app, listen, shutdown_signal()).await
+    let web = pinas_web::serve(app.build(), listen, stopped());
+    tokio::pin!(web);
+    let result = tokio::select! {
+        r = &mut web => r,
+        _ = shutdown_signal() => {
+            let _ = stop_tx.send(true);
+            web.await
+        }
+    };
+    let _ = stop_tx.send(true);
+    shares.shutdown().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), dns).await;
+    result
 }
