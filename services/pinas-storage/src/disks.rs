@@ -297,6 +297,16 @@ fn natural_key(s: &str) -> (String, u64) {
     (a.to_string(), b.parse().unwrap_or(0))
 }
 
+/// True when `prog` is an executable in `PATH` or the sbin folders.
+pub fn program_exists(prog: &str) -> bool {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .any(|d| Path::new(d).join(prog).is_file());
+    found
+}
+
 /// A filesystem found by its UUID.
 #[derive(Debug, Clone)]
 pub struct FoundFs {

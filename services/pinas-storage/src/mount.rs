@@ -244,11 +244,21 @@ fn mount_at(fs: &FoundFs, mp: &Path) -> Result<(), StorageError> {
     let owner_opts = format!("uid=0,gid={USERS_GID},fmask=0002,dmask=0002");
     let (kind, data): (&str, Option<String>) = match fs.fs_type.as_str() {
         "vfat" => ("vfat", Some(format!("{owner_opts},utf8,shortname=mixed"))),
+        "exfat" if !kernel_has("exfat") && crate::disks::program_exists("mount.exfat-fuse") => {
+            return mount_fuse("mount.exfat-fuse", fs, mp, &owner_opts)
+        }
         "exfat" => ("exfat", Some(owner_opts.clone())),
         "ntfs" if kernel_has("ntfs3") => ("ntfs3", Some(owner_opts.clone())),
-        "ntfs" => return mount_ntfs3g(fs, mp, &owner_opts),
+        "ntfs" => return mount_fuse("ntfs-3g", fs, mp, &owner_opts),
         other => (other, None),
     };
+    if !kernel_has(kind) && !kernel_module_loadable(kind) {
+        let _ = std::fs::remove_dir(mp);
+        return Err(StorageError::Failed(format!(
+            "the running kernel cannot mount {} filesystems (no {kind} support in /proc/filesystems, no module to load)",
+            fs.fs_type
+        )));
+    }
     let res = nix::mount::mount(
         Some(fs.device.as_path()),
         mp,
@@ -275,19 +285,31 @@ fn mount_at(fs: &FoundFs, mp: &Path) -> Result<(), StorageError> {
     }
 }
 
-fn mount_ntfs3g(fs: &FoundFs, mp: &Path, owner_opts: &str) -> Result<(), StorageError> {
-    let out = Command::new("ntfs-3g")
+/// True when `modprobe` can load `fs` (the kernel then lists it).
+fn kernel_module_loadable(fs: &str) -> bool {
+    Command::new("modprobe")
+        .arg("-q")
+        .arg(fs)
+        .status()
+        .is_ok_and(|s| s.success())
+        && kernel_has(fs)
+}
+
+/// Mounts with a FUSE driver (ntfs-3g, exfat-fuse) when the kernel has no driver.
+fn mount_fuse(prog: &str, fs: &FoundFs, mp: &Path, owner_opts: &str) -> Result<(), StorageError> {
+    let out = Command::new(prog)
         .arg("-o")
         .arg(format!("{owner_opts},nosuid,nodev,noatime"))
         .arg(&fs.device)
         .arg(mp)
         .output()
-        .map_err(|e| StorageError::Failed(format!("cannot run ntfs-3g (install ntfs-3g): {e}")))?;
+        .map_err(|e| StorageError::Failed(format!("cannot run {prog}: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
+        let _ = std::fs::remove_dir(mp);
         Err(StorageError::Failed(format!(
-            "ntfs-3g could not mount {}: {}",
+            "{prog} could not mount {}: {}",
             fs.device.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         )))
