@@ -72,7 +72,7 @@ export const APPS: AppDef[] = [
 	{
 		id: 'events',
 		title: 'Event Log',
-		short: 'Events',
+		short: 'Event Log',
 		icon: 'events',
 		size: { w: 760, h: 520 },
 		keywords: ['log', 'history', 'activity', 'journal'],

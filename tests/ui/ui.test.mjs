@@ -1,0 +1,458 @@
+// The PiNAS UI in a real browser against a real `pinas dev`:
+// wizard, login, session expiry, windows, every app, live hotplug, Samba,
+// accessibility (axe-core) and the screenshots of docs/ui.md.
+//
+// Run through tests/ui/run (builds what is missing). Steps depend on each
+// other (the wizard creates the admin the later steps log in as), so they run
+// in order in one describe block.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { axeViolations, formatViolations } from './lib/axe.mjs';
+import { ARTIFACTS as ARTIFACTS_DIR, isRoot, launchBrowser, SHOTS, startPinas, waitFor } from './lib/harness.mjs';
+
+const ADMIN = { name: 'admin', password: 'Correct-Horse-42' };
+const ALICE = { name: 'alice', password: 'Alice-share-2026' };
+
+let server;
+let browser;
+let context;
+let page;
+const pageErrors = [];
+
+async function shot(name, target = page) {
+	mkdirSync(SHOTS, { recursive: true });
+	await target.screenshot({ path: join(SHOTS, `${name}.png`) });
+}
+
+async function checkA11y(what, p = page) {
+	const v = await axeViolations(p);
+	assert.equal(v.length, 0, `${what}: serious or critical accessibility violations:\n${formatViolations(v)}`);
+}
+
+/** Opens an app from the dock and returns its window. */
+async function openApp(title, short) {
+	await page.getByRole('navigation', { name: 'Apps' }).getByRole('button', { name: new RegExp(`^${title}`) }).click();
+	const win = page.locator('section.window', { has: page.getByRole('heading', { name: title }) });
+	await win.waitFor({ state: 'visible' });
+	void short;
+	return win;
+}
+
+async function closeApp(title) {
+	await page.getByRole('button', { name: `Close ${title}` }).click();
+}
+
+async function login(user = ADMIN) {
+	await page.getByLabel('User name').fill(user.name);
+	await page.getByLabel('Password').fill(user.password);
+	await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+function api(path, { method = 'GET', body, cookie, csrf } = {}) {
+	return fetch(server.url + path, {
+		method,
+		headers: { 'Content-Type': 'application/json', ...(cookie ? { Cookie: cookie } : {}), ...(csrf ? { 'X-CSRF-Token': csrf } : {}) },
+		body: body ? JSON.stringify(body) : undefined
+	});
+}
+
+before(async () => {
+	server = await startPinas('ui-suite');
+	browser = await launchBrowser();
+	context = await browser.newContext({ viewport: { width: 1280, height: 800 }, timezoneId: 'Europe/Paris', colorScheme: 'light' });
+	page = await context.newPage();
+	page.setDefaultTimeout(15000);
+	page.on('pageerror', (e) => pageErrors.push(e.message));
+});
+
+after(async () => {
+	await browser?.close();
+	await server?.stop();
+});
+
+describe('PiNAS UI', () => {
+	afterEach(async (t) => {
+		// a picture of the page after every step helps when one fails
+		mkdirSync(join(ARTIFACTS_DIR, 'steps'), { recursive: true });
+		await page?.screenshot({ path: join(ARTIFACTS_DIR, 'steps', `${t.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`) }).catch(() => {});
+	});
+
+	test('first-boot wizard: checks input, resumes after a reload, ends logged in', async () => {
+		await page.goto(server.url + '/');
+		await page.waitForURL('**/setup');
+		await page.getByRole('heading', { name: 'Welcome' }).waitFor();
+		await checkA11y('wizard welcome');
+		await shot('wizard-welcome');
+		await page.getByRole('button', { name: 'Start' }).click();
+
+		// admin: short password, then mismatch, each with its message next to the field
+		await page.getByLabel('User name').fill(ADMIN.name);
+		await page.getByLabel('Password', { exact: true }).fill('short');
+		await page.getByText('Strength: Too short').waitFor();
+		await page.getByRole('button', { name: 'Next' }).click();
+		await page.locator('#admin-password-error', { hasText: 'Use at least 8 characters.' }).waitFor();
+		assert.equal(await page.getByLabel('Password', { exact: true }).getAttribute('aria-invalid'), 'true');
+		await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
+		await page.getByLabel('Confirm password').fill('Correct-Horse-43');
+		await page.getByRole('button', { name: 'Next' }).click();
+		await page.locator('#admin-confirm-error', { hasText: 'The two passwords differ.' }).waitFor();
+		await page.getByLabel('Confirm password').fill(ADMIN.password);
+		await page.getByText(/Strength: (Good|Strong)/).waitFor();
+		await checkA11y('wizard admin');
+		await shot('wizard-admin');
+		await page.getByRole('button', { name: 'Next' }).click();
+
+		// hostname and time zone: the zone is suggested from the browser
+		await page.getByRole('heading', { name: 'Name and time zone' }).waitFor();
+		assert.equal(await page.getByLabel('Time zone').inputValue(), 'Europe/Paris');
+		await page.getByLabel('Name on the network').fill('-bad-');
+		await page.getByRole('button', { name: 'Next' }).click();
+		await page.locator('#hostname-error', { hasText: 'hyphens' }).waitFor();
+		await page.getByLabel('Name on the network').fill('pinas-test');
+		await checkA11y('wizard system');
+		await shot('wizard-system');
+
+		// a reload mid-way resumes at the same step with what was typed
+		await page.reload();
+		await page.getByRole('heading', { name: 'Name and time zone' }).waitFor();
+		assert.equal(await page.getByLabel('Name on the network').inputValue(), 'pinas-test');
+		await page.getByRole('button', { name: 'Next' }).click();
+
+		// role; the password was not kept across the reload, so the wizard asks again
+		await page.getByRole('heading', { name: 'Role' }).waitFor();
+		await page.getByRole('radio', { name: /Both/ }).check();
+		await page.getByRole('radio', { name: /^NAS/ }).check();
+		await checkA11y('wizard role');
+		await shot('wizard-role');
+		await page.getByRole('button', { name: 'Create account and continue' }).click();
+		await page.getByText('the password is not kept').waitFor();
+		await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
+		await page.getByLabel('Confirm password').fill(ADMIN.password);
+		await page.getByRole('button', { name: 'Next' }).click();
+		await page.getByRole('button', { name: 'Next' }).click();
+		await page.getByRole('button', { name: 'Create account and continue' }).click();
+
+		// data disk: listed when the server has storage; skipping is always possible
+		await page.getByRole('heading', { name: 'Data disk' }).waitFor();
+		if (server.has('/api/storage/disks')) {
+			await page.getByText(/Disks|No data disk found/).first().waitFor();
+		}
+		await checkA11y('wizard disk');
+		await shot('wizard-disk');
+		// reload here too: setup is done, but the wizard resumes for the user who ran it
+		await page.reload();
+		await page.getByRole('heading', { name: 'Data disk' }).waitFor();
+		await page.getByRole('button', { name: 'Skip for now' }).click();
+
+		await page.getByRole('heading', { name: 'Summary' }).waitFor();
+		await page.getByText('pinas-test.local').waitFor();
+		await page.getByText('Europe/Paris').waitFor();
+		await checkA11y('wizard summary');
+		await shot('wizard-summary');
+		await page.getByRole('button', { name: 'Go to the desktop' }).click();
+		await page.getByRole('button', { name: ADMIN.name }).waitFor();
+		assert.equal(new URL(page.url()).pathname, '/');
+	});
+
+	test('setup cannot run again', async () => {
+		await page.goto(server.url + '/setup');
+		await page.waitForURL((u) => u.pathname === '/');
+		const r = await api('/api/setup', {
+			method: 'POST',
+			body: { admin: { username: 'mallory', password: 'whatever-123' }, hostname: 'x', timezone: 'UTC', roles: ['nas'] }
+		});
+		assert.equal(r.status, 409);
+	});
+
+	test('desktop: live meters, dashboard widgets, search and keyboard', async () => {
+		await page.goto(server.url + '/');
+		await page.getByRole('complementary', { name: 'Dashboard' }).waitFor();
+		// stats arrive over the WebSocket every 2 s
+		await waitFor(async () => (await page.locator('[data-meter="memory"]').textContent()) !== '–', 10000, 'live memory meter');
+		await waitFor(async () => /B\/s/.test(await page.locator('[data-meter="network"]').textContent()), 10000, 'network meter');
+		await page.getByText('pinas-test', { exact: true }).waitFor();
+		await checkA11y('desktop');
+		await shot('desktop');
+
+		// search: Ctrl+K, type, Enter opens the app
+		await page.keyboard.press('Control+k');
+		await page.keyboard.type('reboot');
+		await page.getByRole('option', { name: /Reboot/ }).waitFor();
+		await page.keyboard.press('Enter');
+		await page.getByRole('heading', { name: 'System', exact: true }).waitFor();
+		// keyboard: the title button moves the window with arrows
+		const win = page.locator('section.window[data-app="system"]');
+		const before = await win.boundingBox();
+		await win.getByRole('button', { name: /^System/ }).focus();
+		await page.keyboard.press('ArrowRight');
+		await page.keyboard.press('ArrowDown');
+		const moved = await win.boundingBox();
+		assert.equal(moved.x - before.x, 24);
+		assert.equal(moved.y - before.y, 24);
+		await page.keyboard.press('Alt+w');
+		await win.waitFor({ state: 'detached' });
+	});
+
+	test('windows: move, resize, minimize, maximize, close; layout remembered per user', async () => {
+		const win = await openApp('Event Log');
+		await checkA11y('event log');
+		const bar = win.locator('header.titlebar');
+		const b0 = await win.boundingBox();
+		const hb = await bar.boundingBox();
+		await page.mouse.move(hb.x + hb.width / 2, hb.y + 10);
+		await page.mouse.down();
+		await page.mouse.move(hb.x + hb.width / 2 + 100, hb.y + 60, { steps: 5 });
+		await page.mouse.up();
+		const b1 = await win.boundingBox();
+		assert.ok(Math.abs(b1.x - b0.x - 100) <= 1 && Math.abs(b1.y - b0.y - 50) <= 1, `moved by ${b1.x - b0.x},${b1.y - b0.y}`);
+		const grip = await win.locator('.grip').boundingBox();
+		await page.mouse.move(grip.x + 9, grip.y + 9);
+		await page.mouse.down();
+		await page.mouse.move(grip.x - 91, grip.y - 41, { steps: 5 });
+		await page.mouse.up();
+		const b2 = await win.boundingBox();
+		assert.ok(Math.abs(b2.width - (b1.width - 100)) <= 1, `width ${b2.width}`);
+
+		await page.getByRole('button', { name: 'Maximize Event Log' }).click();
+		const area = await page.locator('.area').boundingBox();
+		const bm = await win.boundingBox();
+		assert.ok(Math.abs(bm.width - area.width) <= 1, 'maximized to the desktop width');
+		await page.getByRole('button', { name: 'Restore Event Log' }).click();
+		await page.getByRole('button', { name: 'Minimize Event Log' }).click();
+		await win.waitFor({ state: 'hidden' });
+		await page.getByRole('navigation', { name: 'Apps' }).getByRole('button', { name: 'Event Log (minimized)' }).click();
+		await win.waitFor({ state: 'visible' });
+
+		// the layout is saved in the user's preferences and comes back after a reload
+		await page.waitForTimeout(900);
+		await page.reload();
+		const again = page.locator('section.window[data-app="events"]');
+		await again.waitFor({ state: 'visible' });
+		const b3 = await again.boundingBox();
+		assert.ok(Math.abs(b3.x - b2.x) <= 1 && Math.abs(b3.width - b2.width) <= 1, 'same place and size after reload');
+		assert.match(page.url(), /\?app=events/);
+		await shot('events');
+		await closeApp('Event Log');
+	});
+
+	test('log out, wrong password, log in', async () => {
+		await page.getByRole('button', { name: ADMIN.name }).click();
+		await page.getByRole('menuitem', { name: 'Log out' }).click();
+		await page.waitForURL('**/login');
+		assert.equal((await api('/api/auth/me')).status, 401);
+		await page.getByLabel('User name').fill(ADMIN.name);
+		await page.getByLabel('Password').fill('not-the-password');
+		await page.getByRole('button', { name: 'Log in' }).click();
+		const msg = page.getByRole('alert');
+		await msg.waitFor();
+		const text = await msg.textContent();
+		assert.ok(text.length > 5 && !text.includes('{'), `login error in words: ${text}`);
+		await checkA11y('login with error');
+		await page.getByLabel('Password').fill('');
+		await page.getByLabel('User name').fill('');
+		await shot('login');
+		await login();
+		await page.getByRole('complementary', { name: 'Dashboard' }).waitFor();
+	});
+
+	test('an expired session returns to login, then back to where the user was', async () => {
+		await openApp('System');
+		await page.waitForURL(/\?app=system/);
+		await context.clearCookies();
+		// the next API call finds the session gone
+		await page.getByRole('navigation', { name: 'Apps' }).getByRole('button', { name: /^Event Log/ }).click();
+		await page.waitForURL(/\/login\?next=.*expired=1/);
+		await page.getByText('Your session ended').waitFor();
+		await login();
+		await page.waitForURL(/\/\?app=(system|events)/);
+		const sys = page.locator('section.window[data-app="system"]');
+		await sys.waitFor({ state: 'visible' });
+		await sys.getByRole('button', { name: /^System/ }).click();
+		await sys.getByText('Services').waitFor();
+		await shot('system');
+		await checkA11y('system app');
+		// in dev mode reboot is refused, and the refusal is shown in words
+		await sys.getByRole('button', { name: 'Reboot…' }).click();
+		await page.getByRole('dialog').getByRole('button', { name: 'Reboot', exact: true }).click();
+		const alert = page.getByRole('dialog').getByRole('alert');
+		await alert.waitFor();
+		assert.ok(!(await alert.textContent()).includes('{'));
+		await page.keyboard.press('Escape');
+		for (const t of ['System', 'Event Log']) {
+			if (await page.getByRole('button', { name: `Close ${t}` }).count()) await closeApp(t);
+		}
+	});
+
+	test('users: short password refused in words, user and group created, duplicate refused', async (t) => {
+		if (!server.has('/api/users', 'post')) return t.skip('the server has no /api/users yet');
+		const win = await openApp('Users & Groups');
+		await win.getByRole('button', { name: 'Add user' }).click();
+		const dlg = page.getByRole('dialog', { name: 'Add user' });
+		await dlg.getByLabel('User name').fill(ALICE.name);
+		await dlg.getByLabel('Password').fill('short1');
+		await dlg.getByRole('button', { name: 'Add user' }).click();
+		const err = dlg.locator('#user-password-error');
+		await err.waitFor();
+		assert.ok(!(await err.textContent()).includes('{'));
+		await checkA11y('users: add user with error');
+		await dlg.getByLabel('Password').fill(ALICE.password);
+		await dlg.getByRole('button', { name: 'Add user' }).click();
+		await dlg.waitFor({ state: 'hidden' });
+		await win.locator('tr[data-user="alice"]').waitFor();
+		// the same name again
+		await win.getByRole('button', { name: 'Add user' }).click();
+		await dlg.getByLabel('User name').fill(ALICE.name);
+		await dlg.getByLabel('Password').fill(ALICE.password);
+		await dlg.getByRole('button', { name: 'Add user' }).click();
+		await dlg.getByRole('alert').first().waitFor();
+		await dlg.getByRole('button', { name: 'Cancel' }).click();
+		if (server.has('/api/groups', 'post')) {
+			await win.getByRole('tab', { name: 'Groups' }).click();
+			await win.getByRole('button', { name: 'New group' }).click();
+			const g = page.getByRole('dialog', { name: 'New group' });
+			await g.getByLabel('Group name').fill('family');
+			await g.getByLabel('Description').fill('Everyone at home');
+			await g.getByLabel('alice').check();
+			await g.getByRole('button', { name: 'Create group' }).click();
+			await g.waitFor({ state: 'hidden' });
+			await win.locator('tr[data-group="family"]').waitFor();
+			await win.getByRole('tab', { name: 'Users' }).click();
+		}
+		await shot('users');
+		await checkA11y('users app');
+		await closeApp('Users & Groups');
+	});
+
+	test('shares: path outside the data disks and duplicate names refused; created share takes files over SMB', async (t) => {
+		if (!server.has('/api/shares', 'post')) return t.skip('the server has no /api/shares yet');
+		const win = await openApp('Shares');
+		await win.getByRole('button', { name: 'New share' }).click();
+		const dlg = page.getByRole('dialog', { name: 'New share' });
+		await dlg.getByLabel('Name', { exact: true }).fill('Media');
+		await dlg.getByLabel('Folder', { exact: true }).fill('/etc');
+		await dlg.getByRole('button', { name: 'Create share' }).click();
+		const pathErr = dlg.locator('#share-path-error');
+		await pathErr.waitFor();
+		assert.ok(!(await pathErr.textContent()).includes('{'));
+		// the folder picker offers only the data filesystems and the shares root
+		await dlg.getByRole('button', { name: 'Browse…' }).click();
+		const picker = dlg.getByRole('group', { name: 'Choose a folder' });
+		const first = picker.getByRole('listitem').first().getByRole('button');
+		await first.waitFor();
+		await first.click();
+		const chosen = await dlg.getByLabel('Folder', { exact: true }).inputValue();
+		assert.notEqual(chosen, '/etc');
+		if (server.has('/api/users')) await dlg.getByLabel('alice').check();
+		await checkA11y('share editor');
+		await shot('share-editor');
+		await dlg.getByRole('button', { name: 'Create share' }).click();
+		await dlg.waitFor({ state: 'hidden' });
+		await win.locator('tr[data-share="Media"]').waitFor();
+
+		await win.getByRole('button', { name: 'New share' }).click();
+		await dlg.getByLabel('Name', { exact: true }).fill('Media');
+		await dlg.getByLabel('Folder', { exact: true }).fill(chosen);
+		await dlg.getByRole('button', { name: 'Create share' }).click();
+		const nameErr = dlg.locator('#share-name-error');
+		await nameErr.waitFor();
+		assert.ok(!(await nameErr.textContent()).includes('{'));
+		await dlg.getByRole('button', { name: 'Cancel' }).click();
+		await shot('shares');
+		await checkA11y('shares app');
+
+		// smbclient writes a file into the share as alice
+		const services = await page.evaluate(async () => (await fetch('/api/system/services')).json());
+		const smb = services.find((s) => /smb|samba/i.test(s.name));
+		const port = smb?.detail?.match(/port (\d+)/)?.[1];
+		if (!smb || smb.state !== 'running' || !port) {
+			t.diagnostic(`SMB is not running in pinas dev (${smb ? `${smb.state}: ${smb.detail}` : 'no smb service'}): smbclient step skipped`);
+		} else {
+			const file = join(tmpdir(), `pinas-ui-${process.pid}.txt`);
+			writeFileSync(file, 'written by smbclient\n');
+			const r = spawnSync(
+				'smbclient',
+				[`//127.0.0.1/Media`, '-p', port, '-U', `${ALICE.name}%${ALICE.password}`, '-m', 'SMB3', '-c', `put ${file} hello.txt; ls`],
+				{ encoding: 'utf8', timeout: 30000 }
+			);
+			rmSync(file, { force: true });
+			assert.equal(r.status, 0, `smbclient failed: ${r.stdout}\n${r.stderr}`);
+			assert.match(r.stdout, /hello\.txt/);
+			assert.ok(existsSync(join(chosen, 'hello.txt')), `hello.txt in ${chosen}`);
+		}
+		await closeApp('Shares');
+	});
+
+	test('storage: disks listed, a loop disk appears without reload, format asks for the typed name', async (t) => {
+		if (!server.has('/api/storage/disks')) return t.skip('the server has no /api/storage yet');
+		const win = await openApp('Storage Manager');
+		await win.getByRole('heading', { name: 'Disks' }).waitFor();
+		await page.waitForTimeout(500);
+		await checkA11y('storage manager');
+		if (!isRoot) {
+			await shot('storage');
+			return t.skip('not root: the loop-disk part needs root (losetup)');
+		}
+		const img = join(tmpdir(), `pinas-ui-disk-${process.pid}.img`);
+		execFileSync('truncate', ['-s', '96M', img]);
+		const dev = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
+		const name = dev.replace('/dev/', '');
+		try {
+			const card = win.locator(`article[data-disk="${name}"]`);
+			await card.waitFor({ timeout: 20000 });
+			await card.getByRole('button', { name: 'Format disk…' }).click();
+			const dlg = page.getByRole('dialog', { name: `Format ${name}` });
+			const go = dlg.getByRole('button', { name: `Format ${name}` });
+			assert.equal(await go.isDisabled(), true, 'format is disabled before the name is typed');
+			await dlg.getByLabel(`Type ${name} to confirm`).fill('sda');
+			assert.equal(await go.isDisabled(), true, 'a wrong name keeps it disabled');
+			await dlg.getByLabel('Label').fill('uidata');
+			await dlg.getByLabel(`Type ${name} to confirm`).fill(name);
+			await checkA11y('format dialog');
+			await shot('format');
+			await go.click();
+			await dlg.getByRole('progressbar').waitFor();
+			await dlg.getByText(`Formatted ${name} as ext4.`).waitFor({ timeout: 60000 });
+			await dlg.getByRole('button', { name: 'Close' }).click();
+			await card.getByText('uidata').waitFor();
+			const mount = card.getByRole('button', { name: 'Mount' });
+			if (await mount.count()) {
+				await mount.click();
+				await card.getByRole('button', { name: 'Unmount' }).waitFor({ timeout: 20000 });
+			}
+			await card.getByRole('meter').waitFor();
+			await shot('storage');
+			await card.getByRole('button', { name: 'Unmount' }).click();
+			await card.getByRole('button', { name: 'Mount' }).waitFor({ timeout: 20000 });
+		} finally {
+			spawnSync('umount', [dev]);
+			spawnSync('losetup', ['-d', dev]);
+			rmSync(img, { force: true });
+		}
+		// removal shows up live as well
+		await win.locator(`article[data-disk="${name}"]`).waitFor({ state: 'detached', timeout: 20000 });
+		await closeApp('Storage Manager');
+	});
+
+	test('phone width: windows become full-screen sheets', async () => {
+		const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+		await phone.addCookies(await context.cookies());
+		const p = await phone.newPage();
+		await p.goto(server.url + '/?app=system');
+		const win = p.locator('section.window[data-app="system"]');
+		await win.waitFor({ state: 'visible' });
+		const box = await win.boundingBox();
+		assert.equal(Math.round(box.width), 390);
+		assert.equal(Math.round(box.x), 0);
+		await shot('phone', p);
+		await checkA11y('phone layout', p);
+		await phone.close();
+	});
+
+	test('no script errors in the page', () => {
+		assert.deepEqual(pageErrors, []);
+	});
+});
