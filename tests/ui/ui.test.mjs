@@ -344,8 +344,11 @@ describe('PiNAS UI', () => {
 		const first = picker.getByRole('listitem').first().getByRole('button');
 		await first.waitFor();
 		await first.click();
-		const chosen = await dlg.getByLabel('Folder', { exact: true }).inputValue();
-		assert.notEqual(chosen, '/etc');
+		const root = await dlg.getByLabel('Folder', { exact: true }).inputValue();
+		assert.notEqual(root, '/etc');
+		// a new folder inside the chosen one is created with the share
+		const chosen = `${root}/media`;
+		await dlg.getByLabel('Folder', { exact: true }).fill(chosen);
 		if (server.has('/api/users')) await dlg.getByLabel('alice').check();
 		await checkA11y('share editor');
 		await shot('share-editor');
@@ -367,7 +370,7 @@ describe('PiNAS UI', () => {
 		// smbclient writes a file into the share as alice
 		const services = await page.evaluate(async () => (await fetch('/api/system/services')).json());
 		const smb = services.find((s) => /smb|samba/i.test(s.name));
-		const port = smb?.detail?.match(/port (\d+)/)?.[1];
+		const port = smb?.detail?.match(/(?:port |:)(\d+)\b/)?.[1];
 		if (!smb || smb.state !== 'running' || !port) {
 			t.diagnostic(`SMB is not running in pinas dev (${smb ? `${smb.state}: ${smb.detail}` : 'no smb service'}): smbclient step skipped`);
 		} else {
@@ -398,8 +401,17 @@ describe('PiNAS UI', () => {
 		}
 		const img = join(tmpdir(), `pinas-ui-disk-${process.pid}.img`);
 		execFileSync('truncate', ['-s', '96M', img]);
+		if (!existsSync('/run/udev/control')) {
+			// hotplug events come from udev; containers often run without it
+			spawnSync('/lib/systemd/systemd-udevd', ['--daemon']);
+			await new Promise((r) => setTimeout(r, 500));
+		}
 		const dev = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
 		const name = dev.replace('/dev/', '');
+		// attaching a file to an existing loop device is only a "change" to the
+		// kernel; a USB disk would be an "add": have udev announce it as one
+		spawnSync('udevadm', ['trigger', '--action=add', dev]);
+		spawnSync('udevadm', ['settle', '--timeout=10']);
 		try {
 			const card = win.locator(`article[data-disk="${name}"]`);
 			await card.waitFor({ timeout: 20000 });
@@ -430,6 +442,8 @@ describe('PiNAS UI', () => {
 		} finally {
 			spawnSync('umount', [dev]);
 			spawnSync('losetup', ['-d', dev]);
+			// and unplugging it is a "remove"
+			spawnSync('udevadm', ['trigger', '--action=remove', dev]);
 			rmSync(img, { force: true });
 		}
 		// removal shows up live as well

@@ -2,7 +2,7 @@
 // Chromium through playwright-core. Shared by every browser test.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -63,7 +63,13 @@ export async function startPinas(name = 'pinas') {
 	if (!existsSync(join(ROOT, 'web/build/index.html'))) throw new Error('web/build is missing: run npm run build in web/');
 	await mkdir(ARTIFACTS, { recursive: true });
 	const state = await mkdtemp(join(tmpdir(), 'pinas-ui-'));
+	// mkdtemp makes it private; Samba serves shares under it as the share's users
+	await chmod(state, 0o755);
 	const port = await freePort();
+	const smbPort = await freePort();
+	const dnsPort = await freePort();
+	// own ports for Samba and DNS, so the suite can run beside another pinas dev
+	await writeFile(join(state, 'config.toml'), `[smb]\nport = ${smbPort}\n\n[dns]\nlisten = "127.0.0.1:${dnsPort}"\n`);
 	const url = `http://127.0.0.1:${port}`;
 	const log = join(ARTIFACTS, `${name}.log`);
 	const out = createWriteStream(log);
@@ -94,6 +100,7 @@ export async function startPinas(name = 'pinas') {
 	return {
 		url,
 		state,
+		smbPort,
 		log,
 		proc,
 		openapi,
