@@ -209,6 +209,10 @@ impl Handler {
         let st = &self.state;
         st.metrics.record(reply.status, reply.rcode, us);
         if let Some(tx) = &st.log {
+            if tx.capacity() == 0 {
+                st.metrics.log_dropped();
+                return;
+            }
             let e = Entry {
                 ts_ms: pinas_core::events::now_ms(),
                 client: request.src().ip(),

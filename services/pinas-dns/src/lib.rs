@@ -24,6 +24,7 @@ pub mod lists;
 pub mod metrics;
 pub mod querylog;
 pub mod state;
+pub mod udp;
 pub mod upstream;
 pub mod zone;
 
@@ -43,11 +44,12 @@ pub use state::DnsState;
 /// seconds, not minutes).
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
-/// Binds UDP and TCP on `addr`. For port 0, UDP picks the port and TCP takes the same.
+/// Binds `udp_sockets` UDP sockets (`SO_REUSEPORT`) and one TCP listener on `addr`. For
+/// port 0, UDP picks the port and TCP takes the same.
 ///
 /// # Errors
 /// [`Error`] naming the address when either bind fails (port in use, no permission).
-pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener), Error> {
+pub async fn bind(addr: SocketAddr, udp_sockets: usize) -> Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener), Error> {
     let fail = |proto: &str, e: std::io::Error| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
             " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
@@ -56,8 +58,8 @@ pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::UdpSocket, tokio::net
         };
         Error::unavailable("dns_bind_failed", format!("cannot listen on {proto} {addr}: {e}{hint}"))
     };
-    let udp = tokio::net::UdpSocket::bind(addr).await.map_err(|e| fail("UDP", e))?;
-    let bound = udp.local_addr().map_err(|e| fail("UDP", e))?;
+    let udp = udp::bind_reuseport(addr, udp_sockets).map_err(|e| fail("UDP", e))?;
+    let bound = udp[0].local_addr().map_err(|e| fail("UDP", e))?;
     let tcp = tokio::net::TcpListener::bind(bound).await.map_err(|e| fail("TCP", e))?;
     Ok((udp, tcp))
 }
@@ -102,14 +104,19 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
             .await
             .map_err(|e| Error::internal(format!("loading blocklists failed: {e}")))??;
     }
-    let (udp, tcp) = bind(listen).await?;
-    let addr = udp.local_addr().map_err(|e| Error::internal(e.to_string()))?;
-    let mut server = Server::new(handler::Handler { state: state.clone() });
-    server.register_socket(udp);
+    // One UDP loop per core (at most 4): a Pi 5 has 4, a Pi 3B+ 4 slower ones.
+    let loops = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+    let (udp, tcp) = bind(listen, loops).await?;
+    let addr = tcp.local_addr().map_err(|e| Error::internal(e.to_string()))?;
+    let h = handler::Handler { state: state.clone() };
+    let mut server = Server::new(h.clone());
     server.register_listener(tcp, TCP_IDLE, 64);
-    tracing::info!(%addr, "DNS listening on UDP and TCP");
-
     let mut tasks = Vec::new();
+    for sock in udp {
+        tasks.push(tokio::spawn(udp::serve(sock, h.clone())));
+    }
+    tracing::info!(%addr, udp_loops = loops, "DNS listening on UDP and TCP");
+
     if let Some(rx) = log_rx {
         tasks.push(tokio::spawn(querylog::writer(state.db.clone(), rx)));
         let st = state.clone();

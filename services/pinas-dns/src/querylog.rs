@@ -79,7 +79,7 @@ pub fn rcode_name(r: ResponseCode) -> &'static str {
 pub type LogSender = mpsc::Sender<Entry>;
 
 /// Capacity of the channel between the query path and the writer.
-pub const CHANNEL_CAPACITY: usize = 20_000;
+pub const CHANNEL_CAPACITY: usize = 5_000;
 
 /// Writes batches from `rx` into `db` until the channel closes.
 pub async fn writer(db: Db, mut rx: mpsc::Receiver<Entry>) {

@@ -1,0 +1,198 @@
+//! The UDP front end: one receive loop per core on `SO_REUSEPORT` sockets, feeding
+//! hickory's [`Request`] to the same [`RequestHandler`] that serves TCP.
+//!
+//! hickory-server's own UDP path spawns a task and passes every packet through channels.
+//! Here each loop polls the handler once in place: answers that need no I/O (local
+//! records, the switch, blocked names, cache hits) are sent before the next packet is
+//! read, so a flood cannot pile up tasks and memory; only queries that wait on an upstream
+//! become tasks, at most [`MAX_PENDING`] at a time (beyond that, queries are dropped and
+//! clients retry, as with any overloaded resolver).
+//!
+//! Packets shorter than a header, and responses (QR set), are dropped; a readable header
+//! with an unreadable body gets FORMERR (RFC 1035 section 4.1.1), as hickory answers.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use hickory_proto::op::MessageType;
+use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::BinEncoder;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::net::NetError;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
+use tokio::net::UdpSocket;
+
+use crate::handler::Handler;
+
+/// Most queries waiting on an upstream at once, per process.
+pub const MAX_PENDING: usize = 4096;
+
+/// Binds `n` UDP sockets on `addr` with `SO_REUSEPORT`, so the kernel spreads clients
+/// over them. With port 0 the first socket picks the port and the others share it.
+///
+/// # Errors
+/// I/O errors from socket creation or bind.
+pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSocket>> {
+    use socket2::{Domain, Protocol as P, Socket, Type};
+    let mut out = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n.max(1) {
+        let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(P::UDP))?;
+        s.set_reuse_port(true)?;
+        if addr.is_ipv6() {
+            s.set_only_v6(false).ok();
+        }
+        // Room for bursts while a loop is busy; the kernel caps it at net.core.rmem_max.
+        s.set_recv_buffer_size(1 << 20).ok();
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        let std: std::net::UdpSocket = s.into();
+        addr = std.local_addr()?;
+        out.push(UdpSocket::from_std(std)?);
+    }
+    Ok(out)
+}
+
+/// Sends a response straight to the client's address on the receiving socket.
+#[derive(Clone)]
+struct UdpResponder {
+    socket: Arc<UdpSocket>,
+    dst: SocketAddr,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for UdpResponder {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        // RFC 1035 4.2.1: 512 bytes without EDNS; the advertised size with it. Records
+        // that do not fit are left out and TC is set, so the client retries over TCP.
+        let max = response.edns().map_or(512, |e| e.max_payload().max(512));
+        let id = response.metadata().id;
+        let mut buf = Vec::with_capacity(512);
+        let mut enc = BinEncoder::new(&mut buf);
+        enc.set_max_size(max);
+        let info = match response.destructive_emit(&mut enc) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot encode a response; sending SERVFAIL");
+                buf.clear();
+                buf.extend_from_slice(&error_header(id, 0x8000, 2));
+                let _ = self.socket.try_send_to(&buf, self.dst);
+                return Err(NetError::from(e));
+            }
+        };
+        match self.socket.try_send_to(&buf, self.dst) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.socket.send_to(&buf, self.dst).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(info)
+    }
+}
+
+/// A bare response header: `id`, `flags` (QR and whatever the caller copies), `rcode`.
+fn error_header(id: u16, flags: u16, rcode: u16) -> [u8; 12] {
+    let f = flags | 0x8000 | (rcode & 0xf);
+    let mut h = [0u8; 12];
+    h[..2].copy_from_slice(&id.to_be_bytes());
+    h[2..4].copy_from_slice(&f.to_be_bytes());
+    h
+}
+
+/// FORMERR for a packet whose header reads but whose body does not; `None` to drop it.
+pub fn formerr_for(raw: &[u8]) -> Option<[u8; 12]> {
+    if raw.len() < 12 || raw[2] & 0x80 != 0 {
+        return None; // no header, or a response: never answer those
+    }
+    let id = u16::from_be_bytes([raw[0], raw[1]]);
+    // Keep the opcode and RD bits of the query.
+    let flags = u16::from_be_bytes([raw[2] & 0x79, 0]);
+    Some(error_header(id, flags, 1))
+}
+
+/// Receives on `socket` and answers until the task is aborted.
+pub async fn serve(socket: UdpSocket, handler: Handler) {
+    let socket = Arc::new(socket);
+    let pending = Arc::new(AtomicUsize::new(0));
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, src) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on Linux; keep serving.
+                tracing::debug!(error = %e, "UDP receive error");
+                continue;
+            }
+        };
+        if src.port() == 0 {
+            continue;
+        }
+        let raw = &buf[..n];
+        let request = match Request::from_bytes(raw.to_vec(), src, Protocol::Udp) {
+            Ok(r) => r,
+            Err(_) => {
+                if let Some(h) = formerr_for(raw) {
+                    let _ = socket.try_send_to(&h, src);
+                }
+                continue;
+            }
+        };
+        if request.metadata.message_type == MessageType::Response {
+            continue;
+        }
+        let h = handler.clone();
+        let rh = UdpResponder { socket: socket.clone(), dst: src };
+        let mut fut = Box::pin(async move {
+            h.handle_request::<_, TokioTime>(&request, rh).await;
+        });
+        let mut cx = Context::from_waker(Waker::noop());
+        if fut.as_mut().poll(&mut cx) == Poll::Pending {
+            // Waiting on an upstream: let it finish as a task. The task polls again at
+            // once, registering a real waker.
+            if pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING {
+                pending.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            let p = pending.clone();
+            tokio::spawn(async move {
+                fut.await;
+                p.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formerr_keeps_id_and_never_answers_responses() {
+        let q = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff];
+        let h = formerr_for(&q).unwrap();
+        assert_eq!(&h[..2], &[0x12, 0x34]);
+        assert_eq!(h[2] & 0x80, 0x80, "QR set");
+        assert_eq!(h[2] & 0x01, 0x01, "RD copied");
+        assert_eq!(h[3] & 0x0f, 1, "FORMERR");
+        let mut r = q;
+        r[2] |= 0x80;
+        assert!(formerr_for(&r).is_none());
+        assert!(formerr_for(&q[..11]).is_none());
+    }
+}
