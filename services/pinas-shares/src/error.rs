@@ -20,6 +20,9 @@ pub enum SharesError {
     /// The path names something that is not a folder.
     #[error("{0:?} exists and is not a folder")]
     NotAFolder(String),
+    /// A folder above the share blocks other users (e.g. mode 0700).
+    #[error("PiNAS users cannot reach {path:?}: {blocker:?} gives others no search permission (chmod o+x {blocker:?}, or choose another folder)")]
+    NotReachable { path: String, blocker: String },
     /// An admin tried to delete their own account.
     #[error("you cannot delete your own account")]
     SelfDelete,
@@ -101,6 +104,7 @@ impl From<SharesError> for Error {
             PathOutsideRoot(_) => Error::invalid("share_path_outside_root", msg).with_field("path"),
             InvalidPath(_) => Error::invalid("invalid_share_path", msg).with_field("path"),
             NotAFolder(_) => Error::invalid("share_path_not_folder", msg).with_field("path"),
+            NotReachable { .. } => Error::invalid("share_path_not_reachable", msg).with_field("path"),
             SelfDelete => Error::conflict("cannot_delete_self", msg),
             InvalidDescription => Error::invalid("invalid_description", msg).with_field("description"),
             UnknownValidUser(_) => Error::invalid("unknown_valid_user", msg).with_field("valid_users"),

@@ -611,6 +611,29 @@ impl Shares {
     }
 }
 
+/// Checks that share users (any uid, group `users`) can pass through every existing
+/// folder above `path`: smbd and the NFS server act as them.
+///
+/// # Errors
+/// [`SharesError::NotReachable`] naming the first folder that blocks.
+fn check_reachable(path: &Path) -> R<()> {
+    use std::os::unix::fs::MetadataExt;
+    for dir in path.ancestors().skip(1) {
+        let Ok(m) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = m.mode();
+        let ok = mode & 0o001 != 0 || (m.gid() == render::USERS_GID && mode & 0o010 != 0);
+        if !ok {
+            return Err(SharesError::NotReachable {
+                path: path.display().to_string(),
+                blocker: dir.display().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// smbd run by systemd on the device: alive when its pid file names a live process.
 fn device_smbd_status(layout: &SambaLayout) -> (ServiceState, String) {
     let pid = std::fs::read_to_string(layout.pid_dir.join("smbd.pid"))
@@ -631,6 +654,7 @@ fn device_smbd_status(layout: &SambaLayout) -> (ServiceState, String) {
 /// # Errors
 /// [`SharesError::NotAFolder`], [`SharesError::Write`] when it cannot be created.
 fn ensure_folder(path: &Path) -> R<bool> {
+    check_reachable(path)?;
     let created = match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => false,
         Ok(_) => return Err(SharesError::NotAFolder(path.display().to_string())),

@@ -20,6 +20,9 @@ fn free_port() -> u16 {
 }
 
 fn context(dir: &Path) -> Arc<Context> {
+    // Share users must be able to pass through the state folder (temp folders are 0700).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cfg = Config::defaults(&Mode::Dev { state_dir: dir.to_path_buf() });
     cfg.smb.port = free_port();
     Context::open(cfg).unwrap()
@@ -267,6 +270,13 @@ async fn api_refuses_bad_input_and_leaves_config_alone() {
         assert_eq!((st, code(&v)), (want, want_code), "{body}: {v}");
         assert!(!v["error"]["message"].as_str().unwrap().is_empty());
     }
+    // A folder users cannot pass through.
+    let locked = root.join("locked");
+    std::fs::create_dir_all(locked.join("in")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (st, v) = call(&app, &a, "POST", "/api/shares", &serde_json::json!({"name": "locked", "path": locked.join("in")}).to_string()).await;
+    assert_eq!((st, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "share_path_not_reachable"), "{v}");
     // Truncated JSON body: a 4xx before anything runs.
     let (st, _) = call(&app, &a, "POST", "/api/shares", r#"{"name": "x", "pa"#).await;
     assert!(st.is_client_error(), "{st}");
