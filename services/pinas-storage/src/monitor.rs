@@ -1,6 +1,7 @@
 //! Hotplug: udev's block events become `storage.disk.added` / `storage.disk.removed`,
 //! a stored filesystem is mounted when its disk appears, and detached when it is pulled.
 
+use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
@@ -24,16 +25,16 @@ pub fn spawn(ctx: Arc<Context>) -> bool {
                 .and_then(|b| b.match_subsystem("block"))
                 .and_then(|b| b.listen())
             {
-                Ok(s) => {
-                    let _ = tx.send(true);
-                    s
-                }
+                Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot listen to udev events; disk hotplug is off");
                     let _ = tx.send(false);
                     return;
                 }
             };
+            // Listening already: a disk that comes now is either in this list or an event.
+            let mut known = initial_disks(&ctx);
+            let _ = tx.send(true);
             loop {
                 let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
                 match poll(&mut fds, PollTimeout::NONE) {
@@ -44,14 +45,23 @@ pub fn spawn(ctx: Arc<Context>) -> bool {
                     }
                 }
                 for event in socket.iter() {
-                    handle(&ctx, &event);
+                    handle(&ctx, &mut known, &event);
                 }
             }
         });
     spawned.is_ok() && rx.recv().unwrap_or(false)
 }
 
-fn handle(ctx: &Arc<Context>, event: &udev::Event) {
+/// Disks with media seen so far, so an `add` or `change` that brings media (a USB disk
+/// plugged in, a card inserted, a loop device attached) is reported once, and so is its
+/// going away.
+fn initial_disks(ctx: &Context) -> HashSet<String> {
+    crate::disks::list_disks(&ctx.paths.disks_dir)
+        .map(|d| d.into_iter().map(|d| d.name).collect())
+        .unwrap_or_default()
+}
+
+fn handle(ctx: &Arc<Context>, known: &mut HashSet<String>, event: &udev::Event) {
     let dev = event.device();
     let name = dev.sysname().to_string_lossy().into_owned();
     if name.starts_with("ram") || name.starts_with("zram") {
@@ -61,33 +71,33 @@ fn handle(ctx: &Arc<Context>, event: &udev::Event) {
         .devnode()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| format!("/dev/{name}"));
-    let devtype = dev
-        .devtype()
-        .map(|t| t.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let is_disk = dev.devtype().is_some_and(|t| t == "disk");
     let uuid = dev
         .property_value("ID_FS_UUID")
         .map(|u| u.to_string_lossy().into_owned());
-    let data = serde_json::json!({"name": name, "path": path, "devtype": devtype, "uuid": uuid});
-    match event.event_type() {
-        EventType::Add => {
-            ctx.events.emit("storage.disk.added", data);
-            if let Some(u) = uuid {
-                remount_later(ctx.clone(), u);
-            }
+    let kind = event.event_type();
+    let sysfs = |rel: &str| std::fs::read_to_string(dev.syspath().join(rel)).ok();
+    let size_bytes = sysfs("size")
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 512;
+    let has_media = kind != EventType::Remove
+        && size_bytes > 0
+        && (!name.starts_with("loop") || sysfs("loop/backing_file").is_some());
+    if is_disk {
+        if has_media && known.insert(name.clone()) {
+            ctx.events.emit(
+                "storage.disk.added",
+                serde_json::json!({"name": name, "path": path, "size_bytes": size_bytes, "uuid": uuid}),
+            );
+        } else if !has_media && known.remove(&name) {
+            ctx.events.emit("storage.disk.removed", serde_json::json!({"name": name, "path": path}));
         }
-        // A change event follows a new filesystem (mkfs) or media inserted in a reader.
-        EventType::Change => {
-            if let Some(u) = uuid {
-                remount_later(ctx.clone(), u);
-            }
-        }
-        EventType::Remove => {
-            if let Some(u) = &uuid {
-                mount::detach_removed(ctx, u);
-            }
-            ctx.events.emit("storage.disk.removed", data);
-        }
+    }
+    match (kind, uuid) {
+        // A change event also follows a new filesystem (mkfs) or media inserted in a reader.
+        (EventType::Add | EventType::Change, Some(u)) if has_media => remount_later(ctx.clone(), u),
+        (EventType::Remove, Some(u)) => mount::detach_removed(ctx, &u),
         _ => {}
     }
 }

@@ -256,3 +256,66 @@ async fn storage_api() {
     let (st, v) = call(&app, a, "GET", &format!("/api/storage/folders?path={root}/../.."), "").await;
     assert_eq!((st, code(&v).as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "folder_outside_roots"));
 }
+
+/// Waits for an event of `kind` whose data satisfies `pred`.
+async fn wait_event(
+    rx: &mut tokio::sync::broadcast::Receiver<pinas_core::Event>,
+    kind: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let ev = rx.recv().await.unwrap();
+            if ev.kind == kind && pred(&ev.data) {
+                return ev.data;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {kind} event"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hotplug_events_and_remount() {
+    if !ready() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let ctx = context(state.path());
+    let mut rx = ctx.events.subscribe();
+    assert!(pinas_storage::monitor::spawn(ctx.clone()), "udev monitor starts");
+    let label = format!("h{}", std::process::id() % 100000);
+    let disk = LoopDisk::new(&["mkfs.ext4", "-q", "-L", &label]);
+    let name = disk.name().to_string();
+    let added = wait_event(&mut rx, "storage.disk.added", |d| d["name"] == name.as_str()).await;
+    assert_eq!(added["size_bytes"], 64 << 20);
+
+    // A stored mount whose disk goes away and comes back is mounted again by itself.
+    let uuid = fs_of(&name, &ctx.paths.disks_dir).unwrap().uuid;
+    let c = ctx.clone();
+    let u = uuid.clone();
+    let m = tokio::task::spawn_blocking(move || mount::mount_uuid(&c, &u)).await.unwrap().unwrap();
+    run("umount", &[&m.mount_point]);
+    let img = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).unwrap();
+    let img = img.trim();
+    run("losetup", &["-d", &disk.dev]);
+    wait_event(&mut rx, "storage.disk.removed", |d| d["name"] == name.as_str()).await;
+    let again = run("losetup", &["-f", "--show", img]);
+    let _cleanup = LoopAgain(again.clone());
+    settle(&again);
+    let mounted = wait_event(&mut rx, "storage.mounted", |d| d["uuid"] == uuid.as_str()).await;
+    assert_eq!(mounted["mount_point"], m.mount_point.as_str());
+    let table = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(table.lines().any(|l| l.starts_with(&format!("{again} {} ", m.mount_point))), "{table}");
+    run("umount", &[&m.mount_point]);
+}
+
+/// Detaches a loop device attached by hand.
+struct LoopAgain(String);
+
+impl Drop for LoopAgain {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+    }
+}
