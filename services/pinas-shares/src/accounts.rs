@@ -78,8 +78,22 @@ pub struct GroupUpdate {
 
 /// Groups of the system that PiNAS groups may not shadow.
 const SYSTEM_GROUPS: [&str; 16] = [
-    "root", "users", "nogroup", "nobody", "wheel", "sudo", "adm", "staff", "daemon", "sys",
-    "disk", "sambashare", "shadow", "systemd-journal", "admin", "pinas",
+    "root",
+    "users",
+    "nogroup",
+    "nobody",
+    "wheel",
+    "sudo",
+    "adm",
+    "staff",
+    "daemon",
+    "sys",
+    "disk",
+    "sambashare",
+    "shadow",
+    "systemd-journal",
+    "admin",
+    "pinas",
 ];
 
 /// Checks a group name: the user name rules, and not a system group.
@@ -94,13 +108,15 @@ pub fn check_group_name(name: &str) -> Result<(), SharesError> {
 }
 
 fn groups_of(conn: &Connection, user: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = conn.prepare("SELECT group_name FROM group_members WHERE user_name = ?1 ORDER BY group_name")?;
+    let mut st = conn
+        .prepare("SELECT group_name FROM group_members WHERE user_name = ?1 ORDER BY group_name")?;
     let rows = st.query_map([user], |r| r.get(0))?;
     rows.collect()
 }
 
 fn members_of(conn: &Connection, group: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = conn.prepare("SELECT user_name FROM group_members WHERE group_name = ?1 ORDER BY user_name")?;
+    let mut st = conn
+        .prepare("SELECT user_name FROM group_members WHERE group_name = ?1 ORDER BY user_name")?;
     let rows = st.query_map([group], |r| r.get(0))?;
     rows.collect()
 }
@@ -126,7 +142,9 @@ pub fn list_users(conn: &Connection) -> rusqlite::Result<Vec<User>> {
 /// One user.
 pub fn get_user(conn: &Connection, name: &str) -> Result<User, SharesError> {
     let role: Option<String> = conn
-        .query_row("SELECT role FROM users WHERE name = ?1", [name], |r| r.get(0))
+        .query_row("SELECT role FROM users WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
         .optional()?;
     let role = role.ok_or_else(|| SharesError::UserNotFound(name.to_string()))?;
     Ok(User {
@@ -157,7 +175,11 @@ pub fn list_groups(conn: &Connection) -> rusqlite::Result<Vec<Group>> {
 /// One group.
 pub fn get_group(conn: &Connection, name: &str) -> Result<Group, SharesError> {
     let d: Option<String> = conn
-        .query_row("SELECT description FROM groups WHERE name = ?1", [name], |r| r.get(0))
+        .query_row(
+            "SELECT description FROM groups WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
         .optional()?;
     let description = d.ok_or_else(|| SharesError::GroupNotFound(name.to_string()))?;
     Ok(Group {
@@ -179,7 +201,11 @@ fn exists(conn: &Connection, table: &str, name: &str) -> rusqlite::Result<bool> 
 ///
 /// # Errors
 /// [`SharesError::UnknownGroup`].
-pub fn set_user_groups(conn: &Connection, user: &str, groups: &[String]) -> Result<(), SharesError> {
+pub fn set_user_groups(
+    conn: &Connection,
+    user: &str,
+    groups: &[String],
+) -> Result<(), SharesError> {
     for g in groups {
         if !exists(conn, "groups", g)? {
             return Err(SharesError::UnknownGroup(g.clone()));
@@ -199,7 +225,11 @@ pub fn set_user_groups(conn: &Connection, user: &str, groups: &[String]) -> Resu
 ///
 /// # Errors
 /// [`SharesError::UnknownMember`].
-pub fn set_group_members(conn: &Connection, group: &str, members: &[String]) -> Result<(), SharesError> {
+pub fn set_group_members(
+    conn: &Connection,
+    group: &str,
+    members: &[String],
+) -> Result<(), SharesError> {
     for m in members {
         if !exists(conn, "users", m)? {
             return Err(SharesError::UnknownMember(m.clone()));
@@ -243,7 +273,8 @@ pub fn insert_group(conn: &Connection, g: &NewGroup) -> Result<(), SharesError> 
 
 /// The next free id in `table.col`, at least [`FIRST_ID`].
 fn next_id(conn: &Connection, table: &str, col: &str) -> rusqlite::Result<u32> {
-    let max: Option<u32> = conn.query_row(&format!("SELECT MAX({col}) FROM {table}"), [], |r| r.get(0))?;
+    let max: Option<u32> =
+        conn.query_row(&format!("SELECT MAX({col}) FROM {table}"), [], |r| r.get(0))?;
     Ok(max.map_or(FIRST_ID, |m| (m + 1).max(FIRST_ID)))
 }
 
@@ -252,13 +283,18 @@ fn next_id(conn: &Connection, table: &str, col: &str) -> rusqlite::Result<u32> {
 pub fn assign_missing_ids(conn: &Connection) -> rusqlite::Result<()> {
     for (table, col) in [("users", "uid"), ("groups", "gid")] {
         let names: Vec<String> = {
-            let mut st = conn.prepare(&format!("SELECT name FROM {table} WHERE {col} IS NULL ORDER BY name"))?;
+            let mut st = conn.prepare(&format!(
+                "SELECT name FROM {table} WHERE {col} IS NULL ORDER BY name"
+            ))?;
             let rows = st.query_map([], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
         for n in names {
             let id = next_id(conn, table, col)?;
-            conn.execute(&format!("UPDATE {table} SET {col} = ?1 WHERE name = ?2"), params![id, n])?;
+            conn.execute(
+                &format!("UPDATE {table} SET {col} = ?1 WHERE name = ?2"),
+                params![id, n],
+            )?;
         }
     }
     Ok(())
@@ -267,18 +303,31 @@ pub fn assign_missing_ids(conn: &Connection) -> rusqlite::Result<()> {
 /// Users and groups as the account files need them.
 pub fn unix_accounts(conn: &Connection) -> rusqlite::Result<(Vec<UnixUser>, Vec<UnixGroup>)> {
     let users = {
-        let mut st = conn.prepare("SELECT name, uid FROM users WHERE uid IS NOT NULL ORDER BY uid")?;
-        let rows = st.query_map([], |r| Ok(UnixUser { name: r.get(0)?, uid: r.get(1)? }))?;
+        let mut st =
+            conn.prepare("SELECT name, uid FROM users WHERE uid IS NOT NULL ORDER BY uid")?;
+        let rows = st.query_map([], |r| {
+            Ok(UnixUser {
+                name: r.get(0)?,
+                uid: r.get(1)?,
+            })
+        })?;
         rows.collect::<Result<Vec<_>, _>>()?
     };
     let names: Vec<(String, u32)> = {
-        let mut st = conn.prepare("SELECT name, gid FROM groups WHERE gid IS NOT NULL ORDER BY gid")?;
+        let mut st =
+            conn.prepare("SELECT name, gid FROM groups WHERE gid IS NOT NULL ORDER BY gid")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
     let groups = names
         .into_iter()
-        .map(|(name, gid)| Ok(UnixGroup { members: members_of(conn, &name)?, name, gid }))
+        .map(|(name, gid)| {
+            Ok(UnixGroup {
+                members: members_of(conn, &name)?,
+                name,
+                gid,
+            })
+        })
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((users, groups))
 }
@@ -294,7 +343,9 @@ pub fn shares_naming(conn: &Connection, entry: &str) -> rusqlite::Result<Vec<Str
 
 /// How many admins there are.
 pub fn admin_count(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| r.get(0))
+    conn.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| {
+        r.get(0)
+    })
 }
 
 #[cfg(test)]
@@ -307,17 +358,46 @@ mod tests {
         let c = pinas_core::db::open(&d.path().join("t.db")).unwrap();
         pinas_core::auth::create_account(&c, "alice", Role::Admin, "password1").unwrap();
         assign_missing_ids(&c).unwrap();
-        insert_group(&c, &NewGroup { name: "family".into(), description: "".into(), members: vec!["alice".into()] }).unwrap();
+        insert_group(
+            &c,
+            &NewGroup {
+                name: "family".into(),
+                description: "".into(),
+                members: vec!["alice".into()],
+            },
+        )
+        .unwrap();
         assert!(matches!(
-            insert_group(&c, &NewGroup { name: "family".into(), description: "".into(), members: vec![] }),
+            insert_group(
+                &c,
+                &NewGroup {
+                    name: "family".into(),
+                    description: "".into(),
+                    members: vec![]
+                }
+            ),
             Err(SharesError::GroupExists(_))
         ));
         assert!(matches!(
-            insert_group(&c, &NewGroup { name: "users".into(), description: "".into(), members: vec![] }),
+            insert_group(
+                &c,
+                &NewGroup {
+                    name: "users".into(),
+                    description: "".into(),
+                    members: vec![]
+                }
+            ),
             Err(SharesError::InvalidGroupName(_))
         ));
         assert!(matches!(
-            insert_group(&c, &NewGroup { name: "kids".into(), description: "".into(), members: vec!["bob".into()] }),
+            insert_group(
+                &c,
+                &NewGroup {
+                    name: "kids".into(),
+                    description: "".into(),
+                    members: vec!["bob".into()]
+                }
+            ),
             Err(SharesError::UnknownMember(_))
         ));
         let (users, groups) = unix_accounts(&c).unwrap();

@@ -48,7 +48,10 @@ pub async fn create_share(
     Json(body): Json<NewShare>,
 ) -> ApiResult<(StatusCode, Json<Share>)> {
     u.require_admin()?;
-    Ok((StatusCode::CREATED, Json(blocking(&s, move |s| s.create_share(body)).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(&s, move |s| s.create_share(body)).await?),
+    ))
 }
 
 /// One share.
@@ -113,7 +116,10 @@ pub async fn create_user(
     Json(body): Json<NewUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     u.require_admin()?;
-    Ok((StatusCode::CREATED, Json(blocking(&s, move |s| s.create_user(body)).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(&s, move |s| s.create_user(body)).await?),
+    ))
 }
 
 /// One user (admin, or the user themself).
@@ -142,7 +148,9 @@ pub async fn update_user(
     Path(name): Path<String>,
     Json(body): Json<UserUpdate>,
 ) -> ApiResult<Json<User>> {
-    Ok(Json(blocking(&s, move |s| s.update_user(&name, body, &u)).await?))
+    Ok(Json(
+        blocking(&s, move |s| s.update_user(&name, body, &u)).await?,
+    ))
 }
 
 /// Deletes a user everywhere (their files stay).
@@ -182,7 +190,10 @@ pub async fn create_group(
     Json(body): Json<NewGroup>,
 ) -> ApiResult<(StatusCode, Json<Group>)> {
     u.require_admin()?;
-    Ok((StatusCode::CREATED, Json(blocking(&s, move |s| s.create_group(body)).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(&s, move |s| s.create_group(body)).await?),
+    ))
 }
 
 /// One group (admin).
@@ -209,7 +220,9 @@ pub async fn update_group(
     Json(body): Json<GroupUpdate>,
 ) -> ApiResult<Json<Group>> {
     u.require_admin()?;
-    Ok(Json(blocking(&s, move |s| s.update_group(&name, body)).await?))
+    Ok(Json(
+        blocking(&s, move |s| s.update_group(&name, body)).await?,
+    ))
 }
 
 /// Deletes a group (its members stay).

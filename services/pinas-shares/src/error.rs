@@ -104,12 +104,22 @@ impl From<SharesError> for Error {
             PathOutsideRoot(_) => Error::invalid("share_path_outside_root", msg).with_field("path"),
             InvalidPath(_) => Error::invalid("invalid_share_path", msg).with_field("path"),
             NotAFolder(_) => Error::invalid("share_path_not_folder", msg).with_field("path"),
-            NotReachable { .. } => Error::invalid("share_path_not_reachable", msg).with_field("path"),
+            NotReachable { .. } => {
+                Error::invalid("share_path_not_reachable", msg).with_field("path")
+            }
             SelfDelete => Error::conflict("cannot_delete_self", msg),
-            InvalidDescription => Error::invalid("invalid_description", msg).with_field("description"),
-            UnknownValidUser(_) => Error::invalid("unknown_valid_user", msg).with_field("valid_users"),
-            InvalidNfsClient(_) => Error::invalid("invalid_nfs_client", msg).with_field("nfs_clients"),
-            NfsClientsRequired => Error::invalid("nfs_clients_required", msg).with_field("nfs_clients"),
+            InvalidDescription => {
+                Error::invalid("invalid_description", msg).with_field("description")
+            }
+            UnknownValidUser(_) => {
+                Error::invalid("unknown_valid_user", msg).with_field("valid_users")
+            }
+            InvalidNfsClient(_) => {
+                Error::invalid("invalid_nfs_client", msg).with_field("nfs_clients")
+            }
+            NfsClientsRequired => {
+                Error::invalid("nfs_clients_required", msg).with_field("nfs_clients")
+            }
             ShareNotFound(_) => Error::not_found("share_not_found", msg),
             ConfigRejected(_) => Error::invalid("smb_config_rejected", msg),
             InvalidGroupName(_) => Error::invalid("invalid_group_name", msg).with_field("name"),

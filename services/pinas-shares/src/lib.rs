@@ -132,7 +132,9 @@ impl Shares {
         let shares = model::load_all(&self.ctx.db.conn()).map_err(SharesError::from)?;
         match self.prepare(&shares) {
             Ok((conf, exports)) => self.write_configs(&conf, &exports)?,
-            Err(e) => tracing::error!(error = %e, "stored shares give a Samba configuration testparm rejects; keeping the current smb.conf"),
+            Err(e) => {
+                tracing::error!(error = %e, "stored shares give a Samba configuration testparm rejects; keeping the current smb.conf")
+            }
         }
         Ok(())
     }
@@ -143,17 +145,23 @@ impl Shares {
             .route("/api/shares", get(api::list_shares).post(api::create_share))
             .route(
                 "/api/shares/{id}",
-                get(api::get_share).put(api::update_share).delete(api::delete_share),
+                get(api::get_share)
+                    .put(api::update_share)
+                    .delete(api::delete_share),
             )
             .route("/api/users", get(api::list_users).post(api::create_user))
             .route(
                 "/api/users/{name}",
-                get(api::get_user).put(api::update_user).delete(api::delete_user),
+                get(api::get_user)
+                    .put(api::update_user)
+                    .delete(api::delete_user),
             )
             .route("/api/groups", get(api::list_groups).post(api::create_group))
             .route(
                 "/api/groups/{name}",
-                get(api::get_group).put(api::update_group).delete(api::delete_group),
+                get(api::get_group)
+                    .put(api::update_group)
+                    .delete(api::delete_group),
             )
             .with_state(self.clone())
     }
@@ -161,7 +169,10 @@ impl Shares {
     /// The status of SMB and NFS.
     pub fn services(&self) -> Vec<ServiceStatus> {
         let smb = match (&self.tools.usable, &self.smbd) {
-            _ if !self.ctx.config.smb.enabled => (ServiceState::Stopped, "disabled in config.toml ([smb] enabled = false)".to_string()),
+            _ if !self.ctx.config.smb.enabled => (
+                ServiceState::Stopped,
+                "disabled in config.toml ([smb] enabled = false)".to_string(),
+            ),
             (Err(why), _) => (ServiceState::Unavailable, why.clone()),
             (Ok(()), Some(s)) => s.status(),
             (Ok(()), None) if self.ctx.config.dev => (ServiceState::Stopped, "not started".into()),
@@ -170,21 +181,41 @@ impl Shares {
         let nfs = if self.ctx.config.dev {
             (
                 ServiceState::Unavailable,
-                format!("NFS exports are applied on the device only; rendered to {}", self.layout.exports.display()),
+                format!(
+                    "NFS exports are applied on the device only; rendered to {}",
+                    self.layout.exports.display()
+                ),
             )
         } else if samba::find_program("exportfs").is_none() {
-            (ServiceState::Unavailable, "nfs-kernel-server is not installed".to_string())
+            (
+                ServiceState::Unavailable,
+                "nfs-kernel-server is not installed".to_string(),
+            )
         } else {
             let threads = std::fs::read_to_string("/proc/fs/nfsd/threads").unwrap_or_default();
             if threads.trim().parse::<u32>().unwrap_or(0) > 0 {
-                (ServiceState::Running, format!("kernel NFS server, {} threads", threads.trim()))
+                (
+                    ServiceState::Running,
+                    format!("kernel NFS server, {} threads", threads.trim()),
+                )
             } else {
-                (ServiceState::Stopped, "the kernel NFS server is not running".to_string())
+                (
+                    ServiceState::Stopped,
+                    "the kernel NFS server is not running".to_string(),
+                )
             }
         };
         vec![
-            ServiceStatus { name: "smb".into(), state: smb.0, detail: smb.1 },
-            ServiceStatus { name: "nfs".into(), state: nfs.0, detail: nfs.1 },
+            ServiceStatus {
+                name: "smb".into(),
+                state: smb.0,
+                detail: smb.1,
+            },
+            ServiceStatus {
+                name: "nfs".into(),
+                state: nfs.0,
+                detail: nfs.1,
+            },
         ]
     }
 
@@ -248,7 +279,10 @@ impl Shares {
         if !self.tools.reload_smbd() {
             if let Some(pid) = running {
                 // smbcontrol could not reach it: SIGHUP also makes smbd reload.
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGHUP);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGHUP,
+                );
             } else {
                 tracing::warn!("smbd did not answer reload-config; is it running?");
             }
@@ -349,7 +383,10 @@ impl Shares {
             return Err(e);
         }
         self.reload();
-        self.ctx.events.emit("share.created", serde_json::to_value(&share).unwrap_or_default());
+        self.ctx.events.emit(
+            "share.created",
+            serde_json::to_value(&share).unwrap_or_default(),
+        );
         tracing::info!(share = %share.name, path = %share.path, "share created");
         Ok(share)
     }
@@ -361,20 +398,31 @@ impl Shares {
     pub fn update_share(&self, id: i64, upd: ShareUpdate) -> R<Share> {
         let _g = self.lock();
         let mut all = model::load_all(&self.ctx.db.conn())?;
-        let old = all.iter().find(|s| s.id == id).cloned().ok_or(SharesError::ShareNotFound(id))?;
+        let old = all
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .ok_or(SharesError::ShareNotFound(id))?;
         let mut share = upd.apply_to(&old);
         share.id = id;
         let path_changed = share.path != old.path;
         self.validate(&mut share, path_changed)?;
         model::check_valid_users(&self.ctx.db.conn(), &share.valid_users)?;
-        if all.iter().any(|s| s.id != id && s.name.eq_ignore_ascii_case(&share.name)) {
+        if all
+            .iter()
+            .any(|s| s.id != id && s.name.eq_ignore_ascii_case(&share.name))
+        {
             return Err(SharesError::ShareNameTaken(share.name));
         }
         for s in all.iter_mut().filter(|s| s.id == id) {
             *s = share.clone();
         }
         let (conf, exports) = self.prepare(&all)?;
-        let created = if path_changed { ensure_folder(Path::new(&share.path))? } else { false };
+        let created = if path_changed {
+            ensure_folder(Path::new(&share.path))?
+        } else {
+            false
+        };
         let result = (|| {
             let mut conn = self.ctx.db.conn();
             let tx = conn.transaction()?;
@@ -391,7 +439,10 @@ impl Shares {
             return Err(e);
         }
         self.reload();
-        self.ctx.events.emit("share.updated", serde_json::to_value(&share).unwrap_or_default());
+        self.ctx.events.emit(
+            "share.updated",
+            serde_json::to_value(&share).unwrap_or_default(),
+        );
         Ok(share)
     }
 
@@ -402,7 +453,11 @@ impl Shares {
     pub fn delete_share(&self, id: i64) -> R<Share> {
         let _g = self.lock();
         let mut all = model::load_all(&self.ctx.db.conn())?;
-        let old = all.iter().find(|s| s.id == id).cloned().ok_or(SharesError::ShareNotFound(id))?;
+        let old = all
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .ok_or(SharesError::ShareNotFound(id))?;
         all.retain(|s| s.id != id);
         let (conf, exports) = self.prepare(&all)?;
         let result = (|| {
@@ -418,7 +473,10 @@ impl Shares {
             return Err(e);
         }
         self.reload();
-        self.ctx.events.emit("share.deleted", serde_json::json!({"id": id, "name": old.name}));
+        self.ctx.events.emit(
+            "share.deleted",
+            serde_json::json!({"id": id, "name": old.name}),
+        );
         tracing::info!(share = %old.name, "share deleted");
         Ok(old)
     }
@@ -479,17 +537,23 @@ impl Shares {
     pub fn update_user(&self, name: &str, upd: UserUpdate, actor: &CurrentUser) -> R<User> {
         let is_admin = actor.require_admin().is_ok();
         if !is_admin && (upd.role.is_some() || upd.groups.is_some() || actor.0.name != name) {
-            return Err(SharesError::Forbidden("only an administrator may change other users, roles and groups".into()));
+            return Err(SharesError::Forbidden(
+                "only an administrator may change other users, roles and groups".into(),
+            ));
         }
         let _g = self.lock();
         let mut conn = self.ctx.db.conn();
         let tx = conn.transaction()?;
         let before = accounts::get_user(&tx, name)?;
         if let Some(role) = upd.role {
-            if before.role == Role::Admin && role != Role::Admin && accounts::admin_count(&tx)? <= 1 {
+            if before.role == Role::Admin && role != Role::Admin && accounts::admin_count(&tx)? <= 1
+            {
                 return Err(SharesError::LastAdmin(name.to_string()));
             }
-            tx.execute("UPDATE users SET role = ?2 WHERE name = ?1", [name, role.as_str()])?;
+            tx.execute(
+                "UPDATE users SET role = ?2 WHERE name = ?1",
+                [name, role.as_str()],
+            )?;
         }
         if let Some(groups) = &upd.groups {
             accounts::set_user_groups(&tx, name, groups)?;
@@ -528,7 +592,10 @@ impl Shares {
         }
         let shares = accounts::shares_naming(&tx, name)?;
         if !shares.is_empty() {
-            return Err(SharesError::InUse { name: name.to_string(), shares });
+            return Err(SharesError::InUse {
+                name: name.to_string(),
+                shares,
+            });
         }
         tx.execute("DELETE FROM users WHERE name = ?1", [name])?;
         self.write_accounts(&tx)?;
@@ -580,7 +647,10 @@ impl Shares {
             if d.chars().count() > 256 {
                 return Err(SharesError::InvalidDescription);
             }
-            tx.execute("UPDATE groups SET description = ?2 WHERE name = ?1", [name, d])?;
+            tx.execute(
+                "UPDATE groups SET description = ?2 WHERE name = ?1",
+                [name, d],
+            )?;
         }
         if let Some(m) = &upd.members {
             accounts::set_group_members(&tx, name, m)?;
@@ -602,7 +672,10 @@ impl Shares {
         accounts::get_group(&tx, name)?;
         let shares = accounts::shares_naming(&tx, &format!("@{name}"))?;
         if !shares.is_empty() {
-            return Err(SharesError::InUse { name: format!("@{name}"), shares });
+            return Err(SharesError::InUse {
+                name: format!("@{name}"),
+                shares,
+            });
         }
         tx.execute("DELETE FROM groups WHERE name = ?1", [name])?;
         self.write_accounts(&tx)?;
@@ -640,10 +713,14 @@ fn device_smbd_status(layout: &SambaLayout) -> (ServiceState, String) {
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok());
     match pid {
-        Some(p) if nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok() => {
-            (ServiceState::Running, format!("smbd (pid {p}) on port {}", layout.port))
-        }
-        _ => (ServiceState::Stopped, "smbd is not running (systemctl status smbd)".to_string()),
+        Some(p) if nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok() => (
+            ServiceState::Running,
+            format!("smbd (pid {p}) on port {}", layout.port),
+        ),
+        _ => (
+            ServiceState::Stopped,
+            "smbd is not running (systemctl status smbd)".to_string(),
+        ),
     }
 }
 
@@ -666,7 +743,11 @@ fn ensure_folder(path: &Path) -> R<bool> {
             true
         }
     };
-    if let Err(e) = nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(render::USERS_GID))) {
+    if let Err(e) = nix::unistd::chown(
+        path,
+        None,
+        Some(nix::unistd::Gid::from_raw(render::USERS_GID)),
+    ) {
         tracing::debug!(path = %path.display(), error = %e, "cannot give the share folder to group users");
     }
     if let Ok(m) = std::fs::metadata(path) {

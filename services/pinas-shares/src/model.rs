@@ -141,7 +141,10 @@ pub fn check_share_name(name: &str) -> Result<(), SharesError> {
     let body = name.strip_suffix('$').unwrap_or(name);
     let ok = !body.is_empty()
         && name.len() <= 64
-        && body.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && body
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && !body.ends_with(' ')
         && body
             .chars()
@@ -176,7 +179,8 @@ pub fn check_nfs_client(c: &str) -> Result<(), SharesError> {
     let host_ok = !c.is_empty()
         && c.len() <= 253
         && !c.starts_with(['-', '.'])
-        && c.chars().all(|ch| ch.is_ascii_alphanumeric() || "-.*?".contains(ch));
+        && c.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-.*?".contains(ch));
     if host_ok {
         Ok(())
     } else {
@@ -202,7 +206,11 @@ pub fn normalize(share: &mut Share) -> Result<(), SharesError> {
         .collect::<String>()
         .trim()
         .to_string();
-    if share.path.chars().any(|c| c.is_control() || c == '%' || c == '"') {
+    if share
+        .path
+        .chars()
+        .any(|c| c.is_control() || c == '%' || c == '"')
+    {
         return Err(SharesError::InvalidPath(share.path.clone()));
     }
     dedup(&mut share.valid_users);
@@ -231,8 +239,16 @@ fn dedup(v: &mut Vec<String>) {
 pub fn check_valid_users(conn: &Connection, names: &[String]) -> Result<(), SharesError> {
     for n in names {
         let found: bool = match n.strip_prefix('@') {
-            Some(g) => conn.query_row("SELECT EXISTS(SELECT 1 FROM groups WHERE name = ?1)", [g], |r| r.get(0))?,
-            None => conn.query_row("SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)", [n], |r| r.get(0))?,
+            Some(g) => conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM groups WHERE name = ?1)",
+                [g],
+                |r| r.get(0),
+            )?,
+            None => conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+                [n],
+                |r| r.get(0),
+            )?,
         };
         if !found {
             return Err(SharesError::UnknownValidUser(n.clone()));
@@ -262,15 +278,21 @@ const COLUMNS: &str =
 
 /// Every share, by name.
 pub fn load_all(conn: &Connection) -> rusqlite::Result<Vec<Share>> {
-    let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM shares ORDER BY name COLLATE NOCASE"))?;
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM shares ORDER BY name COLLATE NOCASE"
+    ))?;
     let rows = st.query_map([], from_row)?;
     rows.collect()
 }
 
 /// One share.
 pub fn load(conn: &Connection, id: i64) -> rusqlite::Result<Option<Share>> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM shares WHERE id = ?1"), [id], from_row)
-        .optional()
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM shares WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()
 }
 
 /// Inserts `s` and returns its new id.
@@ -325,14 +347,35 @@ mod tests {
         for ok in ["media", "Photos 2024", "a", "backup$", "x.y-z_1"] {
             check_share_name(ok).unwrap();
         }
-        for bad in ["", "global", "IPC$", "homes", " x", "x ", "a/b", "a]b", "$", "-x", &"x".repeat(65), "a\nb", "é"] {
+        for bad in [
+            "",
+            "global",
+            "IPC$",
+            "homes",
+            " x",
+            "x ",
+            "a/b",
+            "a]b",
+            "$",
+            "-x",
+            &"x".repeat(65),
+            "a\nb",
+            "é",
+        ] {
             assert!(check_share_name(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn nfs_clients() {
-        for ok in ["*", "192.168.1.0/24", "10.0.0.5", "fd00::/8", "nas.lan", "*.lan"] {
+        for ok in [
+            "*",
+            "192.168.1.0/24",
+            "10.0.0.5",
+            "fd00::/8",
+            "nas.lan",
+            "*.lan",
+        ] {
             check_nfs_client(ok).unwrap();
         }
         for bad in ["", "1.2.3.4/33", "a b", "host(rw)", "-x", "1.2.3.4/x"] {
@@ -358,9 +401,15 @@ mod tests {
         assert_eq!(s.description, "line1 line2");
         assert_eq!(s.valid_users, ["alice"]);
         s.nfs = true;
-        assert!(matches!(normalize(&mut s), Err(SharesError::NfsClientsRequired)));
+        assert!(matches!(
+            normalize(&mut s),
+            Err(SharesError::NfsClientsRequired)
+        ));
         s.nfs = false;
         s.path = "/x%y".into();
-        assert!(matches!(normalize(&mut s), Err(SharesError::InvalidPath(_))));
+        assert!(matches!(
+            normalize(&mut s),
+            Err(SharesError::InvalidPath(_))
+        ));
     }
 }

@@ -47,20 +47,48 @@ pub struct SambaLayout {
 impl SambaLayout {
     /// The layout for `ctx`'s configuration.
     pub fn new(ctx: &Context) -> Self {
-        Self::for_dir(&ctx.paths.samba_dir, &ctx.paths.state_dir, ctx.config.dev, ctx.config.smb.port)
+        Self::for_dir(
+            &ctx.paths.samba_dir,
+            &ctx.paths.state_dir,
+            ctx.config.dev,
+            ctx.config.smb.port,
+        )
     }
 
     /// The layout with Samba's files in `dir` and NFS's under `state_dir/nfs`.
+    ///
+    /// In dev mode every Samba folder is inside `dir`. On the device the passdb and
+    /// secrets (`private`) live in `dir` on /storage, and the rest where Debian's Samba
+    /// service expects it (`/run/samba`, `/var/lib/samba`, `/var/cache/samba`).
     pub fn for_dir(dir: &Path, state_dir: &Path, dev: bool, port: u16) -> Self {
+        let (state, lock, cache, pid) = if dev {
+            (
+                dir.join("state"),
+                dir.join("lock"),
+                dir.join("cache"),
+                dir.join("run"),
+            )
+        } else {
+            (
+                PathBuf::from("/var/lib/samba"),
+                PathBuf::from("/run/samba"),
+                PathBuf::from("/var/cache/samba"),
+                PathBuf::from("/run/samba"),
+            )
+        };
         SambaLayout {
             conf: dir.join("smb.conf"),
             private_dir: dir.join("private"),
-            state_dir: dir.join("state"),
-            lock_dir: dir.join("lock"),
-            cache_dir: dir.join("cache"),
-            pid_dir: dir.join("run"),
-            ncalrpc_dir: dir.join("run/ncalrpc"),
-            accounts_dir: if dev { dir.to_path_buf() } else { EXTRAUSERS_DIR.into() },
+            ncalrpc_dir: pid.join("ncalrpc"),
+            state_dir: state,
+            lock_dir: lock,
+            cache_dir: cache,
+            pid_dir: pid,
+            accounts_dir: if dev {
+                dir.to_path_buf()
+            } else {
+                EXTRAUSERS_DIR.into()
+            },
             exports: state_dir.join("nfs/pinas.exports"),
             dir: dir.to_path_buf(),
             dev,
@@ -71,7 +99,14 @@ impl SambaLayout {
     /// Creates Samba's folders (private one mode 0700).
     pub fn create_dirs(&self) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        for d in [&self.dir, &self.state_dir, &self.lock_dir, &self.cache_dir, &self.pid_dir, &self.ncalrpc_dir] {
+        for d in [
+            &self.dir,
+            &self.state_dir,
+            &self.lock_dir,
+            &self.cache_dir,
+            &self.pid_dir,
+            &self.ncalrpc_dir,
+        ] {
             std::fs::create_dir_all(d)?;
         }
         std::fs::create_dir_all(&self.private_dir)?;
@@ -109,7 +144,10 @@ fn yes_no(b: bool) -> &'static str {
 pub fn smb_conf(layout: &SambaLayout, shares: &[Share]) -> String {
     let mut s = String::new();
     let d = |p: &Path| p.display().to_string();
-    let _ = writeln!(s, "# Written by PiNAS from its database; edits here are overwritten.");
+    let _ = writeln!(
+        s,
+        "# Written by PiNAS from its database; edits here are overwritten."
+    );
     let _ = writeln!(s, "[global]");
     let g = |s: &mut String, k: &str, v: &str| {
         let _ = writeln!(s, "   {k} = {v}");
@@ -118,7 +156,11 @@ pub fn smb_conf(layout: &SambaLayout, shares: &[Share]) -> String {
     g(&mut s, "workgroup", "WORKGROUP");
     g(&mut s, "server string", "PiNAS");
     g(&mut s, "security", "user");
-    g(&mut s, "passdb backend", &format!("tdbsam:{}", d(&layout.private_dir.join("passdb.tdb"))));
+    g(
+        &mut s,
+        "passdb backend",
+        &format!("tdbsam:{}", d(&layout.private_dir.join("passdb.tdb"))),
+    );
     g(&mut s, "private dir", &d(&layout.private_dir));
     g(&mut s, "state directory", &d(&layout.state_dir));
     g(&mut s, "lock directory", &d(&layout.lock_dir));
@@ -173,7 +215,11 @@ pub fn exports(shares: &[Share]) -> String {
             "{},sync,no_subtree_check,all_squash,anonuid=65534,anongid={USERS_GID}",
             if sh.read_only { "ro" } else { "rw" }
         );
-        let clients: Vec<String> = sh.nfs_clients.iter().map(|c| format!("{c}({opts})")).collect();
+        let clients: Vec<String> = sh
+            .nfs_clients
+            .iter()
+            .map(|c| format!("{c}({opts})"))
+            .collect();
         let _ = writeln!(s, "\"{}\" {}", sh.path, clients.join(" "));
     }
     s
@@ -196,17 +242,29 @@ pub struct UnixGroup {
 
 /// Renders `(passwd, group, shadow)`. In dev mode the files stand alone (nss_wrapper
 /// reads only them), so they also carry root, nobody and the `users` group.
-pub fn account_files(dev: bool, users: &[UnixUser], groups: &[UnixGroup]) -> (String, String, String) {
+pub fn account_files(
+    dev: bool,
+    users: &[UnixUser],
+    groups: &[UnixGroup],
+) -> (String, String, String) {
     let mut passwd = String::new();
     let mut group = String::new();
     let mut shadow = String::new();
     if dev {
         passwd.push_str("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
         let members: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
-        let _ = writeln!(group, "root:x:0:\nnogroup:x:65534:\nusers:x:{USERS_GID}:{}", members.join(","));
+        let _ = writeln!(
+            group,
+            "root:x:0:\nnogroup:x:65534:\nusers:x:{USERS_GID}:{}",
+            members.join(",")
+        );
     }
     for u in users {
-        let _ = writeln!(passwd, "{}:x:{}:{USERS_GID}:PiNAS user:/nonexistent:/usr/sbin/nologin", u.name, u.uid);
+        let _ = writeln!(
+            passwd,
+            "{}:x:{}:{USERS_GID}:PiNAS user:/nonexistent:/usr/sbin/nologin",
+            u.name, u.uid
+        );
         // Locked: PiNAS users log in to the web UI and shares, never to a shell.
         let _ = writeln!(shadow, "{}:!:::::::", u.name);
     }
@@ -247,16 +305,25 @@ mod tests {
         assert!(c.contains("passdb backend = tdbsam:/s/samba/private/passdb.tdb"));
         assert!(c.contains("[media]\n   path = /srv/disks/data/media\n"));
         assert!(c.contains("valid users = alice @family"));
-        assert!(c.contains("[backup$]\n   path = /srv/disks/data/media\n   comment = Films\n   browseable = no"));
+        assert!(c.contains(
+            "[backup$]\n   path = /srv/disks/data/media\n   comment = Films\n   browseable = no"
+        ));
         assert!(!c.contains("[nfsonly]"));
     }
 
     #[test]
     fn smb_conf_device_default_port() {
-        let l = SambaLayout::for_dir(Path::new("/storage/.pinas/samba"), Path::new("/storage/.pinas"), false, 445);
+        let l = SambaLayout::for_dir(
+            Path::new("/storage/.pinas/samba"),
+            Path::new("/storage/.pinas"),
+            false,
+            445,
+        );
         let c = smb_conf(&l, &[]);
         assert!(!c.contains("smb ports"));
         assert!(!c.contains("interfaces"));
+        assert!(c.contains("passdb backend = tdbsam:/storage/.pinas/samba/private/passdb.tdb"));
+        assert!(c.contains("pid directory = /run/samba\n"));
     }
 
     #[test]
@@ -273,8 +340,21 @@ mod tests {
 
     #[test]
     fn accounts() {
-        let users = [UnixUser { name: "alice".into(), uid: 2001 }, UnixUser { name: "bob".into(), uid: 2002 }];
-        let groups = [UnixGroup { name: "family".into(), gid: 2001, members: vec!["alice".into()] }];
+        let users = [
+            UnixUser {
+                name: "alice".into(),
+                uid: 2001,
+            },
+            UnixUser {
+                name: "bob".into(),
+                uid: 2002,
+            },
+        ];
+        let groups = [UnixGroup {
+            name: "family".into(),
+            gid: 2001,
+            members: vec!["alice".into()],
+        }];
         let (p, g, sh) = account_files(true, &users, &groups);
         assert!(p.starts_with("root:x:0:0:"));
         assert!(p.contains("alice:x:2001:100:PiNAS user:/nonexistent:/usr/sbin/nologin\n"));

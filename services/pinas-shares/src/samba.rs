@@ -48,16 +48,27 @@ impl SambaTools {
         let mut env = Vec::new();
         let mut usable = Ok(());
         if find_program("smbd").is_none() || find_program("smbpasswd").is_none() {
-            usable = Err("Samba is not installed (Debian packages samba and samba-common-bin)".to_string());
+            usable = Err(
+                "Samba is not installed (Debian packages samba and samba-common-bin)".to_string(),
+            );
         } else if !nix::unistd::geteuid().is_root() {
             usable = Err("smbd must run as root to act as each share user; run pinas dev as root (sudo) to serve SMB".to_string());
         }
         if layout.dev {
-            match NSS_WRAPPER_CANDIDATES.iter().find(|p| Path::new(p).exists()) {
+            match NSS_WRAPPER_CANDIDATES
+                .iter()
+                .find(|p| Path::new(p).exists())
+            {
                 Some(lib) => {
                     env.push(("LD_PRELOAD".into(), lib.to_string()));
-                    env.push(("NSS_WRAPPER_PASSWD".into(), layout.passwd_file().display().to_string()));
-                    env.push(("NSS_WRAPPER_GROUP".into(), layout.group_file().display().to_string()));
+                    env.push((
+                        "NSS_WRAPPER_PASSWD".into(),
+                        layout.passwd_file().display().to_string(),
+                    ));
+                    env.push((
+                        "NSS_WRAPPER_GROUP".into(),
+                        layout.group_file().display().to_string(),
+                    ));
                 }
                 None if usable.is_ok() => {
                     usable = Err("nss_wrapper is not installed (Debian package libnss-wrapper); dev mode needs it to give Samba its users".to_string());
@@ -65,7 +76,11 @@ impl SambaTools {
                 None => {}
             }
         }
-        SambaTools { layout, env, usable }
+        SambaTools {
+            layout,
+            env,
+            usable,
+        }
     }
 
     /// A command for `prog` with this environment.
@@ -85,7 +100,10 @@ impl SambaTools {
             tracing::debug!("testparm not installed; smb.conf not checked");
             return Ok(());
         }
-        let tmp = self.layout.dir.join(format!(".smb.conf.check-{}", std::process::id()));
+        let tmp = self
+            .layout
+            .dir
+            .join(format!(".smb.conf.check-{}", std::process::id()));
         std::fs::write(&tmp, conf).map_err(|source| SharesError::Write {
             path: tmp.display().to_string(),
             source,
@@ -110,7 +128,11 @@ impl SambaTools {
             })
             .collect();
         if !out.status.success() || stderr.contains("Unknown parameter") {
-            let msg = if complaints.is_empty() { stderr.trim().to_string() } else { complaints.join("; ") };
+            let msg = if complaints.is_empty() {
+                stderr.trim().to_string()
+            } else {
+                complaints.join("; ")
+            };
             return Err(SharesError::ConfigRejected(msg));
         }
         Ok(())
@@ -135,8 +157,16 @@ impl SambaTools {
             Ok(())
         } else {
             // The password went in through stdin only; the output never carries it.
-            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            Err(SharesError::Samba(format!("{prog} {} failed: {}", args.join(" "), text.trim())))
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Err(SharesError::Samba(format!(
+                "{prog} {} failed: {}",
+                args.join(" "),
+                text.trim()
+            )))
         }
     }
 
@@ -219,7 +249,9 @@ impl SambaTools {
             .output()
         {
             Ok(o) if o.status.success() => {}
-            Ok(o) => tracing::warn!(stderr = %String::from_utf8_lossy(&o.stderr).trim(), "exportfs -ra failed"),
+            Ok(o) => {
+                tracing::warn!(stderr = %String::from_utf8_lossy(&o.stderr).trim(), "exportfs -ra failed")
+            }
             Err(e) => tracing::warn!(error = %e, "cannot run exportfs (install nfs-kernel-server)"),
         }
     }

@@ -77,12 +77,19 @@ impl Smbd {
             // PiNAS (and the terminal's job) out of it.
             std::os::unix::process::CommandExt::process_group(&mut std_cmd, 0);
             let mut cmd = tokio::process::Command::from(std_cmd);
-            cmd.args(["-F", "--no-process-group", "--debug-stdout", "-d", "1", "-s"])
-                .arg(&tools.layout.conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
+            cmd.args([
+                "-F",
+                "--no-process-group",
+                "--debug-stdout",
+                "-d",
+                "1",
+                "-s",
+            ])
+            .arg(&tools.layout.conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
                 Err(e) => {
@@ -91,12 +98,23 @@ impl Smbd {
                 }
             };
             self.pid.store(child.id().unwrap_or(0), Ordering::Release);
-            self.set(ServiceState::Running, format!("smbd (pid {}) on 127.0.0.1:{port}", child.id().unwrap_or(0)));
+            self.set(
+                ServiceState::Running,
+                format!("smbd (pid {}) on 127.0.0.1:{port}", child.id().unwrap_or(0)),
+            );
             tracing::info!(pid = child.id(), port, "smbd started");
-            for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-                         child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>)]
-                .into_iter()
-                .flatten()
+            for pipe in [
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            ]
+            .into_iter()
+            .flatten()
             {
                 let me = self.clone();
                 tokio::spawn(async move {
@@ -143,7 +161,9 @@ impl Smbd {
                 .unwrap_or_default();
             let why = format!(
                 "smbd exited ({}); restarting in {}s. Last output: {}",
-                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string()),
                 backoff.as_secs(),
                 last.trim()
             );
@@ -177,7 +197,10 @@ async fn terminate(child: &mut tokio::process::Child) {
     };
     let group = Pid::from_raw(pid as i32);
     let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
-    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
         let _ = child.kill().await;
     }
     // Give the helpers a moment to follow their parent, then make sure.

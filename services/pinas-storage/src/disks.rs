@@ -269,7 +269,7 @@ pub fn list_disks(disks_dir: &Path) -> Result<Vec<Disk>, StorageError> {
                 filesystem: filesystem(p, &mounts, disks_dir),
             })
             .collect();
-        partitions.sort_by(|a, b| natural_key(&a.name).cmp(&natural_key(&b.name)));
+        partitions.sort_by_key(|p| natural_key(&p.name));
         disks.push(Disk {
             path: devnode(d),
             model: model(d, &name),
@@ -286,7 +286,7 @@ pub fn list_disks(disks_dir: &Path) -> Result<Vec<Disk>, StorageError> {
             name,
         });
     }
-    disks.sort_by(|a, b| natural_key(&a.name).cmp(&natural_key(&b.name)));
+    disks.sort_by_key(|d| natural_key(&d.name));
     Ok(disks)
 }
 

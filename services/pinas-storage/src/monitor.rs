@@ -5,10 +5,9 @@ use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use pinas_core::Context;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use pinas_core::Context;
 use udev::EventType;
-
 
 use crate::mount;
 
@@ -91,7 +90,10 @@ fn handle(ctx: &Arc<Context>, known: &mut HashSet<String>, event: &udev::Event) 
                 serde_json::json!({"name": name, "path": path, "size_bytes": size_bytes, "uuid": uuid}),
             );
         } else if !has_media && known.remove(&name) {
-            ctx.events.emit("storage.disk.removed", serde_json::json!({"name": name, "path": path}));
+            ctx.events.emit(
+                "storage.disk.removed",
+                serde_json::json!({"name": name, "path": path}),
+            );
         }
     }
     match (kind, uuid) {

@@ -18,8 +18,15 @@ use pinas_storage::{disks, mount, Storage, StorageError};
 use tower::ServiceExt;
 
 fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -29,7 +36,9 @@ fn ready() -> bool {
         return false;
     }
     if !Path::new("/run/udev/control").exists() {
-        let _ = Command::new("/lib/systemd/systemd-udevd").arg("--daemon").status();
+        let _ = Command::new("/lib/systemd/systemd-udevd")
+            .arg("--daemon")
+            .status();
         std::thread::sleep(Duration::from_millis(500));
     }
     true
@@ -45,7 +54,10 @@ impl LoopDisk {
     fn new(mkfs: &[&str]) -> LoopDisk {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("disk.img");
-        std::fs::File::create(&img).unwrap().set_len(64 << 20).unwrap();
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
         let dev = run("losetup", &["-f", "--show", img.to_str().unwrap()]);
         let mut args: Vec<&str> = mkfs[1..].to_vec();
         args.push(&dev);
@@ -66,7 +78,10 @@ fn settle(dev: &str) {
 impl Drop for LoopDisk {
     fn drop(&mut self) {
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        for l in mounts.lines().filter(|l| l.starts_with(&format!("{} ", self.dev))) {
+        for l in mounts
+            .lines()
+            .filter(|l| l.starts_with(&format!("{} ", self.dev)))
+        {
             if let Some(mp) = l.split(' ').nth(1) {
                 let _ = Command::new("umount").arg("-l").arg(mp).status();
             }
@@ -76,7 +91,10 @@ impl Drop for LoopDisk {
 }
 
 fn context(dir: &Path) -> Arc<Context> {
-    Context::open(Config::defaults(&Mode::Dev { state_dir: dir.to_path_buf() })).unwrap()
+    Context::open(Config::defaults(&Mode::Dev {
+        state_dir: dir.to_path_buf(),
+    }))
+    .unwrap()
 }
 
 fn fs_of(name: &str, dir: &Path) -> Option<disks::Filesystem> {
@@ -98,12 +116,18 @@ fn loop_disk_lifecycle() {
     let disk = LoopDisk::new(&["mkfs.ext4", "-q", "-L", &label]);
 
     let listed = disks::list_disks(&ctx.paths.disks_dir).unwrap();
-    let d = listed.iter().find(|d| d.name == disk.name()).expect("loop disk listed");
+    let d = listed
+        .iter()
+        .find(|d| d.name == disk.name())
+        .expect("loop disk listed");
     assert_eq!(d.size_bytes, 64 << 20);
     assert_eq!(d.transport, "loop");
     assert!(!d.system);
     let fs = d.filesystem.clone().expect("ext4 seen through udev");
-    assert_eq!((fs.fs_type.as_str(), fs.label.as_str()), ("ext4", label.as_str()));
+    assert_eq!(
+        (fs.fs_type.as_str(), fs.label.as_str()),
+        ("ext4", label.as_str())
+    );
     assert!(fs.mount_point.is_none());
 
     // Mount: under <disks>/<label>, with space figures; twice is the same mount.
@@ -113,11 +137,19 @@ fn loop_disk_lifecycle() {
     let now = fs_of(disk.name(), &ctx.paths.disks_dir).unwrap();
     assert_eq!(now.mount_point.as_deref(), Some(mp.to_str().unwrap()));
     assert!(now.free_bytes.unwrap() > 40 << 20 && now.used_bytes.is_some());
-    assert_eq!(mount::mount_uuid(&ctx, &fs.uuid.to_uppercase()).unwrap().mount_point, m.mount_point);
+    assert_eq!(
+        mount::mount_uuid(&ctx, &fs.uuid.to_uppercase())
+            .unwrap()
+            .mount_point,
+        m.mount_point
+    );
     std::fs::write(mp.join("kept.txt"), "data").unwrap();
 
     // Format refuses a mounted device, a wrong confirm, unknown devices, the system disk.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let fmt = |device: &str, confirm: &str| FormatRequest {
         device: device.into(),
         fs_type: "ext4".into(),
@@ -129,10 +161,17 @@ fn loop_disk_lifecycle() {
         assert!(matches!(e, StorageError::DeviceInUse(_)), "{e}");
         let e = pinas_storage::format::start_format(&ctx, fmt(&disk.dev, "/dev/sdz")).unwrap_err();
         assert!(matches!(e, StorageError::ConfirmMismatch(_)), "{e}");
-        let e = pinas_storage::format::start_format(&ctx, fmt("/dev/nonexistent", "/dev/nonexistent")).unwrap_err();
+        let e =
+            pinas_storage::format::start_format(&ctx, fmt("/dev/nonexistent", "/dev/nonexistent"))
+                .unwrap_err();
         assert!(matches!(e, StorageError::UnknownDevice(_)), "{e}");
-        if let Some(sys) = disks::list_disks(&ctx.paths.disks_dir).unwrap().into_iter().find(|d| d.system) {
-            let e = pinas_storage::format::start_format(&ctx, fmt(&sys.path, &sys.path)).unwrap_err();
+        if let Some(sys) = disks::list_disks(&ctx.paths.disks_dir)
+            .unwrap()
+            .into_iter()
+            .find(|d| d.system)
+        {
+            let e =
+                pinas_storage::format::start_format(&ctx, fmt(&sys.path, &sys.path)).unwrap_err();
             assert!(matches!(e, StorageError::SystemDisk(_)), "{e}");
         }
     });
@@ -146,30 +185,53 @@ fn loop_disk_lifecycle() {
         )
         .unwrap();
     let e = mount::unmount_uuid(&ctx, &fs.uuid, false).unwrap_err();
-    assert!(matches!(e, StorageError::MountInUse { ref shares, .. } if shares == &["media"]), "{e}");
+    assert!(
+        matches!(e, StorageError::MountInUse { ref shares, .. } if shares == &["media"]),
+        "{e}"
+    );
     ctx.db.conn().execute("DELETE FROM shares", []).unwrap();
 
     // Stored mounts come back: unmount behind PiNAS's back, then re-apply.
     run("umount", &[mp.to_str().unwrap()]);
-    assert!(fs_of(disk.name(), &ctx.paths.disks_dir).unwrap().mount_point.is_none());
+    assert!(fs_of(disk.name(), &ctx.paths.disks_dir)
+        .unwrap()
+        .mount_point
+        .is_none());
     assert_eq!(mount::reapply(&ctx), 1);
-    assert_eq!(std::fs::read_to_string(mp.join("kept.txt")).unwrap(), "data");
+    assert_eq!(
+        std::fs::read_to_string(mp.join("kept.txt")).unwrap(),
+        "data"
+    );
 
     let u = mount::unmount_uuid(&ctx, &fs.uuid, false).unwrap();
     assert!(!u.mounted);
     assert!(!mp.exists(), "empty mount point removed");
-    assert!(mount::list_mounts(&ctx).unwrap().is_empty(), "unmounted means forgotten");
-    assert!(matches!(mount::unmount_uuid(&ctx, &fs.uuid, false), Err(StorageError::NotMounted(_))));
+    assert!(
+        mount::list_mounts(&ctx).unwrap().is_empty(),
+        "unmounted means forgotten"
+    );
+    assert!(matches!(
+        mount::unmount_uuid(&ctx, &fs.uuid, false),
+        Err(StorageError::NotMounted(_))
+    ));
 
     // Format to FAT, watch the task to its end, see the new filesystem.
     let mut events = ctx.events.subscribe();
-    let req = FormatRequest { device: disk.dev.clone(), fs_type: "vfat".into(), label: "NEWFS".into(), confirm: disk.dev.clone() };
+    let req = FormatRequest {
+        device: disk.dev.clone(),
+        fs_type: "vfat".into(),
+        label: "NEWFS".into(),
+        confirm: disk.dev.clone(),
+    };
     rt.block_on(async {
         let started = pinas_storage::format::start_format(&ctx, req).unwrap();
         let last = tokio::time::timeout(Duration::from_secs(60), async {
             loop {
                 let ev = events.recv().await.unwrap();
-                if ev.kind == "task.progress" && ev.data["task_id"] == started.task_id && ev.data["done"] == true {
+                if ev.kind == "task.progress"
+                    && ev.data["task_id"] == started.task_id
+                    && ev.data["done"] == true
+                {
                     return ev;
                 }
             }
@@ -181,8 +243,13 @@ fn loop_disk_lifecycle() {
     });
     settle(&disk.dev);
     let fs2 = fs_of(disk.name(), &ctx.paths.disks_dir).unwrap();
-    assert_eq!((fs2.fs_type.as_str(), fs2.label.as_str()), ("vfat", "NEWFS"));
-    let kernel_fat = std::fs::read_to_string("/proc/filesystems").unwrap().contains("vfat");
+    assert_eq!(
+        (fs2.fs_type.as_str(), fs2.label.as_str()),
+        ("vfat", "NEWFS")
+    );
+    let kernel_fat = std::fs::read_to_string("/proc/filesystems")
+        .unwrap()
+        .contains("vfat");
     match mount::mount_uuid(&ctx, &fs2.uuid) {
         Ok(m2) => {
             // FAT has no owners: the mount gives group users write access.
@@ -192,18 +259,33 @@ fn loop_disk_lifecycle() {
             mount::unmount_uuid(&ctx, &fs2.uuid, false).unwrap();
         }
         Err(e) => {
-            assert!(!kernel_fat, "vfat mount failed although the kernel has it: {e}");
+            assert!(
+                !kernel_fat,
+                "vfat mount failed although the kernel has it: {e}"
+            );
             assert!(e.to_string().contains("kernel cannot mount vfat"), "{e}");
-            assert!(mount::list_mounts(&ctx).unwrap().is_empty(), "a failed mount is not stored");
+            assert!(
+                mount::list_mounts(&ctx).unwrap().is_empty(),
+                "a failed mount is not stored"
+            );
         }
     }
 }
 
 fn admin() -> CurrentUser {
-    CurrentUser(Account { name: "admin".into(), role: Role::Admin })
+    CurrentUser(Account {
+        name: "admin".into(),
+        role: Role::Admin,
+    })
 }
 
-async fn call(app: &axum::Router, user: CurrentUser, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+async fn call(
+    app: &axum::Router,
+    user: CurrentUser,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
     let req = Request::builder()
         .method(method)
         .uri(uri)
@@ -213,8 +295,13 @@ async fn call(app: &axum::Router, user: CurrentUser, method: &str, uri: &str, bo
         .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     let st = resp.status();
-    let b = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-    (st, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
+    let b = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        st,
+        serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,34 +314,120 @@ async fn storage_api() {
     assert_eq!(st, StatusCode::OK);
     assert!(v.is_array());
     let code = |v: &serde_json::Value| v["error"]["code"].as_str().unwrap_or("").to_string();
-    let (st, v) = call(&app, a.clone(), "POST", "/api/storage/mount", r#"{"uuid":"../../etc"}"#).await;
-    assert_eq!((st, code(&v).as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_uuid"));
-    let (st, v) = call(&app, a.clone(), "POST", "/api/storage/mount", r#"{"uuid":"0000dead-beef-0000-0000-000000000000"}"#).await;
-    assert_eq!((st, code(&v).as_str()), (StatusCode::NOT_FOUND, "filesystem_not_found"));
+    let (st, v) = call(
+        &app,
+        a.clone(),
+        "POST",
+        "/api/storage/mount",
+        r#"{"uuid":"../../etc"}"#,
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v).as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_uuid")
+    );
+    let (st, v) = call(
+        &app,
+        a.clone(),
+        "POST",
+        "/api/storage/mount",
+        r#"{"uuid":"0000dead-beef-0000-0000-000000000000"}"#,
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v).as_str()),
+        (StatusCode::NOT_FOUND, "filesystem_not_found")
+    );
     let (st, _) = call(&app, a.clone(), "POST", "/api/storage/mount", r#"{"uuid":"#).await;
     assert!(st.is_client_error());
-    let (st, v) = call(&app, a.clone(), "POST", "/api/storage/unmount", r#"{"uuid":"0000dead"}"#).await;
-    assert_eq!((st, code(&v).as_str()), (StatusCode::NOT_FOUND, "not_mounted"));
-    let user = CurrentUser(Account { name: "bob".into(), role: Role::User });
-    let (st, v) = call(&app, user, "POST", "/api/storage/format", r#"{"device":"/dev/x","fs_type":"ext4","label":"","confirm":"/dev/x"}"#).await;
-    assert_eq!((st, code(&v).as_str()), (StatusCode::FORBIDDEN, "admin_required"));
-    let (st, v) = call(&app, a.clone(), "POST", "/api/storage/format", r#"{"device":"/dev/x","fs_type":"zfs","label":"","confirm":"/dev/x"}"#).await;
-    assert_eq!((st, code(&v).as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_filesystem"));
-    let (st, v) = call(&app, a.clone(), "POST", "/api/storage/format", r#"{"device":"/dev/x","fs_type":"ext4","label":"","confirm":"/dev/y"}"#).await;
-    assert_eq!((st, code(&v).as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "confirm_mismatch"));
+    let (st, v) = call(
+        &app,
+        a.clone(),
+        "POST",
+        "/api/storage/unmount",
+        r#"{"uuid":"0000dead"}"#,
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v).as_str()),
+        (StatusCode::NOT_FOUND, "not_mounted")
+    );
+    let user = CurrentUser(Account {
+        name: "bob".into(),
+        role: Role::User,
+    });
+    let (st, v) = call(
+        &app,
+        user,
+        "POST",
+        "/api/storage/format",
+        r#"{"device":"/dev/x","fs_type":"ext4","label":"","confirm":"/dev/x"}"#,
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v).as_str()),
+        (StatusCode::FORBIDDEN, "admin_required")
+    );
+    let (st, v) = call(
+        &app,
+        a.clone(),
+        "POST",
+        "/api/storage/format",
+        r#"{"device":"/dev/x","fs_type":"zfs","label":"","confirm":"/dev/x"}"#,
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v).as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_filesystem")
+    );
+    let (st, v) = call(
+        &app,
+        a.clone(),
+        "POST",
+        "/api/storage/format",
+        r#"{"device":"/dev/x","fs_type":"ext4","label":"","confirm":"/dev/y"}"#,
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v).as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "confirm_mismatch")
+    );
     // Folder picker: roots, then inside, never outside.
     let (st, v) = call(&app, a.clone(), "GET", "/api/storage/folders", "").await;
     assert_eq!(st, StatusCode::OK);
     let root = v["entries"][0]["path"].as_str().unwrap().to_string();
     std::fs::create_dir_all(Path::new(&root).join("Photos")).unwrap();
     std::fs::create_dir_all(Path::new(&root).join(".hidden")).unwrap();
-    let (st, v) = call(&app, a.clone(), "GET", &format!("/api/storage/folders?path={root}"), "").await;
+    let (st, v) = call(
+        &app,
+        a.clone(),
+        "GET",
+        &format!("/api/storage/folders?path={root}"),
+        "",
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(v["entries"], serde_json::json!([{"name": "Photos", "path": format!("{root}/Photos")}]));
+    assert_eq!(
+        v["entries"],
+        serde_json::json!([{"name": "Photos", "path": format!("{root}/Photos")}])
+    );
     let (st, v) = call(&app, a.clone(), "GET", "/api/storage/folders?path=/etc", "").await;
-    assert_eq!((st, code(&v).as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "folder_outside_roots"));
-    let (st, v) = call(&app, a, "GET", &format!("/api/storage/folders?path={root}/../.."), "").await;
-    assert_eq!((st, code(&v).as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "folder_outside_roots"));
+    assert_eq!(
+        (st, code(&v).as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "folder_outside_roots")
+    );
+    let (st, v) = call(
+        &app,
+        a,
+        "GET",
+        &format!("/api/storage/folders?path={root}/../.."),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v).as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "folder_outside_roots")
+    );
 }
 
 /// Waits for an event of `kind` whose data satisfies `pred`.
@@ -283,30 +456,47 @@ async fn hotplug_events_and_remount() {
     let state = tempfile::tempdir().unwrap();
     let ctx = context(state.path());
     let mut rx = ctx.events.subscribe();
-    assert!(pinas_storage::monitor::spawn(ctx.clone()), "udev monitor starts");
+    assert!(
+        pinas_storage::monitor::spawn(ctx.clone()),
+        "udev monitor starts"
+    );
     let label = format!("h{}", std::process::id() % 100000);
     let disk = LoopDisk::new(&["mkfs.ext4", "-q", "-L", &label]);
     let name = disk.name().to_string();
-    let added = wait_event(&mut rx, "storage.disk.added", |d| d["name"] == name.as_str()).await;
+    let added = wait_event(&mut rx, "storage.disk.added", |d| {
+        d["name"] == name.as_str()
+    })
+    .await;
     assert_eq!(added["size_bytes"], 64 << 20);
 
     // A stored mount whose disk goes away and comes back is mounted again by itself.
     let uuid = fs_of(&name, &ctx.paths.disks_dir).unwrap().uuid;
     let c = ctx.clone();
     let u = uuid.clone();
-    let m = tokio::task::spawn_blocking(move || mount::mount_uuid(&c, &u)).await.unwrap().unwrap();
+    let m = tokio::task::spawn_blocking(move || mount::mount_uuid(&c, &u))
+        .await
+        .unwrap()
+        .unwrap();
     run("umount", &[&m.mount_point]);
     let img = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).unwrap();
     let img = img.trim();
     run("losetup", &["-d", &disk.dev]);
-    wait_event(&mut rx, "storage.disk.removed", |d| d["name"] == name.as_str()).await;
+    wait_event(&mut rx, "storage.disk.removed", |d| {
+        d["name"] == name.as_str()
+    })
+    .await;
     let again = run("losetup", &["-f", "--show", img]);
     let _cleanup = LoopAgain(again.clone());
     settle(&again);
     let mounted = wait_event(&mut rx, "storage.mounted", |d| d["uuid"] == uuid.as_str()).await;
     assert_eq!(mounted["mount_point"], m.mount_point.as_str());
     let table = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    assert!(table.lines().any(|l| l.starts_with(&format!("{again} {} ", m.mount_point))), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&format!("{again} {} ", m.mount_point))),
+        "{table}"
+    );
     run("umount", &[&m.mount_point]);
 }
 
