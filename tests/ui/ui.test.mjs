@@ -7,12 +7,12 @@
 // in order in one describe block.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { axeViolations, formatViolations } from './lib/axe.mjs';
-import { ARTIFACTS as ARTIFACTS_DIR, isRoot, launchBrowser, SHOTS, startPinas, waitFor } from './lib/harness.mjs';
+import { ARTIFACTS as ARTIFACTS_DIR, isRoot, launchBrowser, ROOT, SHOTS, startPinas, waitFor } from './lib/harness.mjs';
 
 const ADMIN = { name: 'admin', password: 'Correct-Horse-42' };
 const ALICE = { name: 'alice', password: 'Alice-share-2026' };
@@ -79,6 +79,21 @@ describe('PiNAS UI', () => {
 		// a picture of the page after every step helps when one fails
 		mkdirSync(join(ARTIFACTS_DIR, 'steps'), { recursive: true });
 		await page?.screenshot({ path: join(ARTIFACTS_DIR, 'steps', `${t.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}.png`) }).catch(() => {});
+	});
+
+	test('every API call of the UI is in the server\'s OpenAPI document', () => {
+		const src = readFileSync(join(ROOT, 'web/src/lib/api/index.ts'), 'utf8');
+		const calls = [...src.matchAll(/request<[^>]*>\('(GET|POST|PUT|DELETE)',\s*[`'](\/api\/[^`'?]*)/g)].map((m) => [
+			m[1].toLowerCase(),
+			m[2].replace(/\$\{[^}]*\}/g, '{}')
+		]);
+		assert.ok(calls.length > 20, `found ${calls.length} calls`);
+		const documented = new Set(
+			Object.entries(server.openapi.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path.replace(/\{[^}]*\}/g, '{}')}`))
+		);
+		// the WebSocket is not an OpenAPI operation
+		const missing = calls.map(([m, p]) => `${m} ${p}`).filter((c) => !documented.has(c));
+		assert.deepEqual(missing, [], 'UI calls that the server does not document');
 	});
 
 	test('first-boot wizard: checks input, resumes after a reload, ends logged in', async () => {

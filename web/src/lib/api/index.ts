@@ -3,15 +3,21 @@ import { request, type RequestOptions } from './client';
 import type {
 	Disk,
 	FolderListing,
+	FormatRequest,
 	Group,
+	GroupUpdate,
+	NewGroup,
+	NewShare,
 	NewUser,
+	ShareUpdate,
+	TaskStarted,
+	UserUpdate,
 	PinasEvent,
 	Service,
 	Session,
 	SetupRequest,
 	SetupStatus,
 	Share,
-	ShareInput,
 	SystemInfo,
 	UserAccount
 } from './types';
@@ -46,27 +52,26 @@ export const api = {
 		disks: () => request<Disk[]>('GET', '/api/storage/disks'),
 		mount: (uuid: string) => request<unknown>('POST', '/api/storage/mount', { uuid }),
 		unmount: (uuid: string, force = false) => request<unknown>('POST', '/api/storage/unmount', { uuid, force }),
-		format: (device: string, fs_type: string, label: string, confirm: string) =>
-			request<{ task_id: string }>('POST', '/api/storage/format', { device, fs_type, label, confirm }),
+		format: (body: FormatRequest) => request<TaskStarted>('POST', '/api/storage/format', body),
 		folders: (path?: string | null) =>
 			request<FolderListing>('GET', path ? `/api/storage/folders?path=${enc(path)}` : '/api/storage/folders')
 	},
 	shares: {
 		list: () => request<Share[]>('GET', '/api/shares'),
-		create: (s: ShareInput) => request<Share>('POST', '/api/shares', s),
-		update: (id: string, s: ShareInput) => request<Share>('PUT', `/api/shares/${enc(id)}`, s),
-		remove: (id: string) => request<void>('DELETE', `/api/shares/${enc(id)}`)
+		create: (s: NewShare) => request<Share>('POST', '/api/shares', s),
+		update: (id: Share['id'], s: ShareUpdate) => request<Share>('PUT', `/api/shares/${enc(String(id))}`, s),
+		remove: (id: Share['id']) => request<void>('DELETE', `/api/shares/${enc(String(id))}`)
 	},
 	users: {
 		list: () => request<UserAccount[]>('GET', '/api/users'),
 		create: (u: NewUser) => request<UserAccount>('POST', '/api/users', u),
-		update: (name: string, u: Partial<NewUser>) => request<UserAccount>('PUT', `/api/users/${enc(name)}`, u),
+		update: (name: string, u: UserUpdate) => request<UserAccount>('PUT', `/api/users/${enc(name)}`, u),
 		remove: (name: string) => request<void>('DELETE', `/api/users/${enc(name)}`)
 	},
 	groups: {
 		list: () => request<Group[]>('GET', '/api/groups'),
-		create: (g: Group) => request<Group>('POST', '/api/groups', g),
-		update: (name: string, g: Partial<Group>) => request<Group>('PUT', `/api/groups/${enc(name)}`, g),
+		create: (g: NewGroup) => request<Group>('POST', '/api/groups', g),
+		update: (name: string, g: GroupUpdate) => request<Group>('PUT', `/api/groups/${enc(name)}`, g),
 		remove: (name: string) => request<void>('DELETE', `/api/groups/${enc(name)}`)
 	},
 	events: {

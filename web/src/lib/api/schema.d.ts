@@ -73,6 +73,288 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dns/blocklists": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists blocklist subscriptions with their domain and bad-line counts. */
+        get: operations["get_blocklists"];
+        put?: never;
+        /** Subscribes to a list and downloads it now (the previous set keeps answering meanwhile). */
+        post: operations["post_blocklist"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/blocklists/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Downloads every enabled list now and swaps in the new set. A list that cannot be
+         *     downloaded keeps its previous copy; its `last_error` says why.
+         */
+        post: operations["post_blocklists_update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/blocklists/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Renames, enables or disables a subscription, and reloads the set. */
+        put: operations["put_blocklist"];
+        post?: never;
+        /** Unsubscribes from a list, deletes its copy and reloads the set. */
+        delete: operations["delete_blocklist"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/cache/flush": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Drops every cached answer. */
+        post: operations["post_cache_flush"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/forwards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists conditional forwarding rules. */
+        get: operations["get_forwards"];
+        put?: never;
+        /** Sends a local domain (and/or its reverse zone) to another server, usually the router. */
+        post: operations["post_forward"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/forwards/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Deletes a conditional forwarding rule. */
+        delete: operations["delete_forward"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Prometheus metrics (text exposition format). */
+        get: operations["get_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/pihole/api.php": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Pi-hole v5 compatible summary (`/admin/api.php?summaryRaw`), over the last 24 hours. */
+        get: operations["get_pihole"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/querylog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The query log, newest first, filtered. */
+        get: operations["get_querylog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/records": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists local records. */
+        get: operations["get_records"];
+        put?: never;
+        /** Adds a local record; it answers from the next query on. */
+        post: operations["post_record"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/records/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Replaces a local record. */
+        put: operations["put_record"];
+        post?: never;
+        /** Deletes a local record. */
+        delete: operations["delete_record"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists the allowlist and denylist. */
+        get: operations["get_rules"];
+        put?: never;
+        /** Adds an allowlist or denylist entry; the allowlist wins over lists and the denylist. */
+        post: operations["post_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Deletes an allowlist or denylist entry. */
+        delete: operations["delete_rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Totals, blocked share, top domains, top blocked, top clients and queries over time. */
+        get: operations["get_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/switch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The switch record's state. */
+        get: operations["get_switch"];
+        put?: never;
+        /** Flips the switch record; the next query gets the new address. Emits `dns.switch.changed`. */
+        post: operations["post_switch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/upstreams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Upstreams and their health. */
+        get: operations["get_upstreams"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/events": {
         parameters: {
             query?: never;
@@ -85,6 +367,43 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists groups (admin). */
+        get: operations["list_groups"];
+        put?: never;
+        /** Creates a group. */
+        post: operations["create_group"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/groups/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One group (admin). */
+        get: operations["get_group"];
+        /** Changes a group's description or members. */
+        put: operations["update_group"];
+        post?: never;
+        /** Deletes a group (its members stay). */
+        delete: operations["delete_group"];
         options?: never;
         head?: never;
         patch?: never;
@@ -105,6 +424,145 @@ export interface paths {
          *     roles, and logs the admin in.
          */
         post: operations["complete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists shares. */
+        get: operations["list_shares"];
+        put?: never;
+        /** Creates a share; its folder is created when missing. */
+        post: operations["create_share"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/shares/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One share. */
+        get: operations["get_share"];
+        /** Changes a share; absent fields stay as they are. */
+        put: operations["update_share"];
+        post?: never;
+        /** Stops sharing a folder; the folder and its files stay. */
+        delete: operations["delete_share"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/storage/disks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists attached disks, their partitions and filesystems. */
+        get: operations["get_disks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/storage/folders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists folders for the share folder picker: the roots, or a folder inside one. */
+        get: operations["get_folders"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/storage/format": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Starts creating a filesystem; progress comes as `task.progress` events. */
+        post: operations["post_format"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/storage/mount": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Mounts a filesystem under the disks folder and remembers it across restarts. */
+        post: operations["post_mount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/storage/mounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists the data filesystems PiNAS mounts (also while their disk is away). */
+        get: operations["get_mounts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/storage/unmount": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Unmounts a filesystem and forgets it; refuses while shares use it unless `force`. */
+        post: operations["post_unmount"];
         delete?: never;
         options?: never;
         head?: never;
@@ -213,6 +671,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists users (admin). */
+        get: operations["list_users"];
+        put?: never;
+        /** Creates a user for the web UI and SMB. */
+        post: operations["create_user"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One user (admin, or the user themself). */
+        get: operations["get_user"];
+        /** Changes a user's password, role or groups (a user may change their own password). */
+        put: operations["update_user"];
+        post?: never;
+        /** Deletes a user everywhere (their files stay). */
+        delete: operations["delete_user"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -239,6 +734,78 @@ export interface components {
             name: string;
             role: components["schemas"]["Role"];
         };
+        /** @description One subscription, as the API shows it. */
+        Blocklist: {
+            /**
+             * Format: int64
+             * @description Lines that were not in any known syntax.
+             */
+            bad_lines: number;
+            /**
+             * Format: int64
+             * @description Names read from the list at the last load.
+             */
+            domains: number;
+            enabled: boolean;
+            /** Format: int64 */
+            id: number;
+            /** @description Why the last download failed, if it did. */
+            last_error?: string | null;
+            name: string;
+            /**
+             * Format: int64
+             * @description Unix seconds of the last successful download.
+             */
+            updated_at?: number | null;
+            url: string;
+        };
+        /** @description A blocklist subscription to add. */
+        BlocklistInput: {
+            enabled?: boolean;
+            name?: string;
+            /** @description `https://...`, `http://...`, `file:///...` or an absolute path. */
+            url: string;
+        };
+        /** @description Changes to a subscription. */
+        BlocklistPatch: {
+            enabled?: boolean | null;
+            name?: string | null;
+        };
+        /** @description Queries in one time bucket. */
+        Bucket: {
+            /** Format: int64 */
+            blocked: number;
+            /** Format: int64 */
+            total: number;
+            /**
+             * Format: int64
+             * @description Bucket start, Unix milliseconds.
+             */
+            ts_ms: number;
+        };
+        /** @description A disk: a whole block device. */
+        Disk: {
+            filesystem?: null | components["schemas"]["Filesystem"];
+            /** @description Model as the device reports it, empty when unknown. */
+            model: string;
+            /** @description Kernel name, e.g. `sda`, `mmcblk0`, `loop3`. */
+            name: string;
+            partitions: components["schemas"]["Partition"][];
+            /** @description Device node, e.g. `/dev/sda`. */
+            path: string;
+            /** @description True for removable media (SD cards in readers, some USB sticks). */
+            removable: boolean;
+            /** @description True for spinning disks. */
+            rotational: boolean;
+            /** @description Serial number, empty when unknown. */
+            serial: string;
+            /** Format: int64 */
+            size_bytes: number;
+            /** @description True when it holds the running system (root, boot, /storage, swap): never formatted. */
+            system: boolean;
+            /** @description How it is attached: `usb`, `ata`, `nvme`, `mmc`, `virtio`, `loop`, `scsi` or `unknown`. */
+            transport: string;
+        };
         /** @description The JSON body of an error response, for the OpenAPI document. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -264,6 +831,83 @@ export interface components {
             /** @description Dotted type, e.g. `storage.mounted`. */
             type: string;
         };
+        /** @description A filesystem found on a disk or partition. */
+        Filesystem: {
+            /**
+             * Format: int64
+             * @description Space available to unprivileged users in bytes, when mounted.
+             */
+            free_bytes?: number | null;
+            /** @description blkid's type name: `ext4`, `btrfs`, `xfs`, `exfat`, `vfat`, `ntfs`, ... */
+            fs_type: string;
+            /** @description Volume label, empty when none. */
+            label: string;
+            /** @description Where it is mounted (the PiNAS mount point first), or null. */
+            mount_point?: string | null;
+            /**
+             * Format: int64
+             * @description Used space in bytes, when mounted.
+             */
+            used_bytes?: number | null;
+            /** @description Filesystem UUID as blkid prints it (the key for mount and unmount). */
+            uuid: string;
+        };
+        /** @description A root folder shares may live under. */
+        FolderEntry: {
+            /** @description Display name: the folder name, or the disk's label for a data disk. */
+            name: string;
+            /** @description Absolute path. */
+            path: string;
+        };
+        /** @description The content of a folder, for the folder picker. */
+        FolderList: {
+            /** @description Subfolders (hidden ones and `lost+found` left out), sorted by name. */
+            entries: components["schemas"]["FolderEntry"][];
+            /** @description The folder above, when it is still inside a root; else null. */
+            parent?: string | null;
+            /** @description The folder listed; empty for the list of roots. */
+            path: string;
+        };
+        /** @description `POST /api/storage/format` body. */
+        FormatRequest: {
+            /** @description Must repeat `device` exactly: formatting erases everything on it. */
+            confirm: string;
+            /** @description Device node of a disk or partition, e.g. `/dev/sda1`. */
+            device: string;
+            /** @description `ext4`, `btrfs`, `xfs`, `exfat`, `vfat` or `ntfs`. */
+            fs_type: string;
+            /** @description Volume label; may be empty. */
+            label?: string;
+        };
+        /** @description A forwarding rule to create. */
+        ForwardInput: {
+            comment?: string;
+            /** @description A domain, or an IPv4 network (/8, /16, /24) for its reverse zone. */
+            domain: string;
+            /** @description The router's address, e.g. `192.168.1.1`. */
+            server: string;
+        };
+        /** @description A conditional forwarding rule. */
+        ForwardRow: {
+            comment: string;
+            /** @description A domain (`home`) or reverse zone (`1.168.192.in-addr.arpa`). */
+            domain: string;
+            /** Format: int64 */
+            id: number;
+            /** @description `udp://IP:port` or `tcp://IP:port`. */
+            server: string;
+        };
+        /** @description A group of PiNAS users, usable as `@name` in a share's valid users. */
+        Group: {
+            description: string;
+            members: string[];
+            name: string;
+        };
+        /** @description `PUT /api/groups/{name}` body: any of the fields. */
+        GroupUpdate: {
+            description?: string | null;
+            members?: string[] | null;
+        };
         /** @description `GET /api/system/health` answer. */
         Health: {
             setup_done: boolean;
@@ -279,6 +923,55 @@ export interface components {
             /** Format: int64 */
             tx_bytes: number;
         };
+        /** @description The result of a rebuild. */
+        LoadReport: {
+            /** @description Distinct blocked names in force. */
+            domains: number;
+            lists: components["schemas"]["Blocklist"][];
+            /**
+             * Format: int64
+             * @description Time to parse and build, milliseconds.
+             */
+            load_ms: number;
+            /** @description Heap bytes of the set. */
+            set_bytes: number;
+        };
+        /** @description A local record. */
+        LocalRecordRow: {
+            comment: string;
+            /** Format: int64 */
+            id: number;
+            /** @description Owner name, e.g. `printer.home` or `*.lab.home`. */
+            name: string;
+            /** Format: int32 */
+            ttl_secs: number;
+            type: components["schemas"]["LocalType"];
+            /** @description Address for A/AAAA, target name for CNAME/PTR. */
+            value: string;
+        };
+        /**
+         * @description A record type PiNAS serves locally.
+         * @enum {string}
+         */
+        LocalType: "A" | "AAAA" | "CNAME" | "PTR";
+        /** @description One row of the query log. */
+        LogRow: {
+            client: string;
+            /** Format: int64 */
+            duration_us: number;
+            /** Format: int64 */
+            id: number;
+            name: string;
+            qtype: string;
+            rcode: string;
+            status: string;
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            ts_ms: number;
+            upstream?: string | null;
+        };
         /** @description `POST /api/auth/login` body. */
         LoginRequest: {
             password: string;
@@ -293,11 +986,125 @@ export interface components {
             /** Format: int64 */
             used_bytes: number;
         };
+        /** @description A data filesystem PiNAS mounts. */
+        MountInfo: {
+            /** @description Device node while attached, else null. */
+            device?: string | null;
+            fs_type: string;
+            label: string;
+            /** @description Where it is (or will be) mounted. */
+            mount_point: string;
+            /** @description True while it is mounted. */
+            mounted: boolean;
+            uuid: string;
+        };
+        /** @description `POST /api/storage/mount` body. */
+        MountRequest: {
+            /** @description Filesystem UUID from `GET /api/storage/disks`. */
+            uuid: string;
+        };
+        /** @description `POST /api/groups` body. */
+        NewGroup: {
+            description?: string;
+            members?: string[];
+            name: string;
+        };
+        /** @description `POST /api/shares` body. */
+        NewShare: {
+            description?: string;
+            guest_ok?: boolean;
+            name: string;
+            nfs?: boolean;
+            nfs_clients?: string[];
+            /** @description Absolute folder; created (group `users`, setgid, mode 2775) when missing. */
+            path: string;
+            read_only?: boolean;
+            smb?: boolean;
+            valid_users?: string[];
+        };
+        /** @description `POST /api/users` body. */
+        NewUser: {
+            groups?: string[];
+            /** @description 1–32 lowercase letters, digits, `_`, `-`, `.`, starting with a letter. */
+            name: string;
+            /** @description At least 8 characters. Used for the web UI and for SMB. */
+            password: string;
+            role?: components["schemas"]["Role"];
+        };
+        /** @description A partition of a disk. */
+        Partition: {
+            filesystem?: null | components["schemas"]["Filesystem"];
+            /** @description Kernel name, e.g. `sda1`. */
+            name: string;
+            /** @description Device node, e.g. `/dev/sda1`. */
+            path: string;
+            /** Format: int64 */
+            size_bytes: number;
+        };
+        /**
+         * @description Pi-hole v5 `api.php?summaryRaw` / `summary` (FTL v5 era), for dashboards and Home
+         *     Assistant's Pi-hole integration.
+         */
+        PiholeSummary: {
+            ads_blocked_today: unknown;
+            ads_percentage_today: unknown;
+            clients_ever_seen: unknown;
+            dns_queries_all_types: unknown;
+            dns_queries_today: unknown;
+            domains_being_blocked: unknown;
+            gravity_last_updated: unknown;
+            /** Format: int32 */
+            privacy_level: number;
+            queries_cached: unknown;
+            queries_forwarded: unknown;
+            reply_CNAME: unknown;
+            reply_IP: unknown;
+            reply_NODATA: unknown;
+            reply_NXDOMAIN: unknown;
+            status: string;
+            unique_clients: unknown;
+            unique_domains: unknown;
+        };
+        /** @description A record to create or replace. */
+        RecordInput: {
+            comment?: string;
+            name: string;
+            /**
+             * Format: int32
+             * @description Defaults to `dns.local_ttl_secs`.
+             */
+            ttl_secs?: number | null;
+            type: components["schemas"]["LocalType"];
+            value: string;
+        };
         /**
          * @description An account's role.
          * @enum {string}
          */
         Role: "admin" | "user";
+        /** @description An entry to add. */
+        RuleInput: {
+            comment?: string;
+            /** @description `allow` or `deny`. */
+            kind: components["schemas"]["RuleKind"];
+            /** @description `ads.example.com` (that name) or `*.example.com` (it and all subdomains). */
+            pattern: string;
+        };
+        /**
+         * @description Allow or deny.
+         * @enum {string}
+         */
+        RuleKind: "allow" | "deny";
+        /** @description An allowlist or denylist entry. */
+        RuleRow: {
+            comment: string;
+            /** Format: int64 */
+            id: number;
+            /** @description `allow` or `deny`. */
+            kind: string;
+            /** @description `name` or `*.name`. */
+            pattern: string;
+        };
         /**
          * @description State of one service, for `GET /api/system/services`.
          * @enum {string}
@@ -334,6 +1141,81 @@ export interface components {
         SetupStatus: {
             done: boolean;
         };
+        /** @description A shared folder, exported over SMB and/or NFS. */
+        Share: {
+            description: string;
+            /** @description Clients without an account may connect as guest. */
+            guest_ok: boolean;
+            /** Format: int64 */
+            id: number;
+            /** @description Name clients see (`\\pinas\<name>`); unique without regard to case. */
+            name: string;
+            /** @description Exported over NFS. */
+            nfs: boolean;
+            /** @description Hosts or networks allowed to mount over NFS (`192.168.1.0/24`, `nas.lan`, `*`). */
+            nfs_clients: string[];
+            /** @description Absolute folder, resolved (symlinks followed) inside a data disk or the shares root. */
+            path: string;
+            /** @description Nobody may write, whatever the folder permissions. */
+            read_only: boolean;
+            /** @description Exported over SMB. */
+            smb: boolean;
+            /** @description User names and `@group` names allowed; empty means every PiNAS user. */
+            valid_users: string[];
+        };
+        /** @description `PUT /api/shares/{id}` body: the fields to change (a whole share object works too). */
+        ShareUpdate: {
+            description?: string | null;
+            guest_ok?: boolean | null;
+            /**
+             * Format: int64
+             * @description Ignored (the id comes from the URL); accepted so a client can send back a share.
+             */
+            id?: number | null;
+            name?: string | null;
+            nfs?: boolean | null;
+            nfs_clients?: string[] | null;
+            path?: string | null;
+            read_only?: boolean | null;
+            smb?: boolean | null;
+            valid_users?: string[] | null;
+        };
+        /** @description Statistics over a time window. */
+        Stats: {
+            /** Format: int64 */
+            blocked: number;
+            /**
+             * Format: double
+             * @description blocked / total × 100.
+             */
+            blocked_percent: number;
+            /** Format: int64 */
+            bucket_secs: number;
+            /** Format: int64 */
+            cached: number;
+            /** Format: int64 */
+            errors: number;
+            /** Format: int64 */
+            forwarded: number;
+            /** Format: int64 */
+            local: number;
+            /** @description Queries over time, `bucket_secs` apart, oldest first. */
+            over_time: components["schemas"]["Bucket"][];
+            /**
+             * Format: int64
+             * @description Window start, Unix milliseconds.
+             */
+            since_ms: number;
+            top_blocked: components["schemas"]["Top"][];
+            top_clients: components["schemas"]["Top"][];
+            top_domains: components["schemas"]["Top"][];
+            /** Format: int64 */
+            total: number;
+            /** Format: int64 */
+            unique_clients: number;
+            /** Format: int64 */
+            unique_domains: number;
+        };
         /** @description The periodic part of system information (also the `system.stats.update` payload). */
         StatsSnapshot: {
             /**
@@ -348,6 +1230,32 @@ export interface components {
             /** Format: int64 */
             uptime_secs: number;
         };
+        /**
+         * @description How a query was answered.
+         * @enum {string}
+         */
+        Status: "forwarded" | "cached" | "blocked" | "local" | "error";
+        /** @description Where to point the switch record, and why. */
+        SwitchInput: {
+            reason?: string;
+            target: components["schemas"]["Target"];
+        };
+        /** @description The switch: target, why, and since when. */
+        SwitchState: {
+            /** @description What the name answers now. */
+            addresses: string[];
+            /**
+             * Format: int64
+             * @description Unix milliseconds of the last change (0: never changed).
+             */
+            changed_at_ms: number;
+            /** @description The name that follows the switch. */
+            name: string;
+            reason: string;
+            target: components["schemas"]["Target"];
+            /** Format: int32 */
+            ttl_secs: number;
+        };
         /** @description `GET /api/system/info` answer. */
         SystemInfo: components["schemas"]["StatsSnapshot"] & {
             /** @description e.g. `Raspberry Pi 5 Model B Rev 1.0`, from the device tree or DMI. */
@@ -357,11 +1265,61 @@ export interface components {
             roles: string[];
             version: string;
         };
+        /**
+         * @description Where the switch record points.
+         * @enum {string}
+         */
+        Target: "nas" | "companion";
+        /** @description The answer to a started task. */
+        TaskStarted: {
+            /** @description Identifies this task's `task.progress` events. */
+            task_id: string;
+        };
         /** @description One temperature sensor. */
         Temperature: {
             /** Format: float */
             celsius: number;
             label: string;
+        };
+        /** @description A name or client with its count. */
+        Top: {
+            /** Format: int64 */
+            count: number;
+            key: string;
+        };
+        /** @description `POST /api/storage/unmount` body. */
+        UnmountRequest: {
+            /** @description Unmount even while shares live on it, and detach it if files are open. */
+            force?: boolean;
+            uuid: string;
+        };
+        /** @description The health of one upstream, for the API. */
+        UpstreamStatus: {
+            /** @description `udp://IP:port` or `tcp://IP:port`. */
+            address: string;
+            /** Format: int64 */
+            failures: number;
+            healthy: boolean;
+            /** Format: int64 */
+            queries: number;
+            /**
+             * Format: double
+             * @description Smoothed round-trip time, milliseconds.
+             */
+            rtt_ms: number;
+        };
+        /** @description A PiNAS user as the API shows it (never a password or hash). */
+        User: {
+            /** @description PiNAS groups the user belongs to. */
+            groups: string[];
+            name: string;
+            role: components["schemas"]["Role"];
+        };
+        /** @description `PUT /api/users/{name}` body: any of the fields. */
+        UserUpdate: {
+            groups?: string[] | null;
+            password?: string | null;
+            role?: null | components["schemas"]["Role"];
         };
     };
     responses: never;
@@ -509,6 +1467,646 @@ export interface operations {
             };
         };
     };
+    get_blocklists: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Blocklist"][];
+                };
+            };
+        };
+    };
+    post_blocklist: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BlocklistInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadReport"];
+                };
+            };
+            /** @description blocklist_exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_url */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_blocklists_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadReport"];
+                };
+            };
+        };
+    };
+    put_blocklist: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BlocklistPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadReport"];
+                };
+            };
+            /** @description blocklist_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_blocklist: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoadReport"];
+                };
+            };
+            /** @description blocklist_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_cache_flush: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_forwards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForwardRow"][];
+                };
+            };
+        };
+    };
+    post_forward: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForwardInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForwardRow"][];
+                };
+            };
+            /** @description forward_exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_forward */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_forward: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description forward_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    get_pihole: {
+        parameters: {
+            query?: {
+                summaryRaw?: string | null;
+                summary?: string | null;
+                status?: string | null;
+                versions?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PiholeSummary"];
+                };
+            };
+        };
+    };
+    get_querylog: {
+        parameters: {
+            query?: {
+                /** @description At most this many rows (default 100, at most 1000). */
+                limit?: number;
+                /** @description Only rows with an id below this (paging: pass the last id you got). */
+                before_id?: number;
+                /** @description Client IP address, exact. */
+                client?: string;
+                /** @description Substring of the queried name. */
+                name?: string;
+                /** @description forwarded, cached, blocked, local or error. */
+                status?: components["schemas"]["Status"];
+                /** @description Record type, e.g. A or AAAA. */
+                qtype?: string;
+                /** @description Only rows at or after this time, Unix milliseconds. */
+                since_ms?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogRow"][];
+                };
+            };
+        };
+    };
+    get_records: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LocalRecordRow"][];
+                };
+            };
+        };
+    };
+    post_record: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecordInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LocalRecordRow"];
+                };
+            };
+            /** @description name_is_switch */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_record */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_record: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecordInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LocalRecordRow"];
+                };
+            };
+            /** @description record_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_record */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_record: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description record_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_rules: {
+        parameters: {
+            query?: {
+                kind?: null | components["schemas"]["RuleKind"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleRow"][];
+                };
+            };
+        };
+    };
+    post_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleRow"];
+                };
+            };
+            /** @description rule_exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_pattern */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description rule_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_stats: {
+        parameters: {
+            query?: {
+                /** @description Hours back from now (default 24, at most 24 × retention days). */
+                hours?: number | null;
+                /** @description Entries per top list (default 10, at most 100). */
+                top?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Stats"];
+                };
+            };
+        };
+    };
+    get_switch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SwitchState"];
+                };
+            };
+        };
+    };
+    post_switch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SwitchInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SwitchState"];
+                };
+            };
+            /** @description invalid_reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_upstreams: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpstreamStatus"][];
+                };
+            };
+        };
+    };
     events: {
         parameters: {
             query?: {
@@ -527,6 +2125,184 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Event"][];
+                };
+            };
+        };
+    };
+    list_groups: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewGroup"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            /** @description group_exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_group_name, unknown_member */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            /** @description group_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Group"];
+                };
+            };
+            /** @description group_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unknown_member */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_group: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description group_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description in_use_by_share */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -583,6 +2359,410 @@ export interface operations {
             };
             /** @description invalid field (see `field`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Share"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewShare"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Share"];
+                };
+            };
+            /** @description share_name_taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_share_name, share_path_outside_root, unknown_valid_user, invalid_nfs_client, smb_config_rejected */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Share"];
+                };
+            };
+            /** @description share_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShareUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Share"];
+                };
+            };
+            /** @description share_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description share_name_taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description as for POST */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description share_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_disks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Disk"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_folders: {
+        parameters: {
+            query?: {
+                /** @description Folder to list; empty or absent for the roots. */
+                path?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FolderList"];
+                };
+            };
+            /** @description folder_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description folder_outside_roots */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_format: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FormatRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskStarted"];
+                };
+            };
+            /** @description device_in_use, system_disk */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description confirm_mismatch, unknown_device, invalid_label, unsupported_filesystem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_mount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MountRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MountInfo"];
+                };
+            };
+            /** @description filesystem_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description mounted_elsewhere */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_uuid, unsupported_filesystem */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_mounts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MountInfo"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_unmount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UnmountRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MountInfo"];
+                };
+            };
+            /** @description not_mounted */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description mount_in_use, device_busy */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -732,6 +2912,193 @@ export interface operations {
                 };
                 content: {
                     "application/json": string[];
+                };
+            };
+        };
+    };
+    list_users: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewUser"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description user_exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_username, password_too_short, unknown_group */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description user_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserUpdate"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description user_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description last_admin */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description user_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description last_admin, cannot_delete_self, in_use_by_share */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

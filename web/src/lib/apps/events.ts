@@ -41,3 +41,8 @@ export function level(e: PinasEvent): 'info' | 'warning' | 'error' | 'success' {
 	if (e.type.endsWith('removed') || e.type.endsWith('deleted')) return 'warning';
 	return 'info';
 }
+
+/** Whether an event belongs in logs and lists: not the intermediate steps of a task. */
+export function worthListing(e: PinasEvent): boolean {
+	return !(e.type === 'task.progress' && !e.data?.done);
+}
