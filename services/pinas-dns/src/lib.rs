@@ -24,6 +24,7 @@ pub mod lists;
 pub mod metrics;
 pub mod querylog;
 pub mod state;
+pub mod testing;
 pub mod udp;
 pub mod upstream;
 pub mod zone;

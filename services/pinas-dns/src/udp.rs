@@ -65,6 +65,34 @@ struct UdpResponder {
     dst: SocketAddr,
 }
 
+/// Encodes `response` for UDP: 512 bytes without EDNS, the advertised size with it
+/// (RFC 1035 section 4.2.1, RFC 6891 section 6.2.5). Records that do not fit are left out
+/// and TC is set, so the client retries over TCP. On an encoding error the bytes are a
+/// SERVFAIL header.
+fn encode<'a>(
+    response: MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+) -> (Vec<u8>, Result<ResponseInfo, NetError>) {
+    let max = response.edns().map_or(512, |e| e.max_payload().max(512));
+    let id = response.metadata().id;
+    let mut buf = Vec::with_capacity(512);
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_max_size(max);
+    match response.destructive_emit(&mut enc) {
+        Ok(info) => (buf, Ok(info)),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot encode a response; sending SERVFAIL");
+            (error_header(id, 0x8000, 2).to_vec(), Err(NetError::from(e)))
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl ResponseHandler for UdpResponder {
     async fn send_response<'a>(
@@ -78,23 +106,7 @@ impl ResponseHandler for UdpResponder {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        // RFC 1035 4.2.1: 512 bytes without EDNS; the advertised size with it. Records
-        // that do not fit are left out and TC is set, so the client retries over TCP.
-        let max = response.edns().map_or(512, |e| e.max_payload().max(512));
-        let id = response.metadata().id;
-        let mut buf = Vec::with_capacity(512);
-        let mut enc = BinEncoder::new(&mut buf);
-        enc.set_max_size(max);
-        let info = match response.destructive_emit(&mut enc) {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot encode a response; sending SERVFAIL");
-                buf.clear();
-                buf.extend_from_slice(&error_header(id, 0x8000, 2));
-                let _ = self.socket.try_send_to(&buf, self.dst);
-                return Err(NetError::from(e));
-            }
-        };
+        let (buf, info) = encode(response);
         match self.socket.try_send_to(&buf, self.dst) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -102,8 +114,47 @@ impl ResponseHandler for UdpResponder {
             }
             Err(e) => return Err(e.into()),
         }
-        Ok(info)
+        info
     }
+}
+
+/// Keeps the encoded response instead of sending it (tests and fuzzing).
+#[derive(Clone, Default)]
+struct Collector(Arc<std::sync::Mutex<Option<Vec<u8>>>>);
+
+#[async_trait::async_trait]
+impl ResponseHandler for Collector {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let (buf, info) = encode(response);
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(buf);
+        info
+    }
+}
+
+/// Answers one raw UDP datagram from `src` exactly as [`serve`] does, returning the bytes
+/// that would be sent (`None`: dropped).
+pub async fn answer_raw(handler: &Handler, raw: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+    let request = match Request::from_bytes(raw.to_vec(), src, Protocol::Udp) {
+        Ok(r) => r,
+        Err(_) => return formerr_for(raw).map(|h| h.to_vec()),
+    };
+    if request.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    let c = Collector::default();
+    handler.handle_request::<_, TokioTime>(&request, c.clone()).await;
+    let out = c.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    out
 }
 
 /// A bare response header: `id`, `flags` (QR and whatever the caller copies), `rcode`.
