@@ -12,13 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { axeViolations, formatViolations } from './lib/axe.mjs';
-import { ARTIFACTS as ARTIFACTS_DIR, isRoot, launchBrowser, ROOT, SHOTS, startPinas, waitFor } from './lib/harness.mjs';
+import { ARTIFACTS as ARTIFACTS_DIR, attachLoopDisk, isRoot, launchBrowser, ROOT, SHOTS, startPinas, waitFor } from './lib/harness.mjs';
 
 const ADMIN = { name: 'admin', password: 'Correct-Horse-42' };
 const ALICE = { name: 'alice', password: 'Alice-share-2026' };
 
 let server;
 let browser;
+let wizardDisk = null;
 let context;
 let page;
 const pageErrors = [];
@@ -72,6 +73,7 @@ before(async () => {
 after(async () => {
 	await browser?.close();
 	await server?.stop();
+	wizardDisk?.detach();
 });
 
 describe('PiNAS UI', () => {
@@ -96,7 +98,7 @@ describe('PiNAS UI', () => {
 		assert.deepEqual(missing, [], 'UI calls that the server does not document');
 	});
 
-	test('first-boot wizard: checks input, resumes after a reload, ends logged in', async () => {
+	test('first-boot wizard: checks input, resumes after a reload, formats the data disk, ends logged in', async (t) => {
 		await page.goto(server.url + '/');
 		await page.waitForURL('**/setup');
 		await page.getByRole('heading', { name: 'Welcome' }).waitFor();
@@ -151,21 +153,43 @@ describe('PiNAS UI', () => {
 		await page.getByRole('button', { name: 'Next' }).click();
 		await page.getByRole('button', { name: 'Create account and continue' }).click();
 
-		// data disk: listed when the server has storage; skipping is always possible
+		// data disk: a disk plugged in now appears by itself; format needs its typed name
 		await page.getByRole('heading', { name: 'Data disk' }).waitFor();
-		if (server.has('/api/storage/disks')) {
+		let formatted = null;
+		if (isRoot) {
+			await page.getByText('No data disk found').waitFor();
+			wizardDisk = await attachLoopDisk(128);
+			const { name } = wizardDisk;
+			const choice = page.getByRole('radio', { name: new RegExp(`\\b${name}\\b`) });
+			await choice.waitFor({ timeout: 20000 });
+			// a reload here resumes too: setup is done, but the wizard goes on for the user who ran it
+			await page.reload();
+			await choice.check();
+			const go = page.getByRole('button', { name: `Format ${name}` });
+			assert.equal(await go.isDisabled(), true, 'format waits for the typed name');
+			await page.getByLabel(`Type ${name} to confirm`).fill('sda');
+			assert.equal(await go.isDisabled(), true, 'a wrong name keeps format disabled');
+			await page.getByLabel(`Type ${name} to confirm`).fill(name);
+			await checkA11y('wizard disk');
+			await shot('wizard-disk');
+			await go.click();
+			await page.getByText(`The disk ${wizardDisk.dev} is ready.`).waitFor({ timeout: 60000 });
+			await page.getByRole('button', { name: 'Continue' }).click();
+			formatted = `${wizardDisk.dev} (formatted)`;
+		} else {
+			t.diagnostic('not root: the wizard skips the data disk (formatting a loop disk needs root)');
 			await page.getByText(/Disks|No data disk found/).first().waitFor();
+			await checkA11y('wizard disk');
+			await shot('wizard-disk');
+			await page.reload();
+			await page.getByRole('heading', { name: 'Data disk' }).waitFor();
+			await page.getByRole('button', { name: 'Skip for now' }).click();
 		}
-		await checkA11y('wizard disk');
-		await shot('wizard-disk');
-		// reload here too: setup is done, but the wizard resumes for the user who ran it
-		await page.reload();
-		await page.getByRole('heading', { name: 'Data disk' }).waitFor();
-		await page.getByRole('button', { name: 'Skip for now' }).click();
 
 		await page.getByRole('heading', { name: 'Summary' }).waitFor();
 		await page.getByText('pinas-test.local').waitFor();
 		await page.getByText('Europe/Paris').waitFor();
+		if (formatted) await page.getByText(formatted).waitFor();
 		await checkA11y('wizard summary');
 		await shot('wizard-summary');
 		await page.getByRole('button', { name: 'Go to the desktop' }).click();
@@ -404,6 +428,26 @@ describe('PiNAS UI', () => {
 		await closeApp('Shares');
 	});
 
+	test('a user who is not an administrator gets only the apps for users', async (t) => {
+		if (!server.has('/api/users', 'post')) return t.skip('the server has no /api/users yet');
+		const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+		const p = await c.newPage();
+		await p.goto(server.url + '/');
+		await p.waitForURL('**/login');
+		await p.getByLabel('User name').fill(ALICE.name);
+		await p.getByLabel('Password').fill(ALICE.password);
+		await p.getByRole('button', { name: 'Log in' }).click();
+		const dock = p.getByRole('navigation', { name: 'Apps' });
+		await dock.waitFor();
+		const names = (await dock.getByRole('button').allTextContents()).map((x) => x.trim());
+		assert.deepEqual(names, ['System', 'Event Log']);
+		await dock.getByRole('button', { name: /^System/ }).click();
+		await p.locator('section.window[data-app="system"]').getByText('Services').waitFor();
+		assert.equal(await p.getByRole('button', { name: 'Reboot…' }).count(), 0);
+		assert.equal(await p.evaluate(async () => (await fetch('/api/users')).status), 403);
+		await c.close();
+	});
+
 	test('storage: disks listed, a loop disk appears without reload, format asks for the typed name', async (t) => {
 		if (!server.has('/api/storage/disks')) return t.skip('the server has no /api/storage yet');
 		const win = await openApp('Storage Manager');
@@ -414,19 +458,8 @@ describe('PiNAS UI', () => {
 			await shot('storage');
 			return t.skip('not root: the loop-disk part needs root (losetup)');
 		}
-		const img = join(tmpdir(), `pinas-ui-disk-${process.pid}.img`);
-		execFileSync('truncate', ['-s', '96M', img]);
-		if (!existsSync('/run/udev/control')) {
-			// hotplug events come from udev; containers often run without it
-			spawnSync('/lib/systemd/systemd-udevd', ['--daemon']);
-			await new Promise((r) => setTimeout(r, 500));
-		}
-		const dev = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
-		const name = dev.replace('/dev/', '');
-		// attaching a file to an existing loop device is only a "change" to the
-		// kernel; a USB disk would be an "add": have udev announce it as one
-		spawnSync('udevadm', ['trigger', '--action=add', dev]);
-		spawnSync('udevadm', ['settle', '--timeout=10']);
+		const disk = await attachLoopDisk(96);
+		const { name } = disk;
 		try {
 			const card = win.locator(`article[data-disk="${name}"]`);
 			await card.waitFor({ timeout: 20000 });
@@ -455,11 +488,7 @@ describe('PiNAS UI', () => {
 			await card.getByRole('button', { name: 'Unmount' }).click();
 			await card.getByRole('button', { name: 'Mount' }).waitFor({ timeout: 20000 });
 		} finally {
-			spawnSync('umount', [dev]);
-			spawnSync('losetup', ['-d', dev]);
-			// and unplugging it is a "remove"
-			spawnSync('udevadm', ['trigger', '--action=remove', dev]);
-			rmSync(img, { force: true });
+			disk.detach();
 		}
 		// removal shows up live as well
 		await win.locator(`article[data-disk="${name}"]`).waitFor({ state: 'detached', timeout: 20000 });

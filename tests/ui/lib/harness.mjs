@@ -1,7 +1,7 @@
 // Starts `pinas dev` on a free port with a fresh state folder, and the system
 // Chromium through playwright-core. Shared by every browser test.
-import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -128,3 +128,43 @@ export async function launchBrowser() {
 }
 
 export { waitFor };
+
+/**
+ * Attaches a blank file as a loop disk (root only) and has udev announce it as a
+ * plugged-in disk. Returns { dev, name, detach() }; detach unmounts whatever is
+ * mounted from it, detaches it and announces the removal.
+ */
+export async function attachLoopDisk(sizeMb = 96) {
+	if (!isRoot) throw new Error('loop disks need root');
+	if (!existsSync('/run/udev/control')) {
+		// hotplug events come from udev; containers often run without it
+		spawnSync('/lib/systemd/systemd-udevd', ['--daemon']);
+		await new Promise((r) => setTimeout(r, 500));
+	}
+	const img = join(tmpdir(), `pinas-ui-disk-${process.pid}-${Date.now()}.img`);
+	execFileSync('truncate', ['-s', `${sizeMb}M`, img]);
+	const dev = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
+	// attaching a file to an existing loop device is only a "change" to the
+	// kernel; a USB disk would be an "add": have udev announce it as one
+	spawnSync('udevadm', ['trigger', '--action=add', dev]);
+	spawnSync('udevadm', ['settle', '--timeout=10']);
+	let attached = true;
+	return {
+		dev,
+		name: dev.replace('/dev/', ''),
+		detach() {
+			if (!attached) return;
+			attached = false;
+			const mounts = readFileSync('/proc/self/mounts', 'utf8')
+				.split('\n')
+				.filter((l) => l.startsWith(`${dev} `))
+				.map((l) => l.split(' ')[1]);
+			for (const m of mounts) spawnSync('umount', [m]);
+			spawnSync('losetup', ['-d', dev]);
+			// and unplugging it is a "remove"
+			spawnSync('udevadm', ['trigger', '--action=remove', dev]);
+			spawnSync('udevadm', ['settle', '--timeout=10']);
+			rmSync(img, { force: true });
+		}
+	};
+}
