@@ -496,7 +496,8 @@ describe('PiNAS UI', () => {
 	});
 
 	test('phone width: windows become full-screen sheets', async () => {
-		const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+		// dark, so that axe also checks the dark colours
+		const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, colorScheme: 'dark' });
 		await phone.addCookies(await context.cookies());
 		const p = await phone.newPage();
 		await p.goto(server.url + '/?app=system');
