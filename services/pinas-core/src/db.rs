@@ -54,6 +54,15 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
         path: p.clone(),
         source,
     })?;
+    // Roles start together at boot: migrate one process at a time, or both would see the
+    // old schema version and the second would fail with "table already exists". Without
+    // the lock (read-only folder, odd filesystem) migrate as before.
+    let _lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("migrate.lock"))
+        .and_then(|f| f.lock().map(|()| f));
     migrations()
         .to_latest(&mut conn)
         .map_err(|source| DbError::Migrate { path: p, source })?;
@@ -119,6 +128,21 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn processes_starting_together_both_open() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pinas.db");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let p = p.clone();
+                std::thread::spawn(move || open(&p).map(drop))
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
     }
 
     #[test]
