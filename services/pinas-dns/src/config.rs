@@ -3,7 +3,9 @@
 //! ```toml
 //! [dns]
 //! listen = "0.0.0.0:53"            # UDP and TCP; pinas dev: 127.0.0.1:5353
-//! upstreams = ["9.9.9.9", "tcp://1.1.1.1:53"]   # udp:// (default) or tcp://, tried in order
+//! upstreams = ["9.9.9.9", "tcp://1.1.1.1:53"]   # tried in order: udp:// (default), tcp://,
+//!                                  # tls://IP[:853]#name (DoT), https://host/path[#IP] (DoH)
+//! upstream_ca_file = "/storage/.pinas/dns/ca.pem"   # extra CA for DoT/DoH, optional
 //! upstream_timeout_ms = 1500
 //! health_check_interval_secs = 10
 //! blocking_mode = "null"           # "null" answers 0.0.0.0 / ::, "nxdomain" answers NXDOMAIN
@@ -78,6 +80,8 @@ pub struct DnsConfig {
     pub listen: Option<String>,
     /// Upstream servers, tried in order: `9.9.9.9`, `udp://9.9.9.9:53`, `tcp://[::1]:53`.
     pub upstreams: Vec<String>,
+    /// Extra CA certificates (PEM) trusted for DoT and DoH upstreams.
+    pub upstream_ca_file: Option<std::path::PathBuf>,
     pub upstream_timeout_ms: u64,
     pub health_check_interval_secs: u64,
     pub blocking_mode: BlockingMode,
@@ -100,6 +104,7 @@ impl Default for DnsConfig {
             listen: None,
             // Quad9 and Cloudflare: no-logging public resolvers; users change them.
             upstreams: vec!["9.9.9.9".into(), "1.1.1.1".into()],
+            upstream_ca_file: None,
             upstream_timeout_ms: 1500,
             health_check_interval_secs: 10,
             blocking_mode: BlockingMode::Null,

@@ -182,7 +182,7 @@ impl Handler {
         }
         let query = build_query(qname, qtype);
         let result = match zone.forward_for(qname_text) {
-            Some(rule) => exchange(rule.server, &query, st.forwarder.timeout()).await.map(|m| (m, rule.server)),
+            Some(rule) => exchange(&rule.server, &query, st.forwarder.timeout()).await.map(|m| (m, rule.server.clone())),
             None => st.forwarder.forward(&query).await,
         };
         match result {
@@ -297,8 +297,8 @@ impl RequestHandler for Handler {
 /// # Errors
 /// [`crate::upstream::ForwardError`] as [`exchange`].
 pub async fn query(server: std::net::SocketAddr, name: &str, qtype: RecordType) -> Result<Message, crate::upstream::ForwardError> {
-    let up = crate::upstream::UpstreamAddr { transport: crate::upstream::Transport::Udp, addr: server };
-    exchange(up, &build_query(&name_of(name), qtype), std::time::Duration::from_secs(2)).await
+    let up = crate::upstream::UpstreamAddr { transport: crate::upstream::Transport::Udp, addr: server, name: None };
+    exchange(&up, &build_query(&name_of(name), qtype), std::time::Duration::from_secs(2)).await
 }
 
 #[cfg(test)]

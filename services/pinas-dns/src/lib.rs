@@ -98,6 +98,12 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
     } else {
         (None, None)
     };
+    if let Some(ca) = &cfg.upstream_ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| Error::invalid("invalid_config", format!("dns.upstream_ca_file {}: {e}", ca.display())))?;
+        upstream::set_extra_ca(&pem)
+            .map_err(|e| Error::invalid("invalid_config", format!("dns.upstream_ca_file {}: {e}", ca.display())))?;
+    }
     let state = DnsState::new(cfg, ctx.db.clone(), ctx.events.clone(), ctx.paths.state_dir.clone(), log_tx)?;
     {
         let st = state.clone();

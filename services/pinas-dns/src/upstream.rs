@@ -1,4 +1,5 @@
-//! Forwarding to upstream DNS servers over UDP and TCP, with health checks and failover.
+//! Forwarding to upstream DNS servers over UDP, TCP, DNS-over-TLS (RFC 7858) and
+//! DNS-over-HTTPS (RFC 8484), with health checks and failover.
 //!
 //! A query goes to the first healthy upstream in the configured order; when it times out
 //! or fails, the upstream is marked down and the next one is tried, so one dead upstream
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, Query};
 use hickory_proto::rr::{Name, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 /// The transport of an upstream.
@@ -24,22 +25,41 @@ use tokio::net::{TcpStream, UdpSocket};
 pub enum Transport {
     Udp,
     Tcp,
+    /// DNS-over-TLS, RFC 7858.
+    Tls,
+    /// DNS-over-HTTPS, RFC 8484 (POST, `application/dns-message`).
+    Https,
 }
 
-/// An upstream server: `udp://IP:port` or `tcp://IP:port`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An upstream server: `udp://IP:port`, `tcp://IP:port`, `tls://IP:port#name` or
+/// `https://host/path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamAddr {
     pub transport: Transport,
+    /// The server's address; for DoH, the bootstrap address of the host (port 443) when
+    /// given with `#IP`, else unspecified and the host name is resolved by the system.
     pub addr: SocketAddr,
+    /// DoT: the name its certificate must carry (defaults to the IP). DoH: the URL.
+    pub name: Option<Arc<str>>,
 }
 
 impl std::fmt::Display for UpstreamAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = match self.transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        };
-        write!(f, "{scheme}://{}", self.addr)
+        match self.transport {
+            Transport::Udp => write!(f, "udp://{}", self.addr),
+            Transport::Tcp => write!(f, "tcp://{}", self.addr),
+            Transport::Tls => match &self.name {
+                Some(n) => write!(f, "tls://{}#{n}", self.addr),
+                None => write!(f, "tls://{}", self.addr),
+            },
+            Transport::Https => {
+                write!(f, "{}", self.name.as_deref().unwrap_or(""))?;
+                if !self.addr.ip().is_unspecified() {
+                    write!(f, "#{}", self.addr.ip())?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -47,25 +67,55 @@ impl FromStr for UpstreamAddr {
     type Err = String;
 
     /// Accepts `IP`, `IP:port`, `[IPv6]:port`, each optionally prefixed by `udp://` or
-    /// `tcp://`; the port defaults to 53.
+    /// `tcp://` (port 53 by default); `tls://IP[:port][#name]` (port 853; the certificate
+    /// must name `name`, or the IP when no name is given); `https://host[:port]/path[#IP]`
+    /// (`#IP` is the address to connect to, so the host name needs no lookup).
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let (transport, rest) = if let Some(r) = s.strip_prefix("udp://") {
-            (Transport::Udp, r)
+        if s.starts_with("https://") {
+            let (url, boot) = match s.split_once('#') {
+                Some((u, ip)) => (u, Some(ip)),
+                None => (s, None),
+            };
+            let host = url["https://".len()..].split(['/', '?']).next().unwrap_or("");
+            if host.is_empty() || url.chars().any(char::is_whitespace) {
+                return Err("expected https://host/path, e.g. https://dns.quad9.net/dns-query".into());
+            }
+            let ip = match boot {
+                Some(ip) => ip
+                    .parse::<IpAddr>()
+                    .map_err(|_| format!("{ip:?} after # is not an IP address"))?,
+                None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            };
+            return Ok(UpstreamAddr {
+                transport: Transport::Https,
+                addr: SocketAddr::new(ip, 443),
+                name: Some(url.into()),
+            });
+        }
+        let (transport, rest, port) = if let Some(r) = s.strip_prefix("udp://") {
+            (Transport::Udp, r, 53)
         } else if let Some(r) = s.strip_prefix("tcp://") {
-            (Transport::Tcp, r)
-        } else if s.starts_with("tls://") || s.starts_with("https://") {
-            return Err(
-                "DNS-over-TLS and DNS-over-HTTPS upstreams are not supported yet; use udp:// or tcp://"
-                    .into(),
-            );
+            (Transport::Tcp, r, 53)
+        } else if let Some(r) = s.strip_prefix("tls://") {
+            (Transport::Tls, r, 853)
         } else if s.contains("://") {
-            return Err("expected udp://IP:port or tcp://IP:port".into());
+            return Err("expected udp://, tcp://, tls:// or https://".into());
         } else {
-            (Transport::Udp, s)
+            (Transport::Udp, s, 53)
+        };
+        let (rest, name) = match rest.split_once('#') {
+            Some((r, n)) if transport == Transport::Tls => {
+                if crate::domains::normalize(n).is_none() {
+                    return Err(format!("{n:?} is not a server name"));
+                }
+                (r, Some(Arc::<str>::from(n)))
+            }
+            Some(_) => return Err("#name is only for tls:// upstreams".into()),
+            None => (rest, None),
         };
         let addr = if let Ok(ip) = rest.parse::<IpAddr>() {
-            SocketAddr::new(ip, 53)
+            SocketAddr::new(ip, port)
         } else {
             rest.parse::<SocketAddr>()
                 .map_err(|_| "expected an IP address with an optional port, e.g. 9.9.9.9:53".to_string())?
@@ -73,7 +123,7 @@ impl FromStr for UpstreamAddr {
         if addr.port() == 0 {
             return Err("port 0 is not a valid upstream port".into());
         }
-        Ok(UpstreamAddr { transport, addr })
+        Ok(UpstreamAddr { transport, addr, name })
     }
 }
 
@@ -177,13 +227,13 @@ pub fn build_query(name: &Name, qtype: RecordType) -> Message {
 /// [`ForwardError`] on timeout, socket errors, or an answer that does not parse or does
 /// not match.
 pub async fn exchange(
-    up: UpstreamAddr,
+    up: &UpstreamAddr,
     query: &Message,
     timeout: Duration,
 ) -> Result<Message, ForwardError> {
     let bytes = query
         .to_vec()
-        .map_err(|e| ForwardError::Malformed(up, e.to_string()))?;
+        .map_err(|e| ForwardError::Malformed(up.clone(), e.to_string()))?;
     let fut = async {
         match up.transport {
             Transport::Udp => {
@@ -195,16 +245,18 @@ pub async fn exchange(
                 }
             }
             Transport::Tcp => exchange_tcp(up, &bytes, query).await,
+            Transport::Tls => tls::exchange(up, &bytes, query).await,
+            Transport::Https => tls::exchange_https(up, &bytes, query, timeout).await,
         }
     };
     match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
-        Err(_) => Err(ForwardError::Timeout(up, timeout)),
+        Err(_) => Err(ForwardError::Timeout(up.clone(), timeout)),
     }
 }
 
-fn check_answer(up: UpstreamAddr, query: &Message, buf: &[u8]) -> Result<Option<Message>, ForwardError> {
-    let m = Message::from_vec(buf).map_err(|e| ForwardError::Malformed(up, e.to_string()))?;
+fn check_answer(up: &UpstreamAddr, query: &Message, buf: &[u8]) -> Result<Option<Message>, ForwardError> {
+    let m = Message::from_vec(buf).map_err(|e| ForwardError::Malformed(up.clone(), e.to_string()))?;
     if m.metadata.id != query.metadata.id || m.metadata.message_type != MessageType::Response {
         return Ok(None);
     }
@@ -217,8 +269,8 @@ fn check_answer(up: UpstreamAddr, query: &Message, buf: &[u8]) -> Result<Option<
     Ok(same_q.then_some(m))
 }
 
-async fn exchange_udp(up: UpstreamAddr, bytes: &[u8], query: &Message) -> Result<Message, ForwardError> {
-    let io = |e| ForwardError::Io(up, e);
+async fn exchange_udp(up: &UpstreamAddr, bytes: &[u8], query: &Message) -> Result<Message, ForwardError> {
+    let io = |e| ForwardError::Io(up.clone(), e);
     let local: SocketAddr = match up.addr {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -236,10 +288,21 @@ async fn exchange_udp(up: UpstreamAddr, bytes: &[u8], query: &Message) -> Result
     }
 }
 
-async fn exchange_tcp(up: UpstreamAddr, bytes: &[u8], query: &Message) -> Result<Message, ForwardError> {
-    let io = |e| ForwardError::Io(up, e);
-    let mut s = TcpStream::connect(up.addr).await.map_err(io)?;
+async fn exchange_tcp(up: &UpstreamAddr, bytes: &[u8], query: &Message) -> Result<Message, ForwardError> {
+    let io = |e| ForwardError::Io(up.clone(), e);
+    let s = TcpStream::connect(up.addr).await.map_err(io)?;
     s.set_nodelay(true).map_err(io)?;
+    exchange_stream(up, s, bytes, query).await
+}
+
+/// One length-prefixed exchange on a stream (RFC 1035 section 4.2.2; also DoT).
+async fn exchange_stream(
+    up: &UpstreamAddr,
+    mut s: impl AsyncRead + AsyncWrite + Unpin,
+    bytes: &[u8],
+    query: &Message,
+) -> Result<Message, ForwardError> {
+    let io = |e| ForwardError::Io(up.clone(), e);
     let mut out = Vec::with_capacity(bytes.len() + 2);
     out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
     out.extend_from_slice(bytes);
@@ -248,7 +311,7 @@ async fn exchange_tcp(up: UpstreamAddr, bytes: &[u8], query: &Message) -> Result
     let mut buf = vec![0u8; len];
     s.read_exact(&mut buf).await.map_err(io)?;
     check_answer(up, query, &buf)?
-        .ok_or_else(|| ForwardError::Malformed(up, "answer does not match the question".into()))
+        .ok_or_else(|| ForwardError::Malformed(up.clone(), "answer does not match the question".into()))
 }
 
 /// The configured upstreams, in order.
@@ -261,7 +324,7 @@ impl Forwarder {
     /// Upstreams in order of preference; `timeout` per attempt.
     pub fn new(addrs: &[UpstreamAddr], timeout: Duration) -> Self {
         Forwarder {
-            upstreams: addrs.iter().map(|a| Arc::new(Upstream::new(*a))).collect(),
+            upstreams: addrs.iter().map(|a| Arc::new(Upstream::new(a.clone()))).collect(),
             timeout,
         }
     }
@@ -289,10 +352,10 @@ impl Forwarder {
         for up in healthy.chain(down) {
             up.queries.fetch_add(1, Ordering::Relaxed);
             let t0 = Instant::now();
-            match exchange(up.addr, query, self.timeout).await {
+            match exchange(&up.addr, query, self.timeout).await {
                 Ok(m) => {
                     up.record_ok(t0.elapsed());
-                    return Ok((m, up.addr));
+                    return Ok((m, up.addr.clone()));
                 }
                 Err(e) => {
                     up.record_failure(&e);
@@ -309,12 +372,15 @@ impl Forwarder {
         for up in self.upstreams.iter().filter(|u| !u.is_healthy()) {
             let q = build_query(&Name::root(), RecordType::NS);
             let t0 = Instant::now();
-            if exchange(up.addr, &q, self.timeout).await.is_ok() {
+            if exchange(&up.addr, &q, self.timeout).await.is_ok() {
                 up.record_ok(t0.elapsed());
             }
         }
     }
 }
+
+mod tls;
+pub use tls::set_extra_ca;
 
 #[cfg(test)]
 mod tests {
@@ -326,7 +392,14 @@ mod tests {
         assert_eq!(u.to_string(), "udp://9.9.9.9:53");
         let u: UpstreamAddr = "tcp://[::1]:5300".parse().unwrap();
         assert_eq!(u.to_string(), "tcp://[::1]:5300");
-        assert!("tls://1.1.1.1".parse::<UpstreamAddr>().unwrap_err().contains("not supported"));
+        let u: UpstreamAddr = "tls://9.9.9.9#dns.quad9.net".parse().unwrap();
+        assert_eq!(u.to_string(), "tls://9.9.9.9:853#dns.quad9.net");
+        let u: UpstreamAddr = "https://dns.quad9.net/dns-query#9.9.9.9".parse().unwrap();
+        assert_eq!((u.transport, u.addr.to_string()), (Transport::Https, "9.9.9.9:443".to_string()));
+        assert_eq!(u.to_string(), "https://dns.quad9.net/dns-query#9.9.9.9");
+        assert!("https:///x".parse::<UpstreamAddr>().is_err());
+        assert!("tls://1.1.1.1#bad name".parse::<UpstreamAddr>().is_err());
+        assert!("udp://1.1.1.1#x".parse::<UpstreamAddr>().is_err());
         assert!("example.com".parse::<UpstreamAddr>().is_err());
         assert!("1.2.3.4:0".parse::<UpstreamAddr>().is_err());
     }
