@@ -35,11 +35,10 @@ async function checkA11y(what, p = page) {
 }
 
 /** Opens an app from the dock and returns its window. */
-async function openApp(title, short) {
+async function openApp(title) {
 	await page.getByRole('navigation', { name: 'Apps' }).getByRole('button', { name: new RegExp(`^${title}`) }).click();
 	const win = page.locator('section.window', { has: page.getByRole('heading', { name: title }) });
 	await win.waitFor({ state: 'visible' });
-	void short;
 	return win;
 }
 
@@ -222,6 +221,10 @@ describe('PiNAS UI', () => {
 		await page.keyboard.type('reboot');
 		await page.getByRole('option', { name: /Reboot/ }).waitFor();
 		await page.keyboard.press('Enter');
+		// the setting opens in its app: here the reboot confirmation of System
+		await page.getByRole('dialog', { name: 'Reboot PiNAS?' }).waitFor();
+		await page.keyboard.press('Escape');
+		await page.getByRole('dialog').waitFor({ state: 'hidden' });
 		await page.getByRole('heading', { name: 'System', exact: true }).waitFor();
 		// keyboard: the title button moves the window with arrows
 		const win = page.locator('section.window[data-app="system"]');
@@ -328,9 +331,13 @@ describe('PiNAS UI', () => {
 
 	test('users: short password refused in words, user and group created, duplicate refused', async (t) => {
 		if (!server.has('/api/users', 'post')) return t.skip('the server has no /api/users yet');
-		const win = await openApp('Users & Groups');
-		await win.getByRole('button', { name: 'Add user' }).click();
+		// straight from the search: "add user" opens the app with its form
+		await page.keyboard.press('Control+k');
+		await page.keyboard.type('add user');
+		await page.keyboard.press('Enter');
+		const win = page.locator('section.window[data-app="users"]');
 		const dlg = page.getByRole('dialog', { name: 'Add user' });
+		await dlg.waitFor();
 		await dlg.getByLabel('User name').fill(ALICE.name);
 		await dlg.getByLabel('Password').fill('short1');
 		await dlg.getByRole('button', { name: 'Add user' }).click();

@@ -16,7 +16,8 @@ describe('app registry', () => {
 		expect(hits[0]).toMatchObject({ label: 'Shares', setting: null });
 		expect(search(APPS, 'format')[0]).toMatchObject({ label: 'Format a disk', app: { id: 'storage' } });
 		expect(search(APPS, 'samba')[0].app.id).toBe('shares');
-		expect(search(APPS, 'REBOOT')[0].label).toBe('Reboot');
+		expect(search(APPS, 'REBOOT')[0]).toMatchObject({ label: 'Reboot', action: 'reboot' });
+		expect(search(APPS, 'add user')[0]).toMatchObject({ app: { id: 'users' }, action: 'add-user' });
 		expect(search(APPS, '   ')).toEqual([]);
 		expect(search(APPS, 'zzzz')).toEqual([]);
 	});

@@ -18,8 +18,8 @@ export interface AppDef {
 	adminOnly?: boolean;
 	size: { w: number; h: number };
 	keywords: string[];
-	/** Things inside the app that the top-bar search finds. */
-	settings: string[];
+	/** Things inside the app that the top-bar search finds; `action` is handed to the app (see stores/intents). */
+	settings: { label: string; action?: string }[];
 	load: () => Promise<{ default: Component }>;
 }
 
@@ -33,7 +33,7 @@ export const APPS: AppDef[] = [
 		adminOnly: true,
 		size: { w: 820, h: 560 },
 		keywords: ['disk', 'drive', 'usb', 'filesystem', 'volume', 'partition'],
-		settings: ['Mount a disk', 'Unmount a disk', 'Format a disk', 'Disk usage'],
+		settings: [{ label: 'Mount a disk' }, { label: 'Unmount a disk' }, { label: 'Format a disk' }, { label: 'Disk usage' }],
 		load: () => import('./StorageApp.svelte')
 	},
 	{
@@ -45,7 +45,7 @@ export const APPS: AppDef[] = [
 		adminOnly: true,
 		size: { w: 820, h: 560 },
 		keywords: ['smb', 'samba', 'nfs', 'folder', 'network share', 'export'],
-		settings: ['New share', 'SMB sharing', 'NFS export', 'Share access'],
+		settings: [{ label: 'New share', action: 'new-share' }, { label: 'SMB sharing' }, { label: 'NFS export' }, { label: 'Share access' }],
 		load: () => import('./SharesApp.svelte')
 	},
 	{
@@ -56,7 +56,12 @@ export const APPS: AppDef[] = [
 		adminOnly: true,
 		size: { w: 760, h: 540 },
 		keywords: ['account', 'user', 'group', 'member', 'permission'],
-		settings: ['Add user', 'Change password', 'New group', 'Administrator role'],
+		settings: [
+			{ label: 'Add user', action: 'add-user' },
+			{ label: 'Change password' },
+			{ label: 'New group', action: 'new-group' },
+			{ label: 'Administrator role' }
+		],
 		load: () => import('./UsersApp.svelte')
 	},
 	{
@@ -66,7 +71,13 @@ export const APPS: AppDef[] = [
 		icon: 'system',
 		size: { w: 720, h: 560 },
 		keywords: ['info', 'services', 'hardware', 'temperature', 'kernel', 'version'],
-		settings: ['Reboot', 'Shut down', 'Services', 'Hostname', 'Temperature'],
+		settings: [
+			{ label: 'Reboot', action: 'reboot' },
+			{ label: 'Shut down', action: 'shutdown' },
+			{ label: 'Services' },
+			{ label: 'Hostname' },
+			{ label: 'Temperature' }
+		],
 		load: () => import('./SystemApp.svelte')
 	},
 	{
@@ -76,7 +87,7 @@ export const APPS: AppDef[] = [
 		icon: 'events',
 		size: { w: 760, h: 520 },
 		keywords: ['log', 'history', 'activity', 'journal'],
-		settings: ['Recent events'],
+		settings: [{ label: 'Recent events' }],
 		load: () => import('./EventsApp.svelte')
 	}
 ];
@@ -97,6 +108,8 @@ export interface SearchHit {
 	label: string;
 	/** The setting inside the app, or null for the app itself. */
 	setting: string | null;
+	/** What the app should do when opened from this hit. */
+	action: string | null;
 }
 
 /** Case-insensitive search over app titles, keywords and settings; apps first. */
@@ -106,11 +119,12 @@ export function search(apps: AppDef[], query: string, limit = 8): SearchHit[] {
 	const hits: { hit: SearchHit; rank: number }[] = [];
 	for (const app of apps) {
 		const title = app.title.toLowerCase();
-		if (title.startsWith(q)) hits.push({ hit: { app, label: app.title, setting: null }, rank: 0 });
+		if (title.startsWith(q)) hits.push({ hit: { app, label: app.title, setting: null, action: null }, rank: 0 });
 		else if (title.includes(q) || app.keywords.some((k) => k.includes(q)))
-			hits.push({ hit: { app, label: app.title, setting: null }, rank: 1 });
+			hits.push({ hit: { app, label: app.title, setting: null, action: null }, rank: 1 });
 		for (const s of app.settings) {
-			if (s.toLowerCase().includes(q)) hits.push({ hit: { app, label: s, setting: s }, rank: 2 });
+			if (s.label.toLowerCase().includes(q))
+				hits.push({ hit: { app, label: s.label, setting: s.label, action: s.action ?? null }, rank: 2 });
 		}
 	}
 	return hits
