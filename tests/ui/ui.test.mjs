@@ -522,3 +522,42 @@ describe('PiNAS UI', () => {
 		assert.deepEqual(pageErrors, []);
 	});
 });
+
+describe('PiNAS UI, companion role only', () => {
+	let srv;
+	let ctx;
+	before(async () => {
+		srv = await startPinas('ui-companion');
+		ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, timezoneId: 'America/New_York' });
+	});
+	after(async () => {
+		await ctx?.close();
+		await srv?.stop();
+	});
+
+	test('the wizard skips the data disk and the desktop offers no Storage Manager', async () => {
+		const p = await ctx.newPage();
+		await p.goto(srv.url + '/setup');
+		await p.getByRole('button', { name: 'Start' }).click();
+		await p.getByLabel('Password', { exact: true }).fill(ADMIN.password);
+		await p.getByLabel('Confirm password').fill(ADMIN.password);
+		await p.getByRole('button', { name: 'Next' }).click();
+		assert.equal(await p.getByLabel('Time zone').inputValue(), 'America/New_York');
+		await p.getByLabel('Name on the network').fill('companion');
+		await p.getByRole('button', { name: 'Next' }).click();
+		await p.getByRole('radio', { name: /^Companion/ }).check();
+		const steps = (await p.getByRole('list', { name: 'Setup steps' }).getByRole('listitem').allTextContents()).join(' ');
+		assert.doesNotMatch(steps, /Data disk/);
+		await p.getByRole('button', { name: 'Create account and continue' }).click();
+		await p.getByRole('heading', { name: 'Summary' }).waitFor();
+		await p.getByText('Companion', { exact: true }).waitFor();
+		await p.getByRole('button', { name: 'Go to the desktop' }).click();
+		const dock = p.getByRole('navigation', { name: 'Apps' });
+		await dock.waitFor();
+		const names = (await dock.getByRole('button').allTextContents()).map((x) => x.trim());
+		assert.ok(!names.includes('Storage'), `dock: ${names.join(', ')}`);
+		assert.ok(names.includes('System'), `dock: ${names.join(', ')}`);
+		const info = await p.evaluate(async () => (await fetch('/api/system/info')).json());
+		assert.deepEqual(info.roles, ['companion']);
+	});
+});
