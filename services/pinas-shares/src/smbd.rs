@@ -140,7 +140,7 @@ impl Smbd {
                 }
             };
             self.pid.store(0, Ordering::Release);
-            // Helpers and client processes of a dead smbd would keep the port.
+            // Child processes of a dead smbd (notifyd, cleanupd, clients) would keep the port.
             if let Some(g) = pgid {
                 let _ = nix::sys::signal::killpg(g, Signal::SIGKILL);
             }
@@ -190,7 +190,7 @@ impl Smbd {
     }
 }
 
-/// Stops smbd and every process of its group (helpers, client connections).
+/// Stops smbd and every process of its group (notifyd, cleanupd, client connections).
 async fn terminate(child: &mut tokio::process::Child) {
     let Some(pid) = child.id() else {
         return;
@@ -203,7 +203,7 @@ async fn terminate(child: &mut tokio::process::Child) {
     {
         let _ = child.kill().await;
     }
-    // Give the helpers a moment to follow their parent, then make sure.
+    // Give its children a moment to follow their parent, then make sure.
     for _ in 0..20 {
         if nix::sys::signal::killpg(group, None).is_err() {
             break;
@@ -236,7 +236,7 @@ fn kill_stale(tools: &SambaTools) {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        // It led its own process group: end its helpers too.
+        // It led its own process group: end its children too.
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = nix::sys::signal::killpg(Pid::from_raw(pid), Signal::SIGKILL);
     }
