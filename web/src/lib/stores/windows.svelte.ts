@@ -31,6 +31,8 @@ export interface Bounds {
 export const MIN_W = 320;
 export const MIN_H = 220;
 const CASCADE = 28;
+/** Highest z-index a window gets (the top bar and dock sit far above). */
+export const MAX_Z = 1000;
 
 export class WindowManager {
 	windows = $state<Win[]>([]);
@@ -79,7 +81,15 @@ export class WindowManager {
 		if (!w) return;
 		w.minimized = false;
 		if (w.z !== this.topZ) w.z = ++this.topZ;
+		// keep z-index small: windows must stay under the top bar and the dock
+		if (this.topZ > MAX_Z) this.renumber();
 		this.changed();
+	}
+
+	private renumber() {
+		const sorted = [...this.windows].sort((a, b) => a.z - b.z);
+		sorted.forEach((w, i) => (w.z = i + 2));
+		this.topZ = sorted.length + 1;
 	}
 
 	close(app: string) {

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { MIN_H, MIN_W, WindowManager } from './windows.svelte';
+import { MAX_Z, MIN_H, MIN_W, WindowManager } from './windows.svelte';
 
 function wm() {
 	const m = new WindowManager();
@@ -95,5 +95,16 @@ describe('WindowManager', () => {
 		m.setBounds({ width: 390, height: 700 });
 		expect(m.get('a')!.w).toBe(390);
 		expect(m.get('a')!.x).toBe(0);
+	});
+
+	it('keeps z-index under the shell however often windows are focused', () => {
+		const m = wm();
+		m.open('a');
+		m.open('b');
+		for (let i = 0; i < 3 * MAX_Z; i++) m.focus(i % 2 ? 'a' : 'b');
+		expect(Math.max(...m.windows.map((w) => w.z))).toBeLessThanOrEqual(MAX_Z + 1);
+		expect(m.focused?.app).toBe('a');
+		m.focus('b');
+		expect(m.focused?.app).toBe('b');
 	});
 });
