@@ -1,4 +1,4 @@
-/** Formatting helpers for sizes, rates, durations and times. */
+/** Formatting of sizes, rates, durations and times for display. */
 
 const UNITS = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
 
