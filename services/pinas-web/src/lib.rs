@@ -24,7 +24,7 @@ use axum::Router;
 use pinas_core::Context;
 
 pub use listen::{serve, ListenConfig};
-pub use state::{ServiceSource, ServiceState, ServiceStatus};
+pub use state::{AccountHook, ServiceSource, ServiceState, ServiceStatus};
 
 use state::AppState;
 
@@ -37,6 +37,7 @@ pub struct WebApp {
     routers: Vec<Router>,
     openapi: utoipa::openapi::OpenApi,
     services: Vec<Arc<dyn ServiceSource>>,
+    account_hooks: Vec<Arc<dyn AccountHook>>,
 }
 
 impl WebApp {
@@ -47,6 +48,7 @@ impl WebApp {
             routers: Vec::new(),
             openapi: openapi::base(),
             services: Vec::new(),
+            account_hooks: Vec::new(),
         }
     }
 
@@ -71,6 +73,12 @@ impl WebApp {
         self
     }
 
+    /// Adds a hook told about passwords the web role sets (e.g. the setup admin's).
+    pub fn with_account_hook(mut self, hook: Arc<dyn AccountHook>) -> Self {
+        self.account_hooks.push(hook);
+        self
+    }
+
     /// The OpenAPI document of everything added so far.
     pub fn openapi(&self) -> &utoipa::openapi::OpenApi {
         &self.openapi
@@ -79,7 +87,7 @@ impl WebApp {
     /// Builds the router and starts the background samplers (system stats every 2 s,
     /// role event relays). Call inside a tokio runtime.
     pub fn build(self) -> Router {
-        let state = AppState::new(self.ctx, self.services, &self.openapi);
+        let state = AppState::new(self.ctx, self.services, self.account_hooks, &self.openapi);
         state::spawn_background(&state);
         let mut protected = Router::new()
             .route("/api/auth/me", get(auth::me))

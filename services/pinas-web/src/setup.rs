@@ -194,6 +194,17 @@ pub async fn complete(
         tx.commit()?;
     }
     state.setup_done.store(true, Ordering::Release);
+    for hook in state.account_hooks.clone() {
+        let (name, pw) = (req.admin.username.clone(), req.admin.password.clone());
+        let res = tokio::task::spawn_blocking(move || hook.password_set(&name, &pw)).await;
+        if let Ok(Err(e)) | Err(e) = res.map_err(|e| e.to_string()) {
+            tracing::warn!(error = %e, "the admin account has no SMB password yet");
+            state.ctx.events.emit(
+                "notification.new",
+                serde_json::json!({"level":"warning","title":"SMB access for the admin","message":format!("Could not give {} an SMB password: {e}. Set the password again in Users once SMB is available.", req.admin.username)}),
+            );
+        }
+    }
     if !state.ctx.config.dev {
         apply_host_settings(&req.hostname, &req.timezone).await;
     }

@@ -34,6 +34,16 @@ pub trait ServiceSource: Send + Sync {
     fn services(&self) -> Vec<ServiceStatus>;
 }
 
+/// Told when the web role sets an account's password (the setup wizard's admin), so
+/// other services (Samba) can give the account the same password.
+pub trait AccountHook: Send + Sync {
+    /// `name` now has `password`. Called off the async workers; may block.
+    ///
+    /// # Errors
+    /// A message for the log and the user's notification; the password is set anyway.
+    fn password_set(&self, name: &str, password: &str) -> Result<(), String>;
+}
+
 /// Failed logins per client address, to slow down password guessing.
 pub struct LoginLimiter {
     failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
@@ -92,6 +102,7 @@ pub struct Inner {
     pub ctx: Arc<Context>,
     pub limiter: LoginLimiter,
     pub services: Vec<Arc<dyn ServiceSource>>,
+    pub account_hooks: Vec<Arc<dyn AccountHook>>,
     pub openapi_json: String,
     pub setup_done: AtomicBool,
     pub stats: Mutex<StatsSnapshot>,
@@ -116,6 +127,7 @@ impl AppState {
     pub fn new(
         ctx: Arc<Context>,
         services: Vec<Arc<dyn ServiceSource>>,
+        account_hooks: Vec<Arc<dyn AccountHook>>,
         openapi: &utoipa::openapi::OpenApi,
     ) -> Self {
         let done = ctx
@@ -130,6 +142,7 @@ impl AppState {
             ctx,
             limiter: LoginLimiter::new(),
             services,
+            account_hooks,
             openapi_json: openapi.to_json().unwrap_or_else(|_| "{}".into()),
             setup_done: AtomicBool::new(done),
             stats: Mutex::new(stats),

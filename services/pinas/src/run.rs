@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use pinas_core::{Config, Context};
 use pinas_shares::Shares;
 use pinas_storage::Storage;
-use pinas_web::{ListenConfig, ServiceSource, ServiceState, ServiceStatus, WebApp};
+use pinas_web::{AccountHook, ListenConfig, ServiceSource, ServiceState, ServiceStatus, WebApp};
 use utoipa::OpenApi;
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -62,6 +62,14 @@ impl ServiceSource for SharesServices {
     }
 }
 
+impl AccountHook for SharesServices {
+    fn password_set(&self, name: &str, password: &str) -> Result<(), String> {
+        self.0
+            .set_samba_password(name, password)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The NAS part of the web role: storage and shares, started and added to the app.
 async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
     let storage = Storage::start(ctx.clone()).await?;
@@ -70,7 +78,8 @@ async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
         .with_router(storage.router(), pinas_storage::ApiDoc::openapi())
         .with_router(shares.router(), pinas_shares::ApiDoc::openapi())
         .with_proxied_doc("dns", pinas_dns::ApiDoc::openapi())
-        .with_services(Arc::new(SharesServices(shares.clone())));
+        .with_services(Arc::new(SharesServices(shares.clone())))
+        .with_account_hook(Arc::new(SharesServices(shares.clone())));
     Ok((app, shares))
 }
 
