@@ -6,7 +6,7 @@
 // other (the wizard creates the admin the later steps log in as), so they run
 // in order in one describe block.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -492,8 +492,25 @@ describe('PiNAS UI', () => {
 			}
 			await card.getByRole('meter').waitFor();
 			await shot('storage');
-			await card.getByRole('button', { name: 'Unmount' }).click();
-			await card.getByRole('button', { name: 'Mount' }).waitFor({ timeout: 20000 });
+			// a program working in the filesystem keeps it busy: the refusal is shown in
+			// words with a way out
+			const disks = await page.evaluate(async () => (await fetch('/api/storage/disks')).json());
+			const fs = disks.find((d) => d.name === name).filesystem;
+			const holder = spawn('sleep', ['60'], { cwd: fs.mount_point, stdio: 'ignore' });
+			try {
+				await card.getByRole('button', { name: 'Unmount' }).click();
+				const refusal = card.getByRole('alert');
+				await refusal.waitFor();
+				assert.ok(!(await refusal.textContent()).includes('{'));
+				await checkA11y('unmount refused');
+				await card.getByRole('button', { name: 'Force unmount' }).click();
+				await card.getByRole('button', { name: 'Mount' }).waitFor({ timeout: 20000 });
+			} finally {
+				// the lazily detached filesystem lets the disk go once its last user exits
+				const gone = new Promise((r) => holder.once('exit', r));
+				holder.kill();
+				await gone;
+			}
 		} finally {
 			disk.detach();
 		}

@@ -17,7 +17,7 @@ export async function axeViolations(page, { include } = {}) {
 			id: v.id,
 			impact: v.impact,
 			help: v.help,
-			nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' '))
+			nodes: v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')} ${n.html.slice(0, 160)}`)
 		}));
 	}, include ?? null);
 	return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
