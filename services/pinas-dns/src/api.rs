@@ -26,7 +26,9 @@ use crate::zone::{self, LocalType};
 
 type ApiResult<T> = Result<T, Error>;
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::internal(format!("task failed: {e}")))?
@@ -42,7 +44,10 @@ pub fn router(st: Arc<DnsState>) -> Router {
         .route("/switch", get(get_switch).post(post_switch))
         .route("/blocklists", get(get_blocklists).post(post_blocklist))
         .route("/blocklists/update", post(post_blocklists_update))
-        .route("/blocklists/{id}", put(put_blocklist).delete(delete_blocklist))
+        .route(
+            "/blocklists/{id}",
+            put(put_blocklist).delete(delete_blocklist),
+        )
         .route("/rules", get(get_rules).post(post_rule))
         .route("/rules/{id}", axum::routing::delete(delete_rule))
         .route("/querylog", get(get_querylog))
@@ -87,7 +92,11 @@ fn check_record(st: &DnsState, r: &RecordInput) -> ApiResult<(String, String, u3
     let (owner, _) = zone::validate(&r.name, r.rtype, &r.value)
         .map_err(|(field, msg)| Error::invalid("invalid_record", msg).with_field(field))?;
     if owner == st.switch_name {
-        return Err(Error::conflict("name_is_switch", format!("{owner} is the switch record; change it with /api/dns/switch")).with_field("name"));
+        return Err(Error::conflict(
+            "name_is_switch",
+            format!("{owner} is the switch record; change it with /api/dns/switch"),
+        )
+        .with_field("name"));
     }
     let value = match r.rtype {
         LocalType::A | LocalType::Aaaa => r.value.trim().to_string(),
@@ -123,7 +132,10 @@ pub async fn get_records(State(st): State<Arc<DnsState>>) -> ApiResult<Json<Vec<
     responses((status = 201, body = LocalRecordRow),
         (status = 409, description = "name_is_switch", body = ErrorBody),
         (status = 422, description = "invalid_record", body = ErrorBody)))]
-pub async fn post_record(State(st): State<Arc<DnsState>>, Json(r): Json<RecordInput>) -> ApiResult<(StatusCode, Json<LocalRecordRow>)> {
+pub async fn post_record(
+    State(st): State<Arc<DnsState>>,
+    Json(r): Json<RecordInput>,
+) -> ApiResult<(StatusCode, Json<LocalRecordRow>)> {
     let row = blocking(move || {
         let (name, value, ttl) = check_record(&st, &r)?;
         let id = {
@@ -147,7 +159,11 @@ pub async fn post_record(State(st): State<Arc<DnsState>>, Json(r): Json<RecordIn
     params(("id" = i64, Path)),
     responses((status = 200, body = LocalRecordRow), (status = 404, description = "record_not_found", body = ErrorBody),
         (status = 422, description = "invalid_record", body = ErrorBody)))]
-pub async fn put_record(State(st): State<Arc<DnsState>>, Path(id): Path<i64>, Json(r): Json<RecordInput>) -> ApiResult<Json<LocalRecordRow>> {
+pub async fn put_record(
+    State(st): State<Arc<DnsState>>,
+    Path(id): Path<i64>,
+    Json(r): Json<RecordInput>,
+) -> ApiResult<Json<LocalRecordRow>> {
     Ok(Json(
         blocking(move || {
             let (name, value, ttl) = check_record(&st, &r)?;
@@ -169,13 +185,27 @@ pub async fn put_record(State(st): State<Arc<DnsState>>, Path(id): Path<i64>, Js
 /// Deletes a local record.
 #[utoipa::path(delete, path = "/api/dns/records/{id}", tag = "dns", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, description = "record_not_found", body = ErrorBody)))]
-pub async fn delete_record(State(st): State<Arc<DnsState>>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+pub async fn delete_record(
+    State(st): State<Arc<DnsState>>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     blocking(move || {
-        if st.db.conn().execute("DELETE FROM dns_records WHERE id = ?1", [id])? == 0 {
-            return Err(Error::not_found("record_not_found", format!("no local record {id}")));
+        if st
+            .db
+            .conn()
+            .execute("DELETE FROM dns_records WHERE id = ?1", [id])?
+            == 0
+        {
+            return Err(Error::not_found(
+                "record_not_found",
+                format!("no local record {id}"),
+            ));
         }
         st.reload_zone()?;
-        st.events.emit("dns.records.changed", serde_json::json!({ "id": id, "action": "deleted" }));
+        st.events.emit(
+            "dns.records.changed",
+            serde_json::json!({ "id": id, "action": "deleted" }),
+        );
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -207,8 +237,16 @@ pub struct ForwardInput {
 
 fn read_forwards(st: &DnsState) -> ApiResult<Vec<ForwardRow>> {
     let conn = st.db.conn();
-    let mut s = conn.prepare("SELECT id, domain, server, comment FROM dns_forwards ORDER BY domain")?;
-    let rows = s.query_map([], |r| Ok(ForwardRow { id: r.get(0)?, domain: r.get(1)?, server: r.get(2)?, comment: r.get(3)? }))?;
+    let mut s =
+        conn.prepare("SELECT id, domain, server, comment FROM dns_forwards ORDER BY domain")?;
+    let rows = s.query_map([], |r| {
+        Ok(ForwardRow {
+            id: r.get(0)?,
+            domain: r.get(1)?,
+            server: r.get(2)?,
+            comment: r.get(3)?,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -222,9 +260,16 @@ pub async fn get_forwards(State(st): State<Arc<DnsState>>) -> ApiResult<Json<Vec
 #[utoipa::path(post, path = "/api/dns/forwards", tag = "dns", request_body = ForwardInput,
     responses((status = 201, body = [ForwardRow]), (status = 409, description = "forward_exists", body = ErrorBody),
         (status = 422, description = "invalid_forward", body = ErrorBody)))]
-pub async fn post_forward(State(st): State<Arc<DnsState>>, Json(f): Json<ForwardInput>) -> ApiResult<(StatusCode, Json<Vec<ForwardRow>>)> {
-    let domain = zone::forward_domain(&f.domain).map_err(|m| Error::invalid("invalid_forward", m).with_field("domain"))?;
-    let server: UpstreamAddr = f.server.parse().map_err(|m: String| Error::invalid("invalid_forward", m).with_field("server"))?;
+pub async fn post_forward(
+    State(st): State<Arc<DnsState>>,
+    Json(f): Json<ForwardInput>,
+) -> ApiResult<(StatusCode, Json<Vec<ForwardRow>>)> {
+    let domain = zone::forward_domain(&f.domain)
+        .map_err(|m| Error::invalid("invalid_forward", m).with_field("domain"))?;
+    let server: UpstreamAddr = f
+        .server
+        .parse()
+        .map_err(|m: String| Error::invalid("invalid_forward", m).with_field("server"))?;
     let rows = blocking(move || {
         let res = st.db.conn().execute(
             "INSERT INTO dns_forwards (domain, server, comment, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -246,10 +291,21 @@ pub async fn post_forward(State(st): State<Arc<DnsState>>, Json(f): Json<Forward
 /// Deletes a conditional forwarding rule.
 #[utoipa::path(delete, path = "/api/dns/forwards/{id}", tag = "dns", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, description = "forward_not_found", body = ErrorBody)))]
-pub async fn delete_forward(State(st): State<Arc<DnsState>>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+pub async fn delete_forward(
+    State(st): State<Arc<DnsState>>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     blocking(move || {
-        if st.db.conn().execute("DELETE FROM dns_forwards WHERE id = ?1", [id])? == 0 {
-            return Err(Error::not_found("forward_not_found", format!("no forwarding rule {id}")));
+        if st
+            .db
+            .conn()
+            .execute("DELETE FROM dns_forwards WHERE id = ?1", [id])?
+            == 0
+        {
+            return Err(Error::not_found(
+                "forward_not_found",
+                format!("no forwarding rule {id}"),
+            ));
         }
         st.reload_zone()?;
         Ok(StatusCode::NO_CONTENT)
@@ -276,11 +332,19 @@ pub async fn get_switch(State(st): State<Arc<DnsState>>) -> Json<SwitchState> {
 /// Flips the switch record; the next query gets the new address. Emits `dns.switch.changed`.
 #[utoipa::path(post, path = "/api/dns/switch", tag = "dns", request_body = SwitchInput,
     responses((status = 200, body = SwitchState), (status = 422, description = "invalid_reason", body = ErrorBody)))]
-pub async fn post_switch(State(st): State<Arc<DnsState>>, Json(s): Json<SwitchInput>) -> ApiResult<Json<SwitchState>> {
+pub async fn post_switch(
+    State(st): State<Arc<DnsState>>,
+    Json(s): Json<SwitchInput>,
+) -> ApiResult<Json<SwitchState>> {
     if s.reason.len() > 500 {
-        return Err(Error::invalid("invalid_reason", "the reason is longer than 500 characters").with_field("reason"));
+        return Err(
+            Error::invalid("invalid_reason", "the reason is longer than 500 characters")
+                .with_field("reason"),
+        );
     }
-    Ok(Json(blocking(move || st.set_switch(s.target, &s.reason)).await?))
+    Ok(Json(
+        blocking(move || st.set_switch(s.target, &s.reason)).await?,
+    ))
 }
 
 // ---- blocklists ----
@@ -317,7 +381,10 @@ pub async fn get_blocklists(State(st): State<Arc<DnsState>>) -> ApiResult<Json<V
 #[utoipa::path(post, path = "/api/dns/blocklists", tag = "dns", request_body = BlocklistInput,
     responses((status = 201, body = LoadReport), (status = 409, description = "blocklist_exists", body = ErrorBody),
         (status = 422, description = "invalid_url", body = ErrorBody)))]
-pub async fn post_blocklist(State(st): State<Arc<DnsState>>, Json(b): Json<BlocklistInput>) -> ApiResult<(StatusCode, Json<LoadReport>)> {
+pub async fn post_blocklist(
+    State(st): State<Arc<DnsState>>,
+    Json(b): Json<BlocklistInput>,
+) -> ApiResult<(StatusCode, Json<LoadReport>)> {
     let url = blocklists::validate_url(&b.url)?;
     let st2 = st.clone();
     blocking(move || {
@@ -326,20 +393,32 @@ pub async fn post_blocklist(State(st): State<Arc<DnsState>>, Json(b): Json<Block
             rusqlite::params![url, b.name, b.enabled, now_secs()],
         );
         match res {
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                Err(Error::conflict("blocklist_exists", format!("{url} is already subscribed")).with_field("url"))
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(
+                    Error::conflict("blocklist_exists", format!("{url} is already subscribed"))
+                        .with_field("url"),
+                )
             }
             r => r.map(|_| ()).map_err(Into::into),
         }
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(blocklists::update(&st, true).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(blocklists::update(&st, true).await?),
+    ))
 }
 
 /// Renames, enables or disables a subscription, and reloads the set.
 #[utoipa::path(put, path = "/api/dns/blocklists/{id}", tag = "dns", request_body = BlocklistPatch, params(("id" = i64, Path)),
     responses((status = 200, body = LoadReport), (status = 404, description = "blocklist_not_found", body = ErrorBody)))]
-pub async fn put_blocklist(State(st): State<Arc<DnsState>>, Path(id): Path<i64>, Json(p): Json<BlocklistPatch>) -> ApiResult<Json<LoadReport>> {
+pub async fn put_blocklist(
+    State(st): State<Arc<DnsState>>,
+    Path(id): Path<i64>,
+    Json(p): Json<BlocklistPatch>,
+) -> ApiResult<Json<LoadReport>> {
     let st2 = st.clone();
     blocking(move || {
         let n = st2.db.conn().execute(
@@ -358,11 +437,22 @@ pub async fn put_blocklist(State(st): State<Arc<DnsState>>, Path(id): Path<i64>,
 /// Unsubscribes from a list, deletes its copy and reloads the set.
 #[utoipa::path(delete, path = "/api/dns/blocklists/{id}", tag = "dns", params(("id" = i64, Path)),
     responses((status = 200, body = LoadReport), (status = 404, description = "blocklist_not_found", body = ErrorBody)))]
-pub async fn delete_blocklist(State(st): State<Arc<DnsState>>, Path(id): Path<i64>) -> ApiResult<Json<LoadReport>> {
+pub async fn delete_blocklist(
+    State(st): State<Arc<DnsState>>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<LoadReport>> {
     let st2 = st.clone();
     blocking(move || {
-        if st2.db.conn().execute("DELETE FROM dns_blocklists WHERE id = ?1", [id])? == 0 {
-            return Err(Error::not_found("blocklist_not_found", format!("no blocklist {id}")));
+        if st2
+            .db
+            .conn()
+            .execute("DELETE FROM dns_blocklists WHERE id = ?1", [id])?
+            == 0
+        {
+            return Err(Error::not_found(
+                "blocklist_not_found",
+                format!("no blocklist {id}"),
+            ));
         }
         let _ = std::fs::remove_file(st2.lists_dir().join(format!("{id}.txt")));
         Ok(())
@@ -374,7 +464,9 @@ pub async fn delete_blocklist(State(st): State<Arc<DnsState>>, Path(id): Path<i6
 /// Downloads every enabled list now and swaps in the new set. A list that cannot be
 /// downloaded keeps its previous copy; its `last_error` says why.
 #[utoipa::path(post, path = "/api/dns/blocklists/update", tag = "dns", responses((status = 200, body = LoadReport)))]
-pub async fn post_blocklists_update(State(st): State<Arc<DnsState>>) -> ApiResult<Json<LoadReport>> {
+pub async fn post_blocklists_update(
+    State(st): State<Arc<DnsState>>,
+) -> ApiResult<Json<LoadReport>> {
     Ok(Json(blocklists::update(&st, true).await?))
 }
 
@@ -423,13 +515,23 @@ fn read_rules(st: &DnsState, kind: Option<RuleKind>) -> ApiResult<Vec<RuleRow>> 
     });
     let conn = st.db.conn();
     let mut s = conn.prepare("SELECT id, kind, pattern, comment FROM dns_rules WHERE ?1 IS NULL OR kind = ?1 ORDER BY kind, pattern")?;
-    let rows = s.query_map([kind], |r| Ok(RuleRow { id: r.get(0)?, kind: r.get(1)?, pattern: r.get(2)?, comment: r.get(3)? }))?;
+    let rows = s.query_map([kind], |r| {
+        Ok(RuleRow {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            pattern: r.get(2)?,
+            comment: r.get(3)?,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Lists the allowlist and denylist.
 #[utoipa::path(get, path = "/api/dns/rules", tag = "dns", params(RuleFilter), responses((status = 200, body = [RuleRow])))]
-pub async fn get_rules(State(st): State<Arc<DnsState>>, Query(f): Query<RuleFilter>) -> ApiResult<Json<Vec<RuleRow>>> {
+pub async fn get_rules(
+    State(st): State<Arc<DnsState>>,
+    Query(f): Query<RuleFilter>,
+) -> ApiResult<Json<Vec<RuleRow>>> {
     Ok(Json(blocking(move || read_rules(&st, f.kind)).await?))
 }
 
@@ -437,8 +539,12 @@ pub async fn get_rules(State(st): State<Arc<DnsState>>, Query(f): Query<RuleFilt
 #[utoipa::path(post, path = "/api/dns/rules", tag = "dns", request_body = RuleInput,
     responses((status = 201, body = RuleRow), (status = 409, description = "rule_exists", body = ErrorBody),
         (status = 422, description = "invalid_pattern", body = ErrorBody)))]
-pub async fn post_rule(State(st): State<Arc<DnsState>>, Json(r): Json<RuleInput>) -> ApiResult<(StatusCode, Json<RuleRow>)> {
-    let (name, how) = lists::parse_pattern(&r.pattern).map_err(|m| Error::invalid("invalid_pattern", m).with_field("pattern"))?;
+pub async fn post_rule(
+    State(st): State<Arc<DnsState>>,
+    Json(r): Json<RuleInput>,
+) -> ApiResult<(StatusCode, Json<RuleRow>)> {
+    let (name, how) = lists::parse_pattern(&r.pattern)
+        .map_err(|m| Error::invalid("invalid_pattern", m).with_field("pattern"))?;
     let pattern = match how {
         crate::domains::Match::Subtree => format!("*.{name}"),
         crate::domains::Match::Exact => name,
@@ -453,15 +559,29 @@ pub async fn post_rule(State(st): State<Arc<DnsState>>, Json(r): Json<RuleInput>
             rusqlite::params![kind, pattern, r.comment, now_secs()],
         );
         match res {
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                return Err(Error::conflict("rule_exists", format!("{pattern} is already on the {kind} list")).with_field("pattern"));
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(Error::conflict(
+                    "rule_exists",
+                    format!("{pattern} is already on the {kind} list"),
+                )
+                .with_field("pattern"));
             }
             r => r?,
         };
         let id = st.db.conn().last_insert_rowid();
         st.reload_rules()?;
-        st.events.emit("dns.rules.changed", serde_json::json!({ "id": id, "kind": kind, "action": "created" }));
-        Ok(RuleRow { id, kind: kind.into(), pattern, comment: r.comment })
+        st.events.emit(
+            "dns.rules.changed",
+            serde_json::json!({ "id": id, "kind": kind, "action": "created" }),
+        );
+        Ok(RuleRow {
+            id,
+            kind: kind.into(),
+            pattern,
+            comment: r.comment,
+        })
     })
     .await?;
     Ok((StatusCode::CREATED, Json(row)))
@@ -470,13 +590,24 @@ pub async fn post_rule(State(st): State<Arc<DnsState>>, Json(r): Json<RuleInput>
 /// Deletes an allowlist or denylist entry.
 #[utoipa::path(delete, path = "/api/dns/rules/{id}", tag = "dns", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, description = "rule_not_found", body = ErrorBody)))]
-pub async fn delete_rule(State(st): State<Arc<DnsState>>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+pub async fn delete_rule(
+    State(st): State<Arc<DnsState>>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     blocking(move || {
-        if st.db.conn().execute("DELETE FROM dns_rules WHERE id = ?1", [id])? == 0 {
+        if st
+            .db
+            .conn()
+            .execute("DELETE FROM dns_rules WHERE id = ?1", [id])?
+            == 0
+        {
             return Err(Error::not_found("rule_not_found", format!("no rule {id}")));
         }
         st.reload_rules()?;
-        st.events.emit("dns.rules.changed", serde_json::json!({ "id": id, "action": "deleted" }));
+        st.events.emit(
+            "dns.rules.changed",
+            serde_json::json!({ "id": id, "action": "deleted" }),
+        );
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -486,8 +617,13 @@ pub async fn delete_rule(State(st): State<Arc<DnsState>>, Path(id): Path<i64>) -
 
 /// The query log, newest first, filtered.
 #[utoipa::path(get, path = "/api/dns/querylog", tag = "dns", params(LogFilter), responses((status = 200, body = [LogRow])))]
-pub async fn get_querylog(State(st): State<Arc<DnsState>>, Query(f): Query<LogFilter>) -> ApiResult<Json<Vec<LogRow>>> {
-    Ok(Json(blocking(move || Ok(querylog::list(&st.db, &f)?)).await?))
+pub async fn get_querylog(
+    State(st): State<Arc<DnsState>>,
+    Query(f): Query<LogFilter>,
+) -> ApiResult<Json<Vec<LogRow>>> {
+    Ok(Json(
+        blocking(move || Ok(querylog::list(&st.db, &f)?)).await?,
+    ))
 }
 
 /// Window for [`get_stats`].
@@ -501,18 +637,40 @@ pub struct StatsParams {
 
 /// Totals, blocked share, top domains, top blocked, top clients and queries over time.
 #[utoipa::path(get, path = "/api/dns/stats", tag = "dns", params(StatsParams), responses((status = 200, body = Stats)))]
-pub async fn get_stats(State(st): State<Arc<DnsState>>, Query(p): Query<StatsParams>) -> ApiResult<Json<Stats>> {
-    let hours = p.hours.unwrap_or(24).clamp(1, 24 * st.cfg.query_log_retention_days.max(1)) as i64;
+pub async fn get_stats(
+    State(st): State<Arc<DnsState>>,
+    Query(p): Query<StatsParams>,
+) -> ApiResult<Json<Stats>> {
+    let hours = p
+        .hours
+        .unwrap_or(24)
+        .clamp(1, 24 * st.cfg.query_log_retention_days.max(1)) as i64;
     let top = p.top.unwrap_or(10).clamp(1, 100);
     // About 144 points whatever the window, at least 10 minutes each.
     let bucket = (hours * 3600 / 144).max(600);
-    Ok(Json(blocking(move || Ok(querylog::stats(&st.db, now_ms() - hours * 3_600_000, top, bucket)?)).await?))
+    Ok(Json(
+        blocking(move || {
+            Ok(querylog::stats(
+                &st.db,
+                now_ms() - hours * 3_600_000,
+                top,
+                bucket,
+            )?)
+        })
+        .await?,
+    ))
 }
 
 /// Upstreams and their health.
 #[utoipa::path(get, path = "/api/dns/upstreams", tag = "dns", responses((status = 200, body = [UpstreamStatus])))]
 pub async fn get_upstreams(State(st): State<Arc<DnsState>>) -> Json<Vec<UpstreamStatus>> {
-    Json(st.forwarder.upstreams().iter().map(|u| u.status()).collect())
+    Json(
+        st.forwarder
+            .upstreams()
+            .iter()
+            .map(|u| u.status())
+            .collect(),
+    )
 }
 
 /// Drops every cached answer.
@@ -525,11 +683,28 @@ pub async fn post_cache_flush(State(st): State<Arc<DnsState>>) -> StatusCode {
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/api/dns/metrics", tag = "dns", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn get_metrics(State(st): State<Arc<DnsState>>) -> Response {
-    let healthy = st.forwarder.upstreams().iter().filter(|u| u.is_healthy()).count();
+    let healthy = st
+        .forwarder
+        .upstreams()
+        .iter()
+        .filter(|u| u.is_healthy())
+        .count();
     let body = st.metrics.render(&[
-        ("pinas_dns_blocked_domains", "Distinct names on the blocklists.", st.blocked.load().len() as f64),
-        ("pinas_dns_cache_entries", "Answers in the cache.", st.cache.len() as f64),
-        ("pinas_dns_upstreams_healthy", "Upstreams answering.", healthy as f64),
+        (
+            "pinas_dns_blocked_domains",
+            "Distinct names on the blocklists.",
+            st.blocked.load().len() as f64,
+        ),
+        (
+            "pinas_dns_cache_entries",
+            "Answers in the cache.",
+            st.cache.len() as f64,
+        ),
+        (
+            "pinas_dns_upstreams_healthy",
+            "Upstreams answering.",
+            healthy as f64,
+        ),
     ]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -570,7 +745,11 @@ pub struct PiholeParams {
 
 fn pihole_number(n: f64, raw: bool, percent: bool) -> serde_json::Value {
     if raw {
-        if percent { serde_json::json!(n) } else { serde_json::json!(n as i64) }
+        if percent {
+            serde_json::json!(n)
+        } else {
+            serde_json::json!(n as i64)
+        }
     } else if percent {
         serde_json::json!(format!("{n:.1}"))
     } else {
@@ -590,7 +769,10 @@ fn pihole_number(n: f64, raw: bool, percent: bool) -> serde_json::Value {
 /// Pi-hole v5 compatible summary (`/admin/api.php?summaryRaw`), over the last 24 hours.
 #[utoipa::path(get, path = "/api/dns/pihole/api.php", tag = "dns", params(PiholeParams),
     responses((status = 200, body = PiholeSummary)))]
-pub async fn get_pihole(State(st): State<Arc<DnsState>>, Query(p): Query<PiholeParams>) -> ApiResult<Response> {
+pub async fn get_pihole(
+    State(st): State<Arc<DnsState>>,
+    Query(p): Query<PiholeParams>,
+) -> ApiResult<Response> {
     if p.versions.is_some() {
         return Ok(Json(serde_json::json!({
             "core_update": false, "web_update": false, "FTL_update": false,
@@ -608,9 +790,17 @@ pub async fn get_pihole(State(st): State<Arc<DnsState>>, Query(p): Query<PiholeP
     let (s, ever, nodata, nx) = blocking(move || {
         let s = querylog::stats(&st2.db, now_ms() - 86_400_000, 1, 3600)?;
         let conn = st2.db.conn();
-        let ever: i64 = conn.query_row("SELECT COUNT(DISTINCT client) FROM dns_query_log", [], |r| r.get(0))?;
+        let ever: i64 = conn.query_row(
+            "SELECT COUNT(DISTINCT client) FROM dns_query_log",
+            [],
+            |r| r.get(0),
+        )?;
         let since = now_ms() - 86_400_000;
-        let nx: i64 = conn.query_row("SELECT COUNT(*) FROM dns_query_log WHERE ts_ms >= ?1 AND rcode = 'NXDOMAIN'", [since], |r| r.get(0))?;
+        let nx: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM dns_query_log WHERE ts_ms >= ?1 AND rcode = 'NXDOMAIN'",
+            [since],
+            |r| r.get(0),
+        )?;
         Ok((s, ever, 0i64, nx))
     })
     .await?;

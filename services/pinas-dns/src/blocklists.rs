@@ -87,7 +87,11 @@ pub fn validate_url(url: &str) -> Result<String, Error> {
     if ok && !u.chars().any(char::is_whitespace) {
         Ok(u.to_string())
     } else {
-        Err(Error::invalid("invalid_url", format!("{url:?} is not an http(s) URL, a file:// URL or an absolute path")).with_field("url"))
+        Err(Error::invalid(
+            "invalid_url",
+            format!("{url:?} is not an http(s) URL, a file:// URL or an absolute path"),
+        )
+        .with_field("url"))
     }
 }
 
@@ -96,12 +100,19 @@ pub fn validate_url(url: &str) -> Result<String, Error> {
 /// # Errors
 /// A message saying what failed (HTTP status, I/O, size).
 pub async fn fetch(url: &str) -> Result<Vec<u8>, String> {
-    if let Some(path) = url.strip_prefix("file://").or(url.starts_with('/').then_some(url)) {
-        let meta = tokio::fs::metadata(path).await.map_err(|e| format!("{path}: {e}"))?;
+    if let Some(path) = url
+        .strip_prefix("file://")
+        .or(url.starts_with('/').then_some(url))
+    {
+        let meta = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| format!("{path}: {e}"))?;
         if meta.len() > MAX_LIST_BYTES {
             return Err(format!("{path}: larger than {MAX_LIST_BYTES} bytes"));
         }
-        return tokio::fs::read(path).await.map_err(|e| format!("{path}: {e}"));
+        return tokio::fs::read(path)
+            .await
+            .map_err(|e| format!("{path}: {e}"));
     }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
@@ -109,7 +120,11 @@ pub async fn fetch(url: &str) -> Result<Vec<u8>, String> {
         .user_agent(concat!("PiNAS/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| e.to_string())?;
-    let mut resp = client.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
+    let mut resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
     if !resp.status().is_success() {
         return Err(format!("{url}: HTTP {}", resp.status()));
     }
@@ -137,7 +152,10 @@ pub fn parse_file(path: &Path, into: &mut DomainSetBuilder) -> std::io::Result<P
 ///
 /// # Errors
 /// I/O errors from the reader.
-pub fn parse_reader(r: &mut impl BufRead, into: &mut DomainSetBuilder) -> std::io::Result<ParseStats> {
+pub fn parse_reader(
+    r: &mut impl BufRead,
+    into: &mut DomainSetBuilder,
+) -> std::io::Result<ParseStats> {
     let mut st = ParseStats::default();
     let mut buf = Vec::with_capacity(256);
     loop {
@@ -184,8 +202,12 @@ pub async fn update(st: &Arc<DnsState>, download: bool) -> Result<LoadReport, Er
     if download {
         for l in lists.iter().filter(|l| l.enabled) {
             let res = match fetch(&l.url).await {
-                Ok(body) => pinas_core::fsutil::write_atomic(&dir.join(format!("{}.txt", l.id)), &body, 0o644)
-                    .map_err(|e| format!("cannot save the list: {e}")),
+                Ok(body) => pinas_core::fsutil::write_atomic(
+                    &dir.join(format!("{}.txt", l.id)),
+                    &body,
+                    0o644,
+                )
+                .map_err(|e| format!("cannot save the list: {e}")),
                 Err(e) => Err(e),
             };
             let conn = st.db.conn();
@@ -196,7 +218,10 @@ pub async fn update(st: &Arc<DnsState>, download: bool) -> Result<LoadReport, Er
                 )?,
                 Err(e) => {
                     tracing::warn!(list = %l.url, error = %e, "blocklist download failed; keeping the previous copy");
-                    conn.execute("UPDATE dns_blocklists SET last_error = ?1 WHERE id = ?2", rusqlite::params![e, l.id])?
+                    conn.execute(
+                        "UPDATE dns_blocklists SET last_error = ?1 WHERE id = ?2",
+                        rusqlite::params![e, l.id],
+                    )?
                 }
             };
         }
@@ -227,8 +252,12 @@ pub fn rebuild(st: &DnsState) -> Result<LoadReport, Error> {
         let path = dir.join(format!("{}.txt", l.id));
         match parse_file(&path, &mut b) {
             Ok(s) => counts.push((l.id, s)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => counts.push((l.id, ParseStats::default())),
-            Err(e) => tracing::warn!(list = %l.url, error = %e, "cannot read the local copy of a blocklist"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                counts.push((l.id, ParseStats::default()))
+            }
+            Err(e) => {
+                tracing::warn!(list = %l.url, error = %e, "cannot read the local copy of a blocklist")
+            }
         }
     }
     let set = b.build();
@@ -247,8 +276,18 @@ pub fn rebuild(st: &DnsState) -> Result<LoadReport, Error> {
         }
     }
     let load_ms = t0.elapsed().as_millis() as u64;
-    tracing::info!(domains = report_domains, load_ms, set_bytes, "blocklists loaded");
-    Ok(LoadReport { domains: report_domains, load_ms, set_bytes, lists: all(st)? })
+    tracing::info!(
+        domains = report_domains,
+        load_ms,
+        set_bytes,
+        "blocklists loaded"
+    );
+    Ok(LoadReport {
+        domains: report_domains,
+        load_ms,
+        set_bytes,
+        lists: all(st)?,
+    })
 }
 
 /// Runs forever: downloads lists whose copy is missing right away, then all of them every

@@ -95,7 +95,9 @@ impl Cache {
         }
         let clamp = |r: &Record| {
             let mut r = r.clone();
-            r.ttl = r.ttl.clamp(self.limits.min_ttl_secs, self.limits.max_ttl_secs.max(1));
+            r.ttl = r
+                .ttl
+                .clamp(self.limits.min_ttl_secs, self.limits.max_ttl_secs.max(1));
             r
         };
         let entry = Entry {
@@ -105,7 +107,8 @@ impl Cache {
             stored: now,
             lifetime: Duration::from_secs(secs.into()),
         };
-        self.inner.insert((name.into(), u16::from(qtype)), Arc::new(entry));
+        self.inner
+            .insert((name.into(), u16::from(qtype)), Arc::new(entry));
         true
     }
 
@@ -124,7 +127,10 @@ impl Cache {
                 // Without an SOA, RFC 2308 section 5 says not to cache; a short time
                 // still shields upstreams from bursts.
                 let ttl = soa.unwrap_or(l.negative_ttl_secs.min(60));
-                Some(ttl.min(l.negative_ttl_secs).clamp(l.min_ttl_secs.min(l.negative_ttl_secs), l.max_ttl_secs))
+                Some(
+                    ttl.min(l.negative_ttl_secs)
+                        .clamp(l.min_ttl_secs.min(l.negative_ttl_secs), l.max_ttl_secs),
+                )
             }
             _ => None,
         }
@@ -154,12 +160,21 @@ mod tests {
     use hickory_proto::rr::Name;
 
     fn limits() -> Limits {
-        Limits { capacity: 100, min_ttl_secs: 10, max_ttl_secs: 3600, negative_ttl_secs: 300 }
+        Limits {
+            capacity: 100,
+            min_ttl_secs: 10,
+            max_ttl_secs: 3600,
+            negative_ttl_secs: 300,
+        }
     }
 
     fn answer(ttl: u32) -> Message {
         let mut m = Message::query();
-        m.add_answer(Record::from_rdata(Name::from_ascii("a.example.").unwrap(), ttl, RData::A(A::new(1, 2, 3, 4))));
+        m.add_answer(Record::from_rdata(
+            Name::from_ascii("a.example.").unwrap(),
+            ttl,
+            RData::A(A::new(1, 2, 3, 4)),
+        ));
         m
     }
 
@@ -169,10 +184,14 @@ mod tests {
         let t0 = Instant::now();
         assert!(c.insert("a.example", RecordType::A, &answer(2), t0));
         // min_ttl 10 raised the lifetime from 2 to 10 seconds.
-        let e = c.get("a.example", RecordType::A, t0 + Duration::from_secs(5)).unwrap();
+        let e = c
+            .get("a.example", RecordType::A, t0 + Duration::from_secs(5))
+            .unwrap();
         let (ans, _) = e.aged(t0 + Duration::from_secs(5)).unwrap();
         assert_eq!(ans[0].ttl, 5);
-        assert!(c.get("a.example", RecordType::A, t0 + Duration::from_secs(11)).is_none());
+        assert!(c
+            .get("a.example", RecordType::A, t0 + Duration::from_secs(11))
+            .is_none());
         c.insert("b.example", RecordType::A, &answer(100_000), t0);
         let e = c.get("b.example", RecordType::A, t0).unwrap();
         assert_eq!(e.answers[0].ttl, 3600);
@@ -185,7 +204,11 @@ mod tests {
         let mut nx = Message::query();
         nx.metadata.response_code = ResponseCode::NXDomain;
         let soa = SOA::new(Name::root(), Name::root(), 1, 1, 1, 1, 30);
-        nx.add_authority(Record::from_rdata(Name::from_ascii("example.").unwrap(), 900, RData::SOA(soa)));
+        nx.add_authority(Record::from_rdata(
+            Name::from_ascii("example.").unwrap(),
+            900,
+            RData::SOA(soa),
+        ));
         assert!(c.insert("nx.example", RecordType::A, &nx, t0));
         let e = c.get("nx.example", RecordType::A, t0).unwrap();
         assert_eq!(e.remaining_secs(t0), Some(30));
@@ -196,7 +219,10 @@ mod tests {
 
     #[test]
     fn size_cap() {
-        let c = Cache::new(Limits { capacity: 50, ..limits() });
+        let c = Cache::new(Limits {
+            capacity: 50,
+            ..limits()
+        });
         let t0 = Instant::now();
         for i in 0..1000 {
             c.insert(&format!("n{i}.example"), RecordType::A, &answer(300), t0);

@@ -138,9 +138,10 @@ impl DnsConfig {
     /// # Errors
     /// [`InvalidConfig`] when `listen` is not `IP:port`.
     pub fn listen_addr(&self, dev: bool) -> Result<SocketAddr, InvalidConfig> {
-        let s = self.listen.clone().unwrap_or_else(|| {
-            if dev { "127.0.0.1:5353" } else { "0.0.0.0:53" }.to_string()
-        });
+        let s = self
+            .listen
+            .clone()
+            .unwrap_or_else(|| if dev { "127.0.0.1:5353" } else { "0.0.0.0:53" }.to_string());
         s.parse().map_err(|_| InvalidConfig {
             key: "listen",
             value: s,
@@ -178,7 +179,11 @@ impl DnsConfig {
             reason: reason.into(),
         };
         if crate::domains::normalize(&self.switch.name).is_none() {
-            return Err(bad("switch.name", self.switch.name.clone(), "expected a domain name"));
+            return Err(bad(
+                "switch.name",
+                self.switch.name.clone(),
+                "expected a domain name",
+            ));
         }
         if self.cache_min_ttl_secs > self.cache_max_ttl_secs {
             return Err(bad(
@@ -209,9 +214,17 @@ mod tests {
     #[test]
     fn bad_values_name_the_key() {
         let c: DnsConfig = toml_like(r#"{"listen":"nope"}"#);
-        assert!(c.validate(true).unwrap_err().to_string().contains("dns.listen"));
+        assert!(c
+            .validate(true)
+            .unwrap_err()
+            .to_string()
+            .contains("dns.listen"));
         let c: DnsConfig = toml_like(r#"{"upstreams":["ftp://x"]}"#);
-        assert!(c.validate(true).unwrap_err().to_string().contains("dns.upstreams"));
+        assert!(c
+            .validate(true)
+            .unwrap_err()
+            .to_string()
+            .contains("dns.upstreams"));
     }
 
     fn toml_like(json: &str) -> DnsConfig {

@@ -79,7 +79,10 @@ impl DomainSetBuilder {
 
     /// Adds a normalized name (see [`normalize`]). Names longer than 253 bytes are ignored.
     pub fn insert(&mut self, name: &str, how: Match) {
-        if name.is_empty() || name.len() > MAX_NAME_LEN || self.arena.len() > u32::MAX as usize - 256 {
+        if name.is_empty()
+            || name.len() > MAX_NAME_LEN
+            || self.arena.len() > u32::MAX as usize - 256
+        {
             return;
         }
         let start = self.arena.len() as u32;
@@ -216,9 +219,20 @@ mod tests {
 
     #[test]
     fn normalize_rejects_bad_names() {
-        assert_eq!(normalize("Ads.Example.COM.").as_deref(), Some("ads.example.com"));
+        assert_eq!(
+            normalize("Ads.Example.COM.").as_deref(),
+            Some("ads.example.com")
+        );
         assert_eq!(normalize("_dmarc.x.org").as_deref(), Some("_dmarc.x.org"));
-        for bad in ["", ".", "a..b", "a b", "ex*ample.com", &"a".repeat(64), "é.com"] {
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "a b",
+            "ex*ample.com",
+            &"a".repeat(64),
+            "é.com",
+        ] {
             assert_eq!(normalize(bad), None, "{bad:?}");
         }
     }

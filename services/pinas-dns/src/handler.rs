@@ -15,7 +15,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, Message, Metadata, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{
+    Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
+};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, PTR, SOA};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_server::net::runtime::Time;
@@ -106,7 +108,14 @@ struct Reply {
 
 impl Reply {
     fn error(rcode: ResponseCode) -> Self {
-        Reply { rcode, authoritative: false, answers: Vec::new(), authorities: Vec::new(), status: Status::Error, upstream: None }
+        Reply {
+            rcode,
+            authoritative: false,
+            answers: Vec::new(),
+            authorities: Vec::new(),
+            status: Status::Error,
+            upstream: None,
+        }
     }
 }
 
@@ -122,24 +131,45 @@ impl Handler {
                 .iter()
                 .filter_map(|ip| match (ip, qtype) {
                     (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => Some(RData::A(A(*v4))),
-                    (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => Some(RData::AAAA(AAAA(*v6))),
+                    (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => {
+                        Some(RData::AAAA(AAAA(*v6)))
+                    }
                     _ => None,
                 })
                 .map(|d| Record::from_rdata(qname.clone(), sw.ttl_secs, d))
                 .collect::<Vec<_>>();
-            let authorities = if answers.is_empty() { vec![synthetic_soa(qname, sw.ttl_secs)] } else { Vec::new() };
-            return Reply { rcode: ResponseCode::NoError, authoritative: true, answers, authorities, status: Status::Local, upstream: None };
+            let authorities = if answers.is_empty() {
+                vec![synthetic_soa(qname, sw.ttl_secs)]
+            } else {
+                Vec::new()
+            };
+            return Reply {
+                rcode: ResponseCode::NoError,
+                authoritative: true,
+                answers,
+                authorities,
+                status: Status::Local,
+                upstream: None,
+            };
         }
 
         // 2. Local records.
         let zone = st.zone.load();
-        if let Lookup::Answer { records, continue_with } = zone.lookup(qname_text, qtype) {
+        if let Lookup::Answer {
+            records,
+            continue_with,
+        } = zone.lookup(qname_text, qtype)
+        {
             let ttl = st.cfg.local_ttl_secs;
             let mut answers: Vec<Record> = records
                 .iter()
                 .enumerate()
                 .map(|(i, (owner, d, rttl))| {
-                    let owner = if i == 0 { qname.clone() } else { name_of(owner) };
+                    let owner = if i == 0 {
+                        qname.clone()
+                    } else {
+                        name_of(owner)
+                    };
                     Record::from_rdata(owner, if *rttl == 0 { ttl } else { *rttl }, rdata(d))
                 })
                 .collect();
@@ -148,23 +178,57 @@ impl Handler {
                 let tname = name_of(&target);
                 let rest = Box::pin(self.answer(&target, &tname, qtype)).await;
                 answers.extend(rest.answers);
-                return Reply { rcode: rest.rcode, authoritative: false, answers, authorities: rest.authorities, status: Status::Local, upstream: rest.upstream };
+                return Reply {
+                    rcode: rest.rcode,
+                    authoritative: false,
+                    answers,
+                    authorities: rest.authorities,
+                    status: Status::Local,
+                    upstream: rest.upstream,
+                };
             }
-            let authorities = if answers.is_empty() { vec![synthetic_soa(qname, ttl)] } else { Vec::new() };
-            return Reply { rcode: ResponseCode::NoError, authoritative: true, answers, authorities, status: Status::Local, upstream: None };
+            let authorities = if answers.is_empty() {
+                vec![synthetic_soa(qname, ttl)]
+            } else {
+                Vec::new()
+            };
+            return Reply {
+                rcode: ResponseCode::NoError,
+                authoritative: true,
+                answers,
+                authorities,
+                status: Status::Local,
+                upstream: None,
+            };
         }
 
         // 3. Allowlist, denylist, blocklists.
         let allowed = st.allow.load().matches(qname_text).is_some();
-        if !allowed && (st.deny.load().matches(qname_text).is_some() || st.blocked.load().matches(qname_text).is_some()) {
+        if !allowed
+            && (st.deny.load().matches(qname_text).is_some()
+                || st.blocked.load().matches(qname_text).is_some())
+        {
             let ttl = st.cfg.blocked_ttl_secs;
-            let mut r = Reply { rcode: ResponseCode::NoError, authoritative: true, answers: Vec::new(), authorities: Vec::new(), status: Status::Blocked, upstream: None };
+            let mut r = Reply {
+                rcode: ResponseCode::NoError,
+                authoritative: true,
+                answers: Vec::new(),
+                authorities: Vec::new(),
+                status: Status::Blocked,
+                upstream: None,
+            };
             match (st.cfg.blocking_mode, qtype) {
                 (BlockingMode::Nxdomain, _) => r.rcode = ResponseCode::NXDomain,
-                (BlockingMode::Null, RecordType::A) => r.answers.push(Record::from_rdata(qname.clone(), ttl, RData::A(A::new(0, 0, 0, 0)))),
-                (BlockingMode::Null, RecordType::AAAA) => {
-                    r.answers.push(Record::from_rdata(qname.clone(), ttl, RData::AAAA(AAAA::new(0, 0, 0, 0, 0, 0, 0, 0))))
-                }
+                (BlockingMode::Null, RecordType::A) => r.answers.push(Record::from_rdata(
+                    qname.clone(),
+                    ttl,
+                    RData::A(A::new(0, 0, 0, 0)),
+                )),
+                (BlockingMode::Null, RecordType::AAAA) => r.answers.push(Record::from_rdata(
+                    qname.clone(),
+                    ttl,
+                    RData::AAAA(AAAA::new(0, 0, 0, 0, 0, 0, 0, 0)),
+                )),
                 _ => {}
             }
             if r.answers.is_empty() {
@@ -177,12 +241,21 @@ impl Handler {
         let now = Instant::now();
         if let Some(e) = st.cache.get(qname_text, qtype, now) {
             if let Some((answers, authorities)) = e.aged(now) {
-                return Reply { rcode: e.rcode, authoritative: false, answers, authorities, status: Status::Cached, upstream: None };
+                return Reply {
+                    rcode: e.rcode,
+                    authoritative: false,
+                    answers,
+                    authorities,
+                    status: Status::Cached,
+                    upstream: None,
+                };
             }
         }
         let query = build_query(qname, qtype);
         let result = match zone.forward_for(qname_text) {
-            Some(rule) => exchange(&rule.server, &query, st.forwarder.timeout()).await.map(|m| (m, rule.server.clone())),
+            Some(rule) => exchange(&rule.server, &query, st.forwarder.timeout())
+                .await
+                .map(|m| (m, rule.server.clone())),
             None => st.forwarder.forward(&query).await,
         };
         match result {
@@ -249,21 +322,34 @@ async fn send<R: ResponseHandler>(
         r
     });
     let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
-    let resp = builder.build(meta, answers.iter(), authorities.iter(), std::iter::empty(), std::iter::empty());
+    let resp = builder.build(
+        meta,
+        answers.iter(),
+        authorities.iter(),
+        std::iter::empty(),
+        std::iter::empty(),
+    );
     match rh.send_response(resp).await {
         Ok(info) => info,
         Err(e) => {
             tracing::debug!(error = %e, "cannot send DNS response");
             let mut m = Metadata::response_from_request(&request.metadata);
             m.response_code = ResponseCode::ServFail;
-            ResponseInfo::from(Header { metadata: m, counts: HeaderCounts::default() })
+            ResponseInfo::from(Header {
+                metadata: m,
+                counts: HeaderCounts::default(),
+            })
         }
     }
 }
 
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, rh: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        rh: R,
+    ) -> ResponseInfo {
         let t0 = Instant::now();
         let meta = &request.metadata;
         if meta.message_type != MessageType::Query || meta.op_code != OpCode::Query {
@@ -286,7 +372,15 @@ impl RequestHandler for Handler {
             s.strip_suffix('.').map(str::to_string).unwrap_or(s)
         });
         let reply = self.answer(&text, qname, qtype).await;
-        let info = send(request, rh, reply.rcode, reply.authoritative, &reply.answers, &reply.authorities).await;
+        let info = send(
+            request,
+            rh,
+            reply.rcode,
+            reply.authoritative,
+            &reply.answers,
+            &reply.authorities,
+        )
+        .await;
         self.log(request, text, qtype, &reply, t0);
         info
     }
@@ -296,9 +390,22 @@ impl RequestHandler for Handler {
 ///
 /// # Errors
 /// [`crate::upstream::ForwardError`] as [`exchange`].
-pub async fn query(server: std::net::SocketAddr, name: &str, qtype: RecordType) -> Result<Message, crate::upstream::ForwardError> {
-    let up = crate::upstream::UpstreamAddr { transport: crate::upstream::Transport::Udp, addr: server, name: None };
-    exchange(&up, &build_query(&name_of(name), qtype), std::time::Duration::from_secs(2)).await
+pub async fn query(
+    server: std::net::SocketAddr,
+    name: &str,
+    qtype: RecordType,
+) -> Result<Message, crate::upstream::ForwardError> {
+    let up = crate::upstream::UpstreamAddr {
+        transport: crate::upstream::Transport::Udp,
+        addr: server,
+        name: None,
+    };
+    exchange(
+        &up,
+        &build_query(&name_of(name), qtype),
+        std::time::Duration::from_secs(2),
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -308,11 +415,17 @@ mod tests {
     #[test]
     fn wire_name() {
         let mut m = Message::query();
-        m.add_query(hickory_proto::op::Query::query(Name::from_ascii("Ads.Example.COM.").unwrap(), RecordType::A));
+        m.add_query(hickory_proto::op::Query::query(
+            Name::from_ascii("Ads.Example.COM.").unwrap(),
+            RecordType::A,
+        ));
         let raw = m.to_vec().unwrap();
         assert_eq!(qname_from_wire(&raw).as_deref(), Some("ads.example.com"));
         let mut m = Message::query();
-        m.add_query(hickory_proto::op::Query::query(Name::root(), RecordType::NS));
+        m.add_query(hickory_proto::op::Query::query(
+            Name::root(),
+            RecordType::NS,
+        ));
         assert_eq!(qname_from_wire(&m.to_vec().unwrap()).as_deref(), Some(""));
         assert_eq!(qname_from_wire(&[0; 5]), None);
         let mut raw = vec![0u8; 12];

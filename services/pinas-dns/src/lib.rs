@@ -50,18 +50,26 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 ///
 /// # Errors
 /// [`Error`] naming the address when either bind fails (port in use, no permission).
-pub async fn bind(addr: SocketAddr, udp_sockets: usize) -> Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener), Error> {
+pub async fn bind(
+    addr: SocketAddr,
+    udp_sockets: usize,
+) -> Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener), Error> {
     let fail = |proto: &str, e: std::io::Error| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
             " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
         } else {
             ""
         };
-        Error::unavailable("dns_bind_failed", format!("cannot listen on {proto} {addr}: {e}{hint}"))
+        Error::unavailable(
+            "dns_bind_failed",
+            format!("cannot listen on {proto} {addr}: {e}{hint}"),
+        )
     };
     let udp = udp::bind_reuseport(addr, udp_sockets).map_err(|e| fail("UDP", e))?;
     let bound = udp[0].local_addr().map_err(|e| fail("UDP", e))?;
-    let tcp = tokio::net::TcpListener::bind(bound).await.map_err(|e| fail("TCP", e))?;
+    let tcp = tokio::net::TcpListener::bind(bound)
+        .await
+        .map_err(|e| fail("TCP", e))?;
     Ok((udp, tcp))
 }
 
@@ -99,12 +107,26 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
         (None, None)
     };
     if let Some(ca) = &cfg.upstream_ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| Error::invalid("invalid_config", format!("dns.upstream_ca_file {}: {e}", ca.display())))?;
-        upstream::set_extra_ca(&pem)
-            .map_err(|e| Error::invalid("invalid_config", format!("dns.upstream_ca_file {}: {e}", ca.display())))?;
+        let pem = std::fs::read(ca).map_err(|e| {
+            Error::invalid(
+                "invalid_config",
+                format!("dns.upstream_ca_file {}: {e}", ca.display()),
+            )
+        })?;
+        upstream::set_extra_ca(&pem).map_err(|e| {
+            Error::invalid(
+                "invalid_config",
+                format!("dns.upstream_ca_file {}: {e}", ca.display()),
+            )
+        })?;
     }
-    let state = DnsState::new(cfg, ctx.db.clone(), ctx.events.clone(), ctx.paths.state_dir.clone(), log_tx)?;
+    let state = DnsState::new(
+        cfg,
+        ctx.db.clone(),
+        ctx.events.clone(),
+        ctx.paths.state_dir.clone(),
+        log_tx,
+    )?;
     {
         let st = state.clone();
         tokio::task::spawn_blocking(move || blocklists::rebuild(&st))
@@ -112,10 +134,16 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
             .map_err(|e| Error::internal(format!("loading blocklists failed: {e}")))??;
     }
     // One UDP loop per core (at most 4): a Pi 5 has 4, a Pi 3B+ 4 slower ones.
-    let loops = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+    let loops = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
     let (udp, tcp) = bind(listen, loops).await?;
-    let addr = tcp.local_addr().map_err(|e| Error::internal(e.to_string()))?;
-    let h = handler::Handler { state: state.clone() };
+    let addr = tcp
+        .local_addr()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let h = handler::Handler {
+        state: state.clone(),
+    };
     let mut server = Server::new(h.clone());
     server.register_listener(tcp, TCP_IDLE, 64);
     let mut tasks = Vec::new();
@@ -129,8 +157,15 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
         let st = state.clone();
         tasks.push(tokio::spawn(async move {
             loop {
-                let (db, days, max) = (st.db.clone(), st.cfg.query_log_retention_days, st.cfg.query_log_max_rows);
-                let r = tokio::task::spawn_blocking(move || querylog::prune(&db, days, max, pinas_core::events::now_ms())).await;
+                let (db, days, max) = (
+                    st.db.clone(),
+                    st.cfg.query_log_retention_days,
+                    st.cfg.query_log_max_rows,
+                );
+                let r = tokio::task::spawn_blocking(move || {
+                    querylog::prune(&db, days, max, pinas_core::events::now_ms())
+                })
+                .await;
                 if let Ok(Err(e)) = r {
                     tracing::warn!(error = %e, "cannot prune the DNS query log");
                 }
@@ -149,7 +184,12 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
         }));
     }
     tasks.push(tokio::spawn(blocklists::schedule(state.clone())));
-    Ok(Running { state, addr, server, tasks })
+    Ok(Running {
+        state,
+        addr,
+        server,
+        tasks,
+    })
 }
 
 /// Runs the DNS server (UDP+TCP on `dns.listen`) and the control API on
@@ -161,14 +201,19 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
 /// # Errors
 /// [`Error`] when `[dns]` is invalid, the port or the socket cannot be bound, or the
 /// control socket fails.
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let cfg: DnsConfig = ctx
         .config
         .section("dns")
         .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
     cfg.validate(ctx.config.dev)
         .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
-    let listen = cfg.listen_addr(ctx.config.dev).map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
+    let listen = cfg
+        .listen_addr(ctx.config.dev)
+        .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
     let running = start(&ctx, cfg, listen).await?;
     let socket = ctx.paths.role_socket("dns");
     let router = api::router(running.state.clone());
@@ -177,10 +222,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
         let events = ctx.events.clone();
         let socket = socket.clone();
         async move {
-            pinas_core::role::serve_socket(&socket, router, events, async {
+            let r = pinas_core::role::serve_socket(&socket, router, events, async {
                 let _ = rx.await;
             })
-            .await
+            .await;
+            if let Err(e) = &r {
+                // DNS keeps answering without its control API; say so at once.
+                tracing::error!(socket = %socket.display(), error = %e, "DNS control API stopped");
+            }
+            r
         }
     });
     tracing::info!(socket = %socket.display(), "DNS control API listening");
@@ -189,7 +239,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + 
     running.stop().await;
     match control.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Error::unavailable("dns_socket_failed", format!("control socket {}: {e}", socket.display()))),
+        Ok(Err(e)) => Err(Error::unavailable(
+            "dns_socket_failed",
+            format!("control socket {}: {e}", socket.display()),
+        )),
         Err(e) => Err(Error::internal(format!("control socket task failed: {e}"))),
     }
 }

@@ -166,28 +166,72 @@ mod tests {
 
     #[test]
     fn each_syntax() {
-        assert_eq!(names("0.0.0.0 Ads.Example.com"), [("ads.example.com".into(), Match::Exact)]);
-        assert_eq!(names("127.0.0.1\ta.com b.com # c"), [("a.com".into(), Match::Exact), ("b.com".into(), Match::Exact)]);
-        assert_eq!(names(":: ads6.example"), [("ads6.example".into(), Match::Exact)]);
-        assert_eq!(names("||track.example^"), [("track.example".into(), Match::Subtree)]);
-        assert_eq!(names("||track.example^$important"), [("track.example".into(), Match::Subtree)]);
-        assert_eq!(names("*.wild.example"), [("wild.example".into(), Match::Subtree)]);
-        assert_eq!(names("plain.example."), [("plain.example".into(), Match::Exact)]);
+        assert_eq!(
+            names("0.0.0.0 Ads.Example.com"),
+            [("ads.example.com".into(), Match::Exact)]
+        );
+        assert_eq!(
+            names("127.0.0.1\ta.com b.com # c"),
+            [
+                ("a.com".into(), Match::Exact),
+                ("b.com".into(), Match::Exact)
+            ]
+        );
+        assert_eq!(
+            names(":: ads6.example"),
+            [("ads6.example".into(), Match::Exact)]
+        );
+        assert_eq!(
+            names("||track.example^"),
+            [("track.example".into(), Match::Subtree)]
+        );
+        assert_eq!(
+            names("||track.example^$important"),
+            [("track.example".into(), Match::Subtree)]
+        );
+        assert_eq!(
+            names("*.wild.example"),
+            [("wild.example".into(), Match::Subtree)]
+        );
+        assert_eq!(
+            names("plain.example."),
+            [("plain.example".into(), Match::Exact)]
+        );
     }
 
     #[test]
     fn skips_and_bad_lines() {
-        for s in ["", "  ", "# c", "! c", "[Adblock Plus 2.0]", "0.0.0.0 localhost", "127.0.0.1 localhost localhost.localdomain"] {
+        for s in [
+            "",
+            "  ",
+            "# c",
+            "! c",
+            "[Adblock Plus 2.0]",
+            "0.0.0.0 localhost",
+            "127.0.0.1 localhost localhost.localdomain",
+        ] {
             assert_eq!(parse_line(s), Line::Skip, "{s:?}");
         }
-        for b in ["@@||ok.example^", "||x.example^$third-party", "||x.example", "0.0.0.0", "two words", "nodot", "0.0.0.0 bad_name!", "*.", "/regex/", "<html>"] {
+        for b in [
+            "@@||ok.example^",
+            "||x.example^$third-party",
+            "||x.example",
+            "0.0.0.0",
+            "two words",
+            "nodot",
+            "0.0.0.0 bad_name!",
+            "*.",
+            "/regex/",
+            "<html>",
+        ] {
             assert!(matches!(parse_line(b), Line::Bad(_)), "{b:?}");
         }
     }
 
     #[test]
     fn garbage_lines_are_counted_not_fatal() {
-        let text = "0.0.0.0 a.example\n\u{1}\u{2}garbage\n||b.example^\nnot a domain\n%%%\nc.example\n";
+        let text =
+            "0.0.0.0 a.example\n\u{1}\u{2}garbage\n||b.example^\nnot a domain\n%%%\nc.example\n";
         let mut b = DomainSetBuilder::default();
         let st = parse_into(text, &mut b);
         assert_eq!(st.domains, 3);
@@ -199,8 +243,14 @@ mod tests {
 
     #[test]
     fn patterns() {
-        assert_eq!(parse_pattern("*.Lab.Home").unwrap(), ("lab.home".into(), Match::Subtree));
-        assert_eq!(parse_pattern("x.home").unwrap(), ("x.home".into(), Match::Exact));
+        assert_eq!(
+            parse_pattern("*.Lab.Home").unwrap(),
+            ("lab.home".into(), Match::Subtree)
+        );
+        assert_eq!(
+            parse_pattern("x.home").unwrap(),
+            ("x.home".into(), Match::Exact)
+        );
         assert!(parse_pattern("a*b").is_err());
     }
 }

@@ -59,28 +59,65 @@ impl Metrics {
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut s = String::with_capacity(2048);
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        s.push_str("# HELP pinas_dns_queries_total DNS queries answered, by how they were answered.\n");
+        s.push_str(
+            "# HELP pinas_dns_queries_total DNS queries answered, by how they were answered.\n",
+        );
         s.push_str("# TYPE pinas_dns_queries_total counter\n");
         for st in Status::ALL {
-            let _ = writeln!(s, "pinas_dns_queries_total{{status=\"{}\"}} {}", st.as_str(), l(&self.by_status[st as usize]));
+            let _ = writeln!(
+                s,
+                "pinas_dns_queries_total{{status=\"{}\"}} {}",
+                st.as_str(),
+                l(&self.by_status[st as usize])
+            );
         }
         s.push_str("# HELP pinas_dns_responses_total DNS responses with an error code.\n");
         s.push_str("# TYPE pinas_dns_responses_total counter\n");
-        let _ = writeln!(s, "pinas_dns_responses_total{{rcode=\"NXDOMAIN\"}} {}", l(&self.nxdomain));
-        let _ = writeln!(s, "pinas_dns_responses_total{{rcode=\"SERVFAIL\"}} {}", l(&self.servfail));
+        let _ = writeln!(
+            s,
+            "pinas_dns_responses_total{{rcode=\"NXDOMAIN\"}} {}",
+            l(&self.nxdomain)
+        );
+        let _ = writeln!(
+            s,
+            "pinas_dns_responses_total{{rcode=\"SERVFAIL\"}} {}",
+            l(&self.servfail)
+        );
         s.push_str("# HELP pinas_dns_query_duration_seconds Time from request to response.\n");
         s.push_str("# TYPE pinas_dns_query_duration_seconds histogram\n");
         let mut cum = 0;
         for (i, b) in BUCKETS_US.iter().enumerate() {
             cum += l(&self.buckets[i]);
-            let _ = writeln!(s, "pinas_dns_query_duration_seconds_bucket{{le=\"{}\"}} {cum}", *b as f64 / 1e6);
+            let _ = writeln!(
+                s,
+                "pinas_dns_query_duration_seconds_bucket{{le=\"{}\"}} {cum}",
+                *b as f64 / 1e6
+            );
         }
-        let _ = writeln!(s, "pinas_dns_query_duration_seconds_bucket{{le=\"+Inf\"}} {}", l(&self.count));
-        let _ = writeln!(s, "pinas_dns_query_duration_seconds_sum {}", l(&self.sum_us) as f64 / 1e6);
-        let _ = writeln!(s, "pinas_dns_query_duration_seconds_count {}", l(&self.count));
-        s.push_str("# HELP pinas_dns_query_log_dropped_total Query-log entries dropped under load.\n");
+        let _ = writeln!(
+            s,
+            "pinas_dns_query_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            l(&self.count)
+        );
+        let _ = writeln!(
+            s,
+            "pinas_dns_query_duration_seconds_sum {}",
+            l(&self.sum_us) as f64 / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "pinas_dns_query_duration_seconds_count {}",
+            l(&self.count)
+        );
+        s.push_str(
+            "# HELP pinas_dns_query_log_dropped_total Query-log entries dropped under load.\n",
+        );
         s.push_str("# TYPE pinas_dns_query_log_dropped_total counter\n");
-        let _ = writeln!(s, "pinas_dns_query_log_dropped_total {}", l(&self.log_dropped));
+        let _ = writeln!(
+            s,
+            "pinas_dns_query_log_dropped_total {}",
+            l(&self.log_dropped)
+        );
         for (name, help, v) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }

@@ -34,7 +34,13 @@ pub enum Status {
 
 impl Status {
     /// Every status, in counter order.
-    pub const ALL: [Status; 5] = [Status::Forwarded, Status::Cached, Status::Blocked, Status::Local, Status::Error];
+    pub const ALL: [Status; 5] = [
+        Status::Forwarded,
+        Status::Cached,
+        Status::Blocked,
+        Status::Local,
+        Status::Error,
+    ];
 
     /// The stored name.
     pub fn as_str(self) -> &'static str {
@@ -201,7 +207,11 @@ pub fn list(db: &Db, f: &LogFilter) -> rusqlite::Result<Vec<LogRow>> {
         add("client =", c.clone().into());
     }
     if let Some(n) = &f.name {
-        let esc = n.to_ascii_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let esc = n
+            .to_ascii_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         args.push(format!("%{esc}%").into());
         sql.push_str(&format!(" AND name LIKE ?{} ESCAPE '\\'", args.len()));
     }
@@ -217,7 +227,10 @@ pub fn list(db: &Db, f: &LogFilter) -> rusqlite::Result<Vec<LogRow>> {
         args.push(s.into());
         sql.push_str(&format!(" AND ts_ms >= ?{}", args.len()));
     }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", f.limit.unwrap_or(100).clamp(1, 1000)));
+    sql.push_str(&format!(
+        " ORDER BY id DESC LIMIT {}",
+        f.limit.unwrap_or(100).clamp(1, 1000)
+    ));
     let conn = db.conn();
     let mut st = conn.prepare(&sql)?;
     let rows = st.query_map(params_from_iter(args), |r| {
@@ -284,7 +297,9 @@ pub fn stats(db: &Db, since_ms: i64, top: u32, bucket_secs: i64) -> rusqlite::Re
     let conn = db.conn();
     let mut counts = [0i64; 5];
     {
-        let mut st = conn.prepare_cached("SELECT status, COUNT(*) FROM dns_query_log WHERE ts_ms >= ?1 GROUP BY status")?;
+        let mut st = conn.prepare_cached(
+            "SELECT status, COUNT(*) FROM dns_query_log WHERE ts_ms >= ?1 GROUP BY status",
+        )?;
         let mut rows = st.query([since_ms])?;
         while let Some(r) = rows.next()? {
             let s: String = r.get(0)?;
@@ -294,7 +309,8 @@ pub fn stats(db: &Db, since_ms: i64, top: u32, bucket_secs: i64) -> rusqlite::Re
         }
     }
     let total: i64 = counts.iter().sum();
-    let one = |sql: &str| -> rusqlite::Result<i64> { conn.query_row(sql, [since_ms], |r| r.get(0)) };
+    let one =
+        |sql: &str| -> rusqlite::Result<i64> { conn.query_row(sql, [since_ms], |r| r.get(0)) };
     let unique_domains = one("SELECT COUNT(DISTINCT name) FROM dns_query_log WHERE ts_ms >= ?1")?;
     let unique_clients = one("SELECT COUNT(DISTINCT client) FROM dns_query_log WHERE ts_ms >= ?1")?;
     let tops = |col: &str, extra: &str| -> rusqlite::Result<Vec<Top>> {
@@ -302,7 +318,12 @@ pub fn stats(db: &Db, since_ms: i64, top: u32, bucket_secs: i64) -> rusqlite::Re
             "SELECT {col}, COUNT(*) AS c FROM dns_query_log WHERE ts_ms >= ?1 {extra} GROUP BY {col} ORDER BY c DESC, {col} LIMIT ?2"
         );
         let mut st = conn.prepare(&sql)?;
-        let rows = st.query_map(rusqlite::params![since_ms, top], |r| Ok(Top { key: r.get(0)?, count: r.get(1)? }))?;
+        let rows = st.query_map(rusqlite::params![since_ms, top], |r| {
+            Ok(Top {
+                key: r.get(0)?,
+                count: r.get(1)?,
+            })
+        })?;
         rows.collect()
     };
     let top_domains = tops("name", "AND status != 'blocked'")?;
@@ -314,7 +335,13 @@ pub fn stats(db: &Db, since_ms: i64, top: u32, bucket_secs: i64) -> rusqlite::Re
          WHERE ts_ms >= ?1 GROUP BY b ORDER BY b",
     )?;
     let over_time = st
-        .query_map(rusqlite::params![since_ms, b], |r| Ok(Bucket { ts_ms: r.get(0)?, total: r.get(1)?, blocked: r.get(2)? }))?
+        .query_map(rusqlite::params![since_ms, b], |r| {
+            Ok(Bucket {
+                ts_ms: r.get(0)?,
+                total: r.get(1)?,
+                blocked: r.get(2)?,
+            })
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let blocked = counts[Status::Blocked as usize];
     Ok(Stats {
@@ -325,7 +352,11 @@ pub fn stats(db: &Db, since_ms: i64, top: u32, bucket_secs: i64) -> rusqlite::Re
         cached: counts[Status::Cached as usize],
         local: counts[Status::Local as usize],
         errors: counts[Status::Error as usize],
-        blocked_percent: if total == 0 { 0.0 } else { blocked as f64 * 100.0 / total as f64 },
+        blocked_percent: if total == 0 {
+            0.0
+        } else {
+            blocked as f64 * 100.0 / total as f64
+        },
         unique_domains,
         unique_clients,
         top_domains,
@@ -364,16 +395,36 @@ mod tests {
         let (_d, db) = db();
         let now = 10 * 86_400_000;
         let rows = vec![
-            e(now - 8 * 86_400_000, "10.0.0.1", "old.example", Status::Forwarded),
+            e(
+                now - 8 * 86_400_000,
+                "10.0.0.1",
+                "old.example",
+                Status::Forwarded,
+            ),
             e(now - 1000, "10.0.0.1", "a.example", Status::Forwarded),
             e(now - 900, "10.0.0.2", "ads.example", Status::Blocked),
             e(now - 800, "10.0.0.2", "ads.example", Status::Blocked),
             e(now - 700, "10.0.0.2", "a.example", Status::Cached),
         ];
         insert(&db, &rows).unwrap();
-        let l = list(&db, &LogFilter { status: Some(Status::Blocked), ..Default::default() }).unwrap();
+        let l = list(
+            &db,
+            &LogFilter {
+                status: Some(Status::Blocked),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(l.len(), 2);
-        let l = list(&db, &LogFilter { name: Some("A.ex".into()), client: Some("10.0.0.2".into()), ..Default::default() }).unwrap();
+        let l = list(
+            &db,
+            &LogFilter {
+                name: Some("A.ex".into()),
+                client: Some("10.0.0.2".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(l.len(), 1);
         let s = stats(&db, now - 3_600_000, 10, 600).unwrap();
         assert_eq!(s.total, 4);

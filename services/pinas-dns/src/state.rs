@@ -19,11 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{Cache, Limits};
 use crate::config::DnsConfig;
 use crate::domains::{DomainSet, DomainSetBuilder};
+use crate::lists;
 use crate::metrics::Metrics;
 use crate::querylog::LogSender;
 use crate::upstream::{Forwarder, UpstreamAddr};
 use crate::zone::{self, ForwardRule, LocalType, LocalZone};
-use crate::lists;
 
 /// Where the switch record points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -101,7 +101,13 @@ impl DnsState {
     ///
     /// # Errors
     /// [`Error`] when the configuration is invalid or the database cannot be read.
-    pub fn new(cfg: DnsConfig, db: Db, events: EventBus, state_dir: std::path::PathBuf, log: Option<LogSender>) -> Result<Arc<Self>, Error> {
+    pub fn new(
+        cfg: DnsConfig,
+        db: Db,
+        events: EventBus,
+        state_dir: std::path::PathBuf,
+        log: Option<LogSender>,
+    ) -> Result<Arc<Self>, Error> {
         let upstreams = cfg
             .upstream_addrs()
             .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
@@ -112,8 +118,12 @@ impl DnsState {
             negative_ttl_secs: cfg.negative_ttl_secs,
         });
         let forwarder = Forwarder::new(&upstreams, Duration::from_millis(cfg.upstream_timeout_ms));
-        let switch_name = crate::domains::normalize(&cfg.switch.name)
-            .ok_or_else(|| Error::invalid("invalid_config", format!("dns.switch.name {:?} is not a domain name", cfg.switch.name)))?;
+        let switch_name = crate::domains::normalize(&cfg.switch.name).ok_or_else(|| {
+            Error::invalid(
+                "invalid_config",
+                format!("dns.switch.name {:?} is not a domain name", cfg.switch.name),
+            )
+        })?;
         let own = own_ip();
         let st = DnsState {
             switch: ArcSwap::from_pointee(SwitchState {
@@ -160,20 +170,33 @@ impl DnsState {
     /// [`Error`] on database errors.
     pub fn reload_zone(&self) -> Result<(), Error> {
         let conn = self.db.conn();
-        let mut st_rec = conn.prepare("SELECT name, type, value, ttl_secs FROM dns_records").map_err(internal("reading records"))?;
+        let mut st_rec = conn
+            .prepare("SELECT name, type, value, ttl_secs FROM dns_records")
+            .map_err(internal("reading records"))?;
         let mut recs = Vec::new();
         let rows = st_rec
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
             .map_err(internal("reading records"))?;
         for row in rows {
             let (name, t, value, ttl) = row.map_err(internal("reading records"))?;
-            let Some(t) = LocalType::parse(&t) else { continue };
+            let Some(t) = LocalType::parse(&t) else {
+                continue;
+            };
             match zone::validate(&name, t, &value) {
                 Ok((owner, data)) => recs.push((owner, data, ttl.clamp(0, u32::MAX as i64) as u32)),
                 Err((_, msg)) => tracing::warn!(%name, %msg, "skipping invalid local record"),
             }
         }
-        let mut st = conn.prepare("SELECT domain, server FROM dns_forwards").map_err(internal("reading forwards"))?;
+        let mut st = conn
+            .prepare("SELECT domain, server FROM dns_forwards")
+            .map_err(internal("reading forwards"))?;
         let mut fwd = Vec::new();
         let rows = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -181,7 +204,10 @@ impl DnsState {
         for row in rows {
             let (domain, server) = row.map_err(internal("reading forwards"))?;
             match server.parse::<UpstreamAddr>() {
-                Ok(server) => fwd.push(ForwardRule { domain: domain.to_ascii_lowercase(), server }),
+                Ok(server) => fwd.push(ForwardRule {
+                    domain: domain.to_ascii_lowercase(),
+                    server,
+                }),
                 Err(msg) => tracing::warn!(%domain, %msg, "skipping invalid forwarding rule"),
             }
         }
@@ -201,7 +227,9 @@ impl DnsState {
     /// [`Error`] on database errors.
     pub fn reload_rules(&self) -> Result<(), Error> {
         let conn = self.db.conn();
-        let mut st = conn.prepare("SELECT kind, pattern FROM dns_rules").map_err(internal("reading rules"))?;
+        let mut st = conn
+            .prepare("SELECT kind, pattern FROM dns_rules")
+            .map_err(internal("reading rules"))?;
         let rows = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .map_err(internal("reading rules"))?;
@@ -209,7 +237,9 @@ impl DnsState {
         let mut deny = DomainSetBuilder::default();
         for row in rows {
             let (kind, pattern) = row.map_err(internal("reading rules"))?;
-            let Ok((name, how)) = lists::parse_pattern(&pattern) else { continue };
+            let Ok((name, how)) = lists::parse_pattern(&pattern) else {
+                continue;
+            };
             if kind == "allow" {
                 allow.insert(&name, how);
             } else {
@@ -240,13 +270,23 @@ impl DnsState {
         let row: Option<(String, String, i64)> = self
             .db
             .conn()
-            .query_row("SELECT target, reason, changed_at FROM dns_switch WHERE id = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT target, reason, changed_at FROM dns_switch WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()
             .map_err(internal("reading the switch"))?;
         let (target, reason, at) = match row {
-            Some((t, r, at)) => (if t == "companion" { Target::Companion } else { Target::Nas }, r, at),
+            Some((t, r, at)) => (
+                if t == "companion" {
+                    Target::Companion
+                } else {
+                    Target::Nas
+                },
+                r,
+                at,
+            ),
             None => (Target::Nas, String::new(), 0),
         };
         self.switch.store(Arc::new(SwitchState {
@@ -285,7 +325,12 @@ impl DnsState {
             ttl_secs: self.cfg.switch.ttl_secs,
         };
         self.switch.store(Arc::new(new.clone()));
-        tracing::info!(target = target.as_str(), previous = previous.as_str(), reason, "DNS switch changed");
+        tracing::info!(
+            target = target.as_str(),
+            previous = previous.as_str(),
+            reason,
+            "DNS switch changed"
+        );
         self.events.emit(
             "dns.switch.changed",
             serde_json::json!({

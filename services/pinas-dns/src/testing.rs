@@ -14,10 +14,23 @@ use crate::DnsConfig;
 /// # Panics
 /// When the database in `dir` cannot be created (a fixture, not production code).
 pub async fn handler_with_fixtures(dir: &Path) -> Handler {
-    let cfg = pinas_core::Config::defaults(&pinas_core::config::Mode::Dev { state_dir: dir.to_path_buf() });
+    let cfg = pinas_core::Config::defaults(&pinas_core::config::Mode::Dev {
+        state_dir: dir.to_path_buf(),
+    });
     let ctx = pinas_core::Context::open(cfg).expect("test database");
-    let dns = DnsConfig { upstreams: Vec::new(), query_log: false, ..DnsConfig::default() };
-    let st = DnsState::new(dns, ctx.db.clone(), ctx.events.clone(), dir.to_path_buf(), None).expect("state");
+    let dns = DnsConfig {
+        upstreams: Vec::new(),
+        query_log: false,
+        ..DnsConfig::default()
+    };
+    let st = DnsState::new(
+        dns,
+        ctx.db.clone(),
+        ctx.events.clone(),
+        dir.to_path_buf(),
+        None,
+    )
+    .expect("state");
     {
         let conn = st.db.conn();
         for (n, t, v) in [
@@ -33,8 +46,11 @@ pub async fn handler_with_fixtures(dir: &Path) -> Handler {
             )
             .expect("insert record");
         }
-        conn.execute("INSERT INTO dns_rules (kind, pattern, created_at) VALUES ('allow', 'ok.ads.test', 0)", [])
-            .expect("insert rule");
+        conn.execute(
+            "INSERT INTO dns_rules (kind, pattern, created_at) VALUES ('allow', 'ok.ads.test', 0)",
+            [],
+        )
+        .expect("insert rule");
     }
     st.reload_zone().expect("zone");
     st.reload_rules().expect("rules");

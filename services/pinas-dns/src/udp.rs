@@ -15,7 +15,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 use hickory_proto::op::MessageType;
 use hickory_proto::rr::Record;
@@ -58,11 +58,19 @@ pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSock
     Ok(out)
 }
 
-/// Sends a response straight to the client's address on the receiving socket.
+/// Where a response goes: into the receive loop's outgoing batch while the request is
+/// handled in place, or straight to the socket once it became a task.
+enum Slot {
+    Inline(Option<Vec<u8>>),
+    Direct,
+}
+
+/// Sends a response to the client's address on the receiving socket.
 #[derive(Clone)]
 struct UdpResponder {
     socket: Arc<UdpSocket>,
     dst: SocketAddr,
+    slot: Arc<std::sync::Mutex<Slot>>,
 }
 
 /// Encodes `response` for UDP: 512 bytes without EDNS, the advertised size with it
@@ -107,6 +115,13 @@ impl ResponseHandler for UdpResponder {
         >,
     ) -> Result<ResponseInfo, NetError> {
         let (buf, info) = encode(response);
+        {
+            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            if let Slot::Inline(out) = &mut *slot {
+                *out = Some(buf);
+                return info;
+            }
+        }
         match self.socket.try_send_to(&buf, self.dst) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -152,7 +167,9 @@ pub async fn answer_raw(handler: &Handler, raw: &[u8], src: SocketAddr) -> Optio
         return None;
     }
     let c = Collector::default();
-    handler.handle_request::<_, TokioTime>(&request, c.clone()).await;
+    handler
+        .handle_request::<_, TokioTime>(&request, c.clone())
+        .await;
     let out = c.0.lock().unwrap_or_else(|e| e.into_inner()).take();
     out
 }
@@ -177,55 +194,236 @@ pub fn formerr_for(raw: &[u8]) -> Option<[u8; 12]> {
     Some(error_header(id, flags, 1))
 }
 
-/// Receives on `socket` and answers until the task is aborted.
+/// Most datagrams read (and answers sent) per system call.
+const BATCH: usize = 32;
+
+/// Receives on `socket` and answers until the task is aborted. Datagrams are read and
+/// answered in batches (`recvmmsg`/`sendmmsg`), halving the system calls under load.
 pub async fn serve(socket: UdpSocket, handler: Handler) {
     let socket = Arc::new(socket);
     let pending = Arc::new(AtomicUsize::new(0));
-    let mut buf = vec![0u8; 4096];
+    let mut bufs = vec![[0u8; 4096]; BATCH];
+    let mut lens = [0usize; BATCH];
+    let mut srcs = [None::<SocketAddr>; BATCH];
+    let mut out: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
     loop {
-        let (n, src) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
+        let n = match socket
+            .async_io(tokio::io::Interest::READABLE, || {
+                sys::recv_batch(&socket, &mut bufs, &mut lens, &mut srcs)
+            })
+            .await
+        {
+            Ok(n) => n,
             Err(e) => {
                 // ICMP errors from earlier sends surface here on Linux; keep serving.
                 tracing::debug!(error = %e, "UDP receive error");
                 continue;
             }
         };
-        if src.port() == 0 {
-            continue;
-        }
-        let raw = &buf[..n];
-        let request = match Request::from_bytes(raw.to_vec(), src, Protocol::Udp) {
-            Ok(r) => r,
-            Err(_) => {
-                if let Some(h) = formerr_for(raw) {
-                    let _ = socket.try_send_to(&h, src);
-                }
+        for i in 0..n {
+            let Some(src) = srcs[i].filter(|s| s.port() != 0) else {
                 continue;
-            }
-        };
-        if request.metadata.message_type == MessageType::Response {
-            continue;
+            };
+            handle_one(
+                &socket,
+                &handler,
+                &pending,
+                &bufs[i][..lens[i]],
+                src,
+                &mut out,
+            );
         }
-        let h = handler.clone();
-        let rh = UdpResponder { socket: socket.clone(), dst: src };
-        let mut fut = Box::pin(async move {
-            h.handle_request::<_, TokioTime>(&request, rh).await;
+        sys::send_batch(&socket, &mut out).await;
+    }
+}
+
+/// Handles one datagram: the answer goes to `out` when it is ready at once, else the
+/// query becomes a task that sends its own answer.
+fn handle_one(
+    socket: &Arc<UdpSocket>,
+    handler: &Handler,
+    pending: &Arc<AtomicUsize>,
+    raw: &[u8],
+    src: SocketAddr,
+    out: &mut Vec<(Vec<u8>, SocketAddr)>,
+) {
+    let request = match Request::from_bytes(raw.to_vec(), src, Protocol::Udp) {
+        Ok(r) => r,
+        Err(_) => {
+            if let Some(h) = formerr_for(raw) {
+                out.push((h.to_vec(), src));
+            }
+            return;
+        }
+    };
+    if request.metadata.message_type == MessageType::Response {
+        return;
+    }
+    let slot = Arc::new(std::sync::Mutex::new(Slot::Inline(None)));
+    let h = handler.clone();
+    let rh = UdpResponder {
+        socket: socket.clone(),
+        dst: src,
+        slot: slot.clone(),
+    };
+    let mut fut = Box::pin(async move {
+        h.handle_request::<_, TokioTime>(&request, rh).await;
+    });
+    let mut cx = Context::from_waker(Waker::noop());
+    let ready = fut.as_mut().poll(&mut cx).is_ready();
+    let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Slot::Inline(Some(buf)) = std::mem::replace(&mut *s, Slot::Direct) {
+        out.push((buf, src));
+    }
+    drop(s);
+    if !ready {
+        // Waiting on an upstream: let it finish as a task. The task polls again at once,
+        // registering a real waker.
+        if pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING {
+            pending.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let p = pending.clone();
+        tokio::spawn(async move {
+            fut.await;
+            p.fetch_sub(1, Ordering::Relaxed);
         });
-        let mut cx = Context::from_waker(Waker::noop());
-        if fut.as_mut().poll(&mut cx) == Poll::Pending {
-            // Waiting on an upstream: let it finish as a task. The task polls again at
-            // once, registering a real waker.
-            if pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING {
-                pending.fetch_sub(1, Ordering::Relaxed);
-                continue;
+    }
+}
+
+/// Batched datagram I/O with `recvmmsg(2)` and `sendmmsg(2)`.
+mod sys {
+    use std::io;
+    use std::mem::{size_of, zeroed};
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+
+    use tokio::net::UdpSocket;
+
+    use super::BATCH;
+
+    fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        match i32::from(ss.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the kernel wrote a sockaddr_in for AF_INET, and
+                // sockaddr_storage is large and aligned enough for it.
+                let sin =
+                    unsafe { &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                Some(SocketAddr::new(ip.into(), u16::from_be(sin.sin_port)))
             }
-            let p = pending.clone();
-            tokio::spawn(async move {
-                fut.await;
-                p.fetch_sub(1, Ordering::Relaxed);
-            });
+            libc::AF_INET6 => {
+                // SAFETY: as above, for AF_INET6 and sockaddr_in6.
+                let sin6 =
+                    unsafe { &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
+                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(
+                    SocketAddrV6::new(
+                        ip,
+                        u16::from_be(sin6.sin6_port),
+                        sin6.sin6_flowinfo,
+                        sin6.sin6_scope_id,
+                    )
+                    .into(),
+                )
+            }
+            _ => None,
         }
+    }
+
+    /// Reads up to [`BATCH`] datagrams without blocking; returns how many.
+    pub fn recv_batch(
+        socket: &UdpSocket,
+        bufs: &mut [[u8; 4096]],
+        lens: &mut [usize; BATCH],
+        srcs: &mut [Option<SocketAddr>; BATCH],
+    ) -> io::Result<usize> {
+        // SAFETY: all-zero is a valid value for these plain C structs.
+        let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
+        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        for i in 0..BATCH {
+            iovs[i].iov_base = bufs[i].as_mut_ptr().cast();
+            iovs[i].iov_len = bufs[i].len();
+            hdrs[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+            hdrs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: every header points at live buffers of the stated sizes for the
+        // duration of the call.
+        let r = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                BATCH as _,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = r as usize;
+        for i in 0..n {
+            lens[i] = hdrs[i].msg_len as usize;
+            srcs[i] = to_socket_addr(&names[i]);
+        }
+        Ok(n)
+    }
+
+    fn send_some(socket: &UdpSocket, msgs: &[(Vec<u8>, SocketAddr)]) -> io::Result<usize> {
+        let n = msgs.len().min(BATCH);
+        let addrs: Vec<socket2::SockAddr> = msgs[..n]
+            .iter()
+            .map(|(_, a)| socket2::SockAddr::from(*a))
+            .collect();
+        // SAFETY: all-zero is a valid value for these plain C structs.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        for i in 0..n {
+            iovs[i].iov_base = msgs[i].0.as_ptr() as *mut libc::c_void;
+            iovs[i].iov_len = msgs[i].0.len();
+            hdrs[i].msg_hdr.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
+            hdrs[i].msg_hdr.msg_namelen = addrs[i].len();
+            hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: the headers point at `msgs` and `addrs`, alive for the call; the
+        // kernel only reads them.
+        let r = unsafe {
+            libc::sendmmsg(
+                socket.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                n as _,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r as usize)
+    }
+
+    /// Sends every answer in `out` (waiting for buffer space if needed) and empties it.
+    /// An answer the kernel refuses (e.g. an unreachable address) is dropped.
+    pub async fn send_batch(socket: &UdpSocket, out: &mut Vec<(Vec<u8>, SocketAddr)>) {
+        let mut start = 0;
+        while start < out.len() {
+            let r = socket
+                .async_io(tokio::io::Interest::WRITABLE, || {
+                    send_some(socket, &out[start..])
+                })
+                .await;
+            match r {
+                Ok(sent) => start += sent.max(1),
+                Err(e) => {
+                    tracing::debug!(error = %e, to = %out[start].1, "cannot send a UDP answer");
+                    start += 1;
+                }
+            }
+        }
+        out.clear();
     }
 }
 

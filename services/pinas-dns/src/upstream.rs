@@ -77,9 +77,14 @@ impl FromStr for UpstreamAddr {
                 Some((u, ip)) => (u, Some(ip)),
                 None => (s, None),
             };
-            let host = url["https://".len()..].split(['/', '?']).next().unwrap_or("");
+            let host = url["https://".len()..]
+                .split(['/', '?'])
+                .next()
+                .unwrap_or("");
             if host.is_empty() || url.chars().any(char::is_whitespace) {
-                return Err("expected https://host/path, e.g. https://dns.quad9.net/dns-query".into());
+                return Err(
+                    "expected https://host/path, e.g. https://dns.quad9.net/dns-query".into(),
+                );
             }
             let ip = match boot {
                 Some(ip) => ip
@@ -117,13 +122,18 @@ impl FromStr for UpstreamAddr {
         let addr = if let Ok(ip) = rest.parse::<IpAddr>() {
             SocketAddr::new(ip, port)
         } else {
-            rest.parse::<SocketAddr>()
-                .map_err(|_| "expected an IP address with an optional port, e.g. 9.9.9.9:53".to_string())?
+            rest.parse::<SocketAddr>().map_err(|_| {
+                "expected an IP address with an optional port, e.g. 9.9.9.9:53".to_string()
+            })?
         };
         if addr.port() == 0 {
             return Err("port 0 is not a valid upstream port".into());
         }
-        Ok(UpstreamAddr { transport, addr, name })
+        Ok(UpstreamAddr {
+            transport,
+            addr,
+            name,
+        })
     }
 }
 
@@ -255,8 +265,13 @@ pub async fn exchange(
     }
 }
 
-fn check_answer(up: &UpstreamAddr, query: &Message, buf: &[u8]) -> Result<Option<Message>, ForwardError> {
-    let m = Message::from_vec(buf).map_err(|e| ForwardError::Malformed(up.clone(), e.to_string()))?;
+fn check_answer(
+    up: &UpstreamAddr,
+    query: &Message,
+    buf: &[u8],
+) -> Result<Option<Message>, ForwardError> {
+    let m =
+        Message::from_vec(buf).map_err(|e| ForwardError::Malformed(up.clone(), e.to_string()))?;
     if m.metadata.id != query.metadata.id || m.metadata.message_type != MessageType::Response {
         return Ok(None);
     }
@@ -269,7 +284,11 @@ fn check_answer(up: &UpstreamAddr, query: &Message, buf: &[u8]) -> Result<Option
     Ok(same_q.then_some(m))
 }
 
-async fn exchange_udp(up: &UpstreamAddr, bytes: &[u8], query: &Message) -> Result<Message, ForwardError> {
+async fn exchange_udp(
+    up: &UpstreamAddr,
+    bytes: &[u8],
+    query: &Message,
+) -> Result<Message, ForwardError> {
     let io = |e| ForwardError::Io(up.clone(), e);
     let local: SocketAddr = match up.addr {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -288,7 +307,11 @@ async fn exchange_udp(up: &UpstreamAddr, bytes: &[u8], query: &Message) -> Resul
     }
 }
 
-async fn exchange_tcp(up: &UpstreamAddr, bytes: &[u8], query: &Message) -> Result<Message, ForwardError> {
+async fn exchange_tcp(
+    up: &UpstreamAddr,
+    bytes: &[u8],
+    query: &Message,
+) -> Result<Message, ForwardError> {
     let io = |e| ForwardError::Io(up.clone(), e);
     let s = TcpStream::connect(up.addr).await.map_err(io)?;
     s.set_nodelay(true).map_err(io)?;
@@ -310,8 +333,9 @@ async fn exchange_stream(
     let len = s.read_u16().await.map_err(io)? as usize;
     let mut buf = vec![0u8; len];
     s.read_exact(&mut buf).await.map_err(io)?;
-    check_answer(up, query, &buf)?
-        .ok_or_else(|| ForwardError::Malformed(up.clone(), "answer does not match the question".into()))
+    check_answer(up, query, &buf)?.ok_or_else(|| {
+        ForwardError::Malformed(up.clone(), "answer does not match the question".into())
+    })
 }
 
 /// The configured upstreams, in order.
@@ -324,7 +348,10 @@ impl Forwarder {
     /// Upstreams in order of preference; `timeout` per attempt.
     pub fn new(addrs: &[UpstreamAddr], timeout: Duration) -> Self {
         Forwarder {
-            upstreams: addrs.iter().map(|a| Arc::new(Upstream::new(a.clone()))).collect(),
+            upstreams: addrs
+                .iter()
+                .map(|a| Arc::new(Upstream::new(a.clone())))
+                .collect(),
             timeout,
         }
     }
@@ -395,7 +422,10 @@ mod tests {
         let u: UpstreamAddr = "tls://9.9.9.9#dns.quad9.net".parse().unwrap();
         assert_eq!(u.to_string(), "tls://9.9.9.9:853#dns.quad9.net");
         let u: UpstreamAddr = "https://dns.quad9.net/dns-query#9.9.9.9".parse().unwrap();
-        assert_eq!((u.transport, u.addr.to_string()), (Transport::Https, "9.9.9.9:443".to_string()));
+        assert_eq!(
+            (u.transport, u.addr.to_string()),
+            (Transport::Https, "9.9.9.9:443".to_string())
+        );
         assert_eq!(u.to_string(), "https://dns.quad9.net/dns-query#9.9.9.9");
         assert!("https:///x".parse::<UpstreamAddr>().is_err());
         assert!("tls://1.1.1.1#bad name".parse::<UpstreamAddr>().is_err());

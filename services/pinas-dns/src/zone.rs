@@ -76,7 +76,10 @@ pub fn validate(
         None => (name.trim(), false),
     };
     let Some(mut owner) = domains::normalize(body) else {
-        return Err(("name", format!("{name:?} is not a domain name (wildcards look like *.lab.home)")));
+        return Err((
+            "name",
+            format!("{name:?} is not a domain name (wildcards look like *.lab.home)"),
+        ));
     };
     if wildcard {
         if rtype == LocalType::Ptr {
@@ -177,9 +180,9 @@ pub fn reverse_name(ip: IpAddr) -> String {
 pub fn forward_domain(input: &str) -> Result<String, String> {
     let input = input.trim();
     if let Some((ip, len)) = input.split_once('/') {
-        let ip: Ipv4Addr = ip
-            .parse()
-            .map_err(|_| format!("{input:?}: only IPv4 networks are accepted, e.g. 192.168.1.0/24"))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| {
+            format!("{input:?}: only IPv4 networks are accepted, e.g. 192.168.1.0/24")
+        })?;
         let o = ip.octets();
         return match len {
             "8" => Ok(format!("{}.in-addr.arpa", o[0])),
@@ -188,12 +191,16 @@ pub fn forward_domain(input: &str) -> Result<String, String> {
             _ => Err(format!("{input:?}: the prefix length must be 8, 16 or 24")),
         };
     }
-    domains::normalize(input).ok_or_else(|| format!("{input:?} is not a domain name or an IPv4 network"))
+    domains::normalize(input)
+        .ok_or_else(|| format!("{input:?} is not a domain name or an IPv4 network"))
 }
 
 impl LocalZone {
     /// Builds the zone from `(owner, data, ttl)` rows and forwarding rules.
-    pub fn new(records: impl IntoIterator<Item = (String, LocalData, u32)>, forwards: Vec<ForwardRule>) -> Self {
+    pub fn new(
+        records: impl IntoIterator<Item = (String, LocalData, u32)>,
+        forwards: Vec<ForwardRule>,
+    ) -> Self {
         let mut z = LocalZone {
             forwards,
             ..Default::default()
@@ -201,11 +208,18 @@ impl LocalZone {
         let mut reverse = Vec::new();
         for (owner, data, ttl) in records {
             match &data {
-                LocalData::A(ip) if !owner.starts_with("*.") => reverse.push((reverse_name((*ip).into()), owner.clone(), ttl)),
-                LocalData::Aaaa(ip) if !owner.starts_with("*.") => reverse.push((reverse_name((*ip).into()), owner.clone(), ttl)),
+                LocalData::A(ip) if !owner.starts_with("*.") => {
+                    reverse.push((reverse_name((*ip).into()), owner.clone(), ttl))
+                }
+                LocalData::Aaaa(ip) if !owner.starts_with("*.") => {
+                    reverse.push((reverse_name((*ip).into()), owner.clone(), ttl))
+                }
                 _ => {}
             }
-            let rec = LocalRecord { data, ttl_secs: ttl };
+            let rec = LocalRecord {
+                data,
+                ttl_secs: ttl,
+            };
             match owner.strip_prefix("*.") {
                 Some(base) => z.wildcards.entry(base.to_string()).or_default().push(rec),
                 None => z.exact.entry(owner).or_default().push(rec),
@@ -214,11 +228,17 @@ impl LocalZone {
         // Automatic PTRs only where the user did not write one.
         for (rev, target, ttl) in reverse {
             let e = z.exact.entry(rev).or_default();
-            if e.iter().all(|r| !matches!(&r.data, LocalData::Ptr(t) if *t == target)) {
-                e.push(LocalRecord { data: LocalData::Ptr(target), ttl_secs: ttl });
+            if e.iter()
+                .all(|r| !matches!(&r.data, LocalData::Ptr(t) if *t == target))
+            {
+                e.push(LocalRecord {
+                    data: LocalData::Ptr(target),
+                    ttl_secs: ttl,
+                });
             }
         }
-        z.forwards.sort_by_key(|f| std::cmp::Reverse(f.domain.len()));
+        z.forwards
+            .sort_by_key(|f| std::cmp::Reverse(f.domain.len()));
         z
     }
 
@@ -265,7 +285,10 @@ impl LocalZone {
                             continue;
                         }
                         None => {
-                            return Lookup::Answer { records: out, continue_with: Some(target.clone()) };
+                            return Lookup::Answer {
+                                records: out,
+                                continue_with: Some(target.clone()),
+                            };
                         }
                     }
                 }
@@ -281,11 +304,17 @@ impl LocalZone {
                             out.push((owner.clone(), r.data.clone(), r.ttl_secs));
                         }
                     }
-                    return Lookup::Answer { records: out, continue_with: None };
+                    return Lookup::Answer {
+                        records: out,
+                        continue_with: None,
+                    };
                 }
             }
         }
-        Lookup::Answer { records: out, continue_with: None }
+        Lookup::Answer {
+            records: out,
+            continue_with: None,
+        }
     }
 
     /// The conditional forwarding rule for `name`, most specific domain first.
@@ -320,15 +349,32 @@ mod tests {
             let (o, d) = validate(n, LocalType::parse(t).unwrap(), v).unwrap();
             (o, d, 300)
         });
-        LocalZone::new(recs, vec![ForwardRule { domain: "1.168.192.in-addr.arpa".into(), server: "127.0.0.1:5300".parse().unwrap() }])
+        LocalZone::new(
+            recs,
+            vec![ForwardRule {
+                domain: "1.168.192.in-addr.arpa".into(),
+                server: "127.0.0.1:5300".parse().unwrap(),
+            }],
+        )
     }
 
     #[test]
     fn a_aaaa_and_nodata() {
         let z = zone();
-        let Lookup::Answer { records, .. } = z.lookup("printer.home", T::A) else { panic!() };
-        assert_eq!(records, [("printer.home".into(), LocalData::A("192.168.1.20".parse().unwrap()), 300)]);
-        let Lookup::Answer { records, .. } = z.lookup("printer.home", T::MX) else { panic!() };
+        let Lookup::Answer { records, .. } = z.lookup("printer.home", T::A) else {
+            panic!()
+        };
+        assert_eq!(
+            records,
+            [(
+                "printer.home".into(),
+                LocalData::A("192.168.1.20".parse().unwrap()),
+                300
+            )]
+        );
+        let Lookup::Answer { records, .. } = z.lookup("printer.home", T::MX) else {
+            panic!()
+        };
         assert!(records.is_empty());
         assert_eq!(z.lookup("nothere.home", T::A), Lookup::NotLocal);
     }
@@ -336,20 +382,36 @@ mod tests {
     #[test]
     fn cname_chain_wildcard_and_ptr() {
         let z = zone();
-        let Lookup::Answer { records, continue_with } = z.lookup("www.home", T::A) else { panic!() };
+        let Lookup::Answer {
+            records,
+            continue_with,
+        } = z.lookup("www.home", T::A)
+        else {
+            panic!()
+        };
         assert_eq!(records.len(), 3);
         assert_eq!(continue_with, None);
-        let Lookup::Answer { records, .. } = z.lookup("a.b.lab.home", T::A) else { panic!() };
+        let Lookup::Answer { records, .. } = z.lookup("a.b.lab.home", T::A) else {
+            panic!()
+        };
         assert_eq!(records[0].1, LocalData::A("192.168.1.30".parse().unwrap()));
-        let Lookup::Answer { records, .. } = z.lookup("special.lab.home", T::A) else { panic!() };
+        let Lookup::Answer { records, .. } = z.lookup("special.lab.home", T::A) else {
+            panic!()
+        };
         assert_eq!(records[0].1, LocalData::A("192.168.1.31".parse().unwrap()));
         assert_eq!(z.lookup("lab.home", T::A), Lookup::NotLocal);
-        let Lookup::Answer { records, .. } = z.lookup("20.1.168.192.in-addr.arpa", T::PTR) else { panic!() };
+        let Lookup::Answer { records, .. } = z.lookup("20.1.168.192.in-addr.arpa", T::PTR) else {
+            panic!()
+        };
         assert_eq!(records[0].1, LocalData::Ptr("printer.home".into()));
-        let Lookup::Answer { continue_with, .. } = z.lookup("ext.home", T::A) else { panic!() };
+        let Lookup::Answer { continue_with, .. } = z.lookup("ext.home", T::A) else {
+            panic!()
+        };
         assert_eq!(continue_with.as_deref(), Some("example.org"));
         // A loop ends after 8 steps instead of spinning.
-        let Lookup::Answer { records, .. } = z.lookup("loop1.home", T::A) else { panic!() };
+        let Lookup::Answer { records, .. } = z.lookup("loop1.home", T::A) else {
+            panic!()
+        };
         assert_eq!(records.len(), 8);
     }
 
@@ -358,12 +420,24 @@ mod tests {
         let z = zone();
         assert!(z.forward_for("5.1.168.192.in-addr.arpa").is_some());
         assert!(z.forward_for("51.168.192.in-addr.arpa").is_none());
-        assert_eq!(forward_domain("192.168.1.0/24").unwrap(), "1.168.192.in-addr.arpa");
+        assert_eq!(
+            forward_domain("192.168.1.0/24").unwrap(),
+            "1.168.192.in-addr.arpa"
+        );
         assert_eq!(forward_domain("Home.").unwrap(), "home");
         assert!(forward_domain("10.0.0.0/12").is_err());
-        assert_eq!(validate("x.home", LocalType::A, "::1").unwrap_err().0, "value");
-        assert_eq!(validate("bad name", LocalType::A, "1.2.3.4").unwrap_err().0, "name");
+        assert_eq!(
+            validate("x.home", LocalType::A, "::1").unwrap_err().0,
+            "value"
+        );
+        assert_eq!(
+            validate("bad name", LocalType::A, "1.2.3.4").unwrap_err().0,
+            "name"
+        );
         assert!(validate("*.x.home", LocalType::Ptr, "a.home").is_err());
-        assert_eq!(reverse_name("::1".parse().unwrap()), format!("1.{}ip6.arpa", "0.".repeat(31)));
+        assert_eq!(
+            reverse_name("::1".parse().unwrap()),
+            format!("1.{}ip6.arpa", "0.".repeat(31))
+        );
     }
 }

@@ -26,7 +26,9 @@ static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
 /// A message when `pem` holds no certificate.
 pub fn set_extra_ca(pem: &[u8]) -> Result<(), String> {
     use tokio_rustls::rustls::pki_types::pem::PemObject;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect();
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .collect();
     if certs.is_empty() {
         return Err("no PEM certificate found".into());
     }
@@ -63,7 +65,11 @@ fn config() -> Arc<ClientConfig> {
 }
 
 /// One query over TLS to `up` (`tls://IP:port#name`).
-pub(super) async fn exchange(up: &UpstreamAddr, bytes: &[u8], query: &Message) -> Result<Message, ForwardError> {
+pub(super) async fn exchange(
+    up: &UpstreamAddr,
+    bytes: &[u8],
+    query: &Message,
+) -> Result<Message, ForwardError> {
     let io = |e| ForwardError::Io(up.clone(), e);
     let name = match up.name.as_deref() {
         Some(n) => ServerName::try_from(n.to_string()),
@@ -72,7 +78,10 @@ pub(super) async fn exchange(up: &UpstreamAddr, bytes: &[u8], query: &Message) -
     .map_err(|e| ForwardError::Malformed(up.clone(), format!("server name: {e}")))?;
     let tcp = TcpStream::connect(up.addr).await.map_err(io)?;
     tcp.set_nodelay(true).map_err(io)?;
-    let tls = TlsConnector::from(config()).connect(name, tcp).await.map_err(io)?;
+    let tls = TlsConnector::from(config())
+        .connect(name, tcp)
+        .await
+        .map_err(io)?;
     exchange_stream(up, tls, bytes, query).await
 }
 
