@@ -97,7 +97,6 @@ impl WebApp {
             )
             .route("/api/system/info", get(system::info))
             .route("/api/system/services", get(system::services))
-            .route("/api/system/timezones", get(setup::timezones))
             .route("/api/system/reboot", post(system::reboot))
             .route("/api/system/shutdown", post(system::shutdown))
             .route("/api/events", get(system::events))
@@ -118,6 +117,8 @@ impl WebApp {
         let public = Router::new()
             .route("/api/system/health", get(system::health))
             .route("/api/setup", get(setup::status).post(setup::complete))
+            // The wizard needs it before setup is done.
+            .route("/api/system/timezones", get(setup::timezones))
             .route("/api/auth/login", post(auth::login))
             .route("/api/auth/logout", post(auth::logout))
             .route("/api/openapi.json", get(openapi::serve))

@@ -85,6 +85,16 @@ async fn setup_gates_everything_then_runs_once() {
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "setup_required"));
     let (_, v) = app.call("GET", "/api/setup", None).await;
     assert_eq!(v["done"], false);
+    let (s, v) = app.call("GET", "/api/system/timezones", None).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the wizard needs time zones before setup"
+    );
+    assert!(
+        v.as_array().unwrap().iter().any(|z| z == "Europe/Paris"),
+        "{v}"
+    );
 
     for (body, field) in [
         (SETUP.replace("correct horse", "short"), "admin.password"),

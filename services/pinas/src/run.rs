@@ -101,9 +101,28 @@ pub async fn dns(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first folder above `path` that other users cannot pass through (no `o+x`):
+/// Samba serves files as the connecting user, who then cannot reach shares below it.
+fn private_ancestor(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    path.ancestors()
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
+        .map(std::path::Path::to_path_buf)
+}
+
 /// `pinas dev`: every role in one process, state in one folder.
 pub async fn dev(config: Config) -> anyhow::Result<()> {
     let ctx = open_context(config)?;
+    if let Some(p) = private_ancestor(&ctx.config.paths.shares_root) {
+        eprintln!(
+            "pinas: warning: {} is private (no search permission for others), so SMB users \
+             cannot reach shares under {}; use `--state` with a folder outside it (e.g. /srv/pinas-dev) \
+             or `chmod o+x {}`",
+            p.display(),
+            ctx.config.paths.shares_root.display(),
+            p.display()
+        );
+    }
     let listen = listen_config(&ctx.config);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
