@@ -79,7 +79,9 @@ apt_t() { APT_CONFIG=$APT_DIR/conf/apt.conf "$@"; }
 # archive file name, which carries the version) and print its path.
 apt_fetch() {
     local spec=$1 line file
-    line=$(cd "$APT_DIR/debs" && APT_CONFIG=$APT_DIR/conf/apt.conf apt-get download --print-uris "$spec" 2>>"$LOG" | tail -1)
+    # (asked from an empty folder: apt prints no URI for a file already in the current one)
+    mkdir -p "$APT_DIR/empty"
+    line=$(cd "$APT_DIR/empty" && APT_CONFIG=$APT_DIR/conf/apt.conf apt-get download --print-uris "$spec" 2>>"$LOG" | tail -1)
     file=$(printf '%s' "$line" | awk '{print $2}')
     [ -n "$file" ] || die "no arm64 package '$spec' in the image's apt sources (see $LOG)"
     if [ ! -s "$APT_DIR/debs/$file" ]; then
