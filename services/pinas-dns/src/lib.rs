@@ -53,7 +53,7 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 pub async fn bind(
     addr: SocketAddr,
     udp_sockets: usize,
-) -> Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener), Error> {
+) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener), Error> {
     let fail = |proto: &str, e: std::io::Error| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
             " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
@@ -80,6 +80,8 @@ pub struct Running {
     pub addr: SocketAddr,
     server: Server<handler::Handler>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    udp_stop: tokio::sync::watch::Sender<bool>,
+    udp_threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -88,6 +90,14 @@ impl Running {
         for t in &self.tasks {
             t.abort();
         }
+        let _ = self.udp_stop.send(true);
+        let threads = std::mem::take(&mut self.udp_threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
         let _ = self.server.shutdown_gracefully().await;
     }
 }
@@ -147,8 +157,12 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
     let mut server = Server::new(h.clone());
     server.register_listener(tcp, TCP_IDLE, 64);
     let mut tasks = Vec::new();
+    let (udp_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let mut udp_threads = Vec::new();
     for sock in udp {
-        tasks.push(tokio::spawn(udp::serve(sock, h.clone())));
+        let t = udp::spawn_thread(sock, h.clone(), stop_rx.clone())
+            .map_err(|e| Error::internal(format!("cannot start a DNS thread: {e}")))?;
+        udp_threads.push(t);
     }
     tracing::info!(%addr, udp_loops = loops, "DNS listening on UDP and TCP");
 
@@ -189,6 +203,8 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
         addr,
         server,
         tasks,
+        udp_stop,
+        udp_threads,
     })
 }
 

@@ -2,7 +2,8 @@
 //! hickory's [`Request`] to the same [`RequestHandler`] that serves TCP.
 //!
 //! hickory-server's own UDP path spawns a task and passes every packet through channels.
-//! Here each loop polls the handler once in place: answers that need no I/O (local
+//! Here each socket has its own thread with a single-threaded runtime, like dnsmasq's
+//! event loop (no wake-ups across threads), and polls the handler once in place: answers that need no I/O (local
 //! records, the switch, blocked names, cache hits) are sent before the next packet is
 //! read, so a flood cannot pile up tasks and memory; only queries that wait on an upstream
 //! become tasks, at most [`MAX_PENDING`] at a time (beyond that, queries are dropped and
@@ -37,7 +38,7 @@ pub const MAX_PENDING: usize = 4096;
 ///
 /// # Errors
 /// I/O errors from socket creation or bind.
-pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSocket>> {
+pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::UdpSocket>> {
     use socket2::{Domain, Protocol as P, Socket, Type};
     let mut out = Vec::with_capacity(n);
     let mut addr = addr;
@@ -53,7 +54,7 @@ pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<Vec<UdpSock
         s.bind(&addr.into())?;
         let std: std::net::UdpSocket = s.into();
         addr = std.local_addr()?;
-        out.push(UdpSocket::from_std(std)?);
+        out.push(std);
     }
     Ok(out)
 }
@@ -197,8 +198,47 @@ pub fn formerr_for(raw: &[u8]) -> Option<[u8; 12]> {
 /// Most datagrams read (and answers sent) per system call.
 const BATCH: usize = 32;
 
-/// Receives on `socket` and answers until the task is aborted. Datagrams are read and
-/// answered in batches (`recvmmsg`/`sendmmsg`), halving the system calls under load.
+/// Serves `socket` on a thread of its own until `stop` turns true.
+///
+/// # Errors
+/// I/O errors creating the thread.
+pub fn spawn_thread(
+    socket: std::net::UdpSocket,
+    handler: Handler,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("pinas-dns-udp".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a DNS UDP thread");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let socket = match UdpSocket::from_std(socket) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot register a DNS UDP socket");
+                        return;
+                    }
+                };
+                tokio::select! {
+                    _ = serve(socket, handler) => {}
+                    _ = stop.wait_for(|v| *v) => {}
+                }
+            });
+        })
+}
+
+/// Receives on `socket` and answers forever. Datagrams are read and answered in batches
+/// (`recvmmsg`/`sendmmsg`), halving the system calls under load. Queries that wait on an
+/// upstream become tasks on the current runtime.
 pub async fn serve(socket: UdpSocket, handler: Handler) {
     let socket = Arc::new(socket);
     let pending = Arc::new(AtomicUsize::new(0));

@@ -22,7 +22,13 @@ fn cfg(upstreams: &[String]) -> DnsConfig {
 }
 
 async fn add_record(s: &Server, name: &str, t: &str, value: &str) {
-    let (st, body) = s.api(Method::POST, "/records", Some(json!({"name": name, "type": t, "value": value}))).await;
+    let (st, body) = s
+        .api(
+            Method::POST,
+            "/records",
+            Some(json!({"name": name, "type": t, "value": value})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
 }
 
@@ -45,18 +51,33 @@ async fn local_records_cname_chain_wildcard_ptr_and_tcp_fallback() {
 
     let out = s.dig(&["www.home", "A"]).await;
     assert_eq!(status_of(&out), "NOERROR");
-    assert!(out.contains(" aa "), "local answers are authoritative: {out}");
+    assert!(
+        out.contains(" aa "),
+        "local answers are authoritative: {out}"
+    );
     let a = answers(&out);
     assert_eq!(a.len(), 3, "{out}");
-    assert_eq!((a[0].0.as_str(), a[0].2.as_str(), a[0].3.as_str()), ("www.home.", "CNAME", "web.home."));
-    assert_eq!((a[1].0.as_str(), a[1].2.as_str(), a[1].3.as_str()), ("web.home.", "CNAME", "printer.home."));
+    assert_eq!(
+        (a[0].0.as_str(), a[0].2.as_str(), a[0].3.as_str()),
+        ("www.home.", "CNAME", "web.home.")
+    );
+    assert_eq!(
+        (a[1].0.as_str(), a[1].2.as_str(), a[1].3.as_str()),
+        ("web.home.", "CNAME", "printer.home.")
+    );
     assert_eq!((a[2].2.as_str(), a[2].3.as_str()), ("A", "192.168.1.20"));
 
     assert_eq!(s.short("deep.x.lab.home", "A").await, ["192.168.1.30"]);
-    assert_eq!(s.short("20.1.168.192.in-addr.arpa", "PTR").await, ["printer.home."]);
+    assert_eq!(
+        s.short("20.1.168.192.in-addr.arpa", "PTR").await,
+        ["printer.home."]
+    );
 
     // A local CNAME to an outside name is completed from the upstream.
-    assert_eq!(s.short("ext.home", "A").await, ["host.up.test.", "10.9.9.9"]);
+    assert_eq!(
+        s.short("ext.home", "A").await,
+        ["host.up.test.", "10.9.9.9"]
+    );
 
     // A name with records but none of the type: NODATA with an SOA.
     let out = s.dig(&["printer.home", "MX"]).await;
@@ -70,21 +91,43 @@ async fn local_records_cname_chain_wildcard_ptr_and_tcp_fallback() {
         add_record(&s, "many.home", "A", &format!("10.40.0.{i}")).await;
     }
     let out = s.dig(&["+noedns", "+ignore", "many.home", "A"]).await;
-    assert!(out.contains(" tc "), "UDP answer should be truncated: {out}");
+    assert!(
+        out.contains(" tc "),
+        "UDP answer should be truncated: {out}"
+    );
     let out = s.dig(&["+noedns", "many.home", "A"]).await;
     assert_eq!(answers(&out).len(), 40, "TCP retry should carry all: {out}");
     let out = s.dig(&["+tcp", "printer.home", "A"]).await;
     assert_eq!(answers(&out).len(), 1);
 
     // Bad input is refused with a field-level error.
-    let (st, body) = s.api(Method::POST, "/records", Some(json!({"name": "x.home", "type": "A", "value": "fd00::1"}))).await;
+    let (st, body) = s
+        .api(
+            Method::POST,
+            "/records",
+            Some(json!({"name": "x.home", "type": "A", "value": "fd00::1"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["field"], "value");
 
     // Update and delete take effect on the next query.
     let (_, list) = s.api(Method::GET, "/records", None).await;
-    let id = list.as_array().unwrap().iter().find(|r| r["name"] == "printer.home" && r["type"] == "A").unwrap()["id"].as_i64().unwrap();
-    let (st, _) = s.api(Method::PUT, &format!("/records/{id}"), Some(json!({"name": "printer.home", "type": "A", "value": "192.168.1.21"}))).await;
+    let id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "printer.home" && r["type"] == "A")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (st, _) = s
+        .api(
+            Method::PUT,
+            &format!("/records/{id}"),
+            Some(json!({"name": "printer.home", "type": "A", "value": "192.168.1.21"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(s.short("printer.home", "A").await, ["192.168.1.21"]);
     let (st, _) = s.api(Method::DELETE, &format!("/records/{id}"), None).await;
@@ -108,18 +151,33 @@ async fn switch_flips_on_next_query_and_survives_restart() {
     assert_eq!(a.len(), 1);
     assert_eq!((a[0].1, a[0].3.as_str()), (5, "10.0.0.10"));
 
-    let (st, body) = s.api(Method::POST, "/switch", Some(json!({"target": "companion", "reason": "NAS going to sleep"}))).await;
+    let (st, body) = s
+        .api(
+            Method::POST,
+            "/switch",
+            Some(json!({"target": "companion", "reason": "NAS going to sleep"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{body}");
     let a = answers(&s.dig(&["nas.home", "A"]).await);
     assert_eq!((a[0].1, a[0].3.as_str()), (5, "10.0.0.11"));
     assert_eq!(s.short("nas.home", "AAAA").await, ["fd00::11"]);
 
-    let ev = tokio::time::timeout(Duration::from_secs(2), events.recv()).await.unwrap().unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(2), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ev.kind, "dns.switch.changed");
     assert_eq!(ev.data["reason"], "NAS going to sleep");
     assert_eq!(ev.data["target"], "companion");
 
-    let (st, _) = s.api(Method::POST, "/switch", Some(json!({"target": "elsewhere"}))).await;
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/switch",
+            Some(json!({"target": "elsewhere"})),
+        )
+        .await;
     assert!(st.is_client_error());
 
     // Restart on the same database: the switch is re-applied.
@@ -130,7 +188,13 @@ async fn switch_flips_on_next_query_and_survives_restart() {
     let (_, body) = s2.api(Method::GET, "/switch", None).await;
     assert_eq!(body["target"], "companion");
     assert_eq!(body["reason"], "NAS going to sleep");
-    let (_, body) = s2.api(Method::POST, "/switch", Some(json!({"target": "nas", "reason": "NAS woke up"}))).await;
+    let (_, body) = s2
+        .api(
+            Method::POST,
+            "/switch",
+            Some(json!({"target": "nas", "reason": "NAS woke up"})),
+        )
+        .await;
     assert_eq!(body["addresses"], json!(["10.0.0.10"]));
     assert_eq!(s2.short("nas.home", "A").await, ["10.0.0.10"]);
 }
@@ -142,12 +206,19 @@ async fn forwarding_cache_failover_and_conditional_forwarding() {
     }
     let mut a = Dnsmasq::start(&["--address=/up.test/10.9.9.1"]);
     let b = Dnsmasq::start(&["--address=/up.test/10.9.9.2"]);
-    let router = Dnsmasq::start(&["--address=/lan/10.5.5.5", "--host-record=tv.lan,10.5.5.6,50.5.5.10"]);
+    let router = Dnsmasq::start(&[
+        "--address=/lan/10.5.5.5",
+        "--host-record=tv.lan,10.5.5.6,50.5.5.10",
+    ]);
     let s = Server::start(cfg(&[a.addr(), b.addr()])).await;
 
     let out = s.dig(&["one.up.test", "A"]).await;
     assert_eq!(status_of(&out), "NOERROR");
-    assert_eq!(answers(&out)[0].3, "10.9.9.1", "first upstream answers first");
+    assert_eq!(
+        answers(&out)[0].3,
+        "10.9.9.1",
+        "first upstream answers first"
+    );
     assert_eq!(s.state().metrics.count(Status::Forwarded), 1);
 
     // Cache hit: same answer, not forwarded again, TTL not above the original.
@@ -160,7 +231,11 @@ async fn forwarding_cache_failover_and_conditional_forwarding() {
     // Failover: the first upstream dies; the next query is answered by the second.
     a.kill();
     let out = s.dig(&["two.up.test", "A"]).await;
-    assert_eq!(answers(&out).first().map(|x| x.3.as_str()), Some("10.9.9.2"), "{out}");
+    assert_eq!(
+        answers(&out).first().map(|x| x.3.as_str()),
+        Some("10.9.9.2"),
+        "{out}"
+    );
     let (_, ups) = s.api(Method::GET, "/upstreams", None).await;
     assert_eq!(ups[0]["healthy"], false, "{ups}");
     assert_eq!(ups[1]["healthy"], true);
@@ -168,16 +243,38 @@ async fn forwarding_cache_failover_and_conditional_forwarding() {
     let t0 = std::time::Instant::now();
     let out = s.dig(&["three.up.test", "A"]).await;
     assert_eq!(answers(&out)[0].3, "10.9.9.2");
-    assert!(t0.elapsed() < Duration::from_millis(600), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        t0.elapsed()
+    );
 
     // Conditional forwarding of a local domain and its reverse zone to the router.
-    let (st, body) = s.api(Method::POST, "/forwards", Some(json!({"domain": "lan", "server": router.addr()}))).await;
+    let (st, body) = s
+        .api(
+            Method::POST,
+            "/forwards",
+            Some(json!({"domain": "lan", "server": router.addr()})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
-    let (st, _) = s.api(Method::POST, "/forwards", Some(json!({"domain": "50.5.5.0/24", "server": router.addr()}))).await;
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/forwards",
+            Some(json!({"domain": "50.5.5.0/24", "server": router.addr()})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED);
     assert_eq!(s.short("laptop.lan", "A").await, ["10.5.5.5"]);
     assert_eq!(s.short("10.5.5.50.in-addr.arpa", "PTR").await, ["tv.lan."]);
-    let (st, _) = s.api(Method::POST, "/forwards", Some(json!({"domain": "lan", "server": "not an ip"}))).await;
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/forwards",
+            Some(json!({"domain": "lan", "server": "not an ip"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
 
     // All upstreams dead: SERVFAIL, and the server still answers local names.
@@ -196,7 +293,11 @@ fn sample(path: &std::path::Path) -> String {
         .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
         .nth(100)
         .unwrap();
-    let name = line.trim_start_matches("0.0.0.0 ").trim_start_matches("||").trim_start_matches("*.").trim_end_matches('^');
+    let name = line
+        .trim_start_matches("0.0.0.0 ")
+        .trim_start_matches("||")
+        .trim_start_matches("*.")
+        .trim_end_matches('^');
     name.to_string()
 }
 
@@ -205,7 +306,9 @@ async fn real_blocklists_every_syntax_allowlist_denylist() {
     if skip_without(&["dig", "dnsmasq"]) {
         return;
     }
-    let Some(dir) = shared_blocklists() else { return };
+    let Some(dir) = shared_blocklists() else {
+        return;
+    };
     let up = Dnsmasq::start(&["--address=/#/10.7.7.7"]);
     let s = Server::start(cfg(&[up.addr()])).await;
     let files = [
@@ -218,21 +321,40 @@ async fn real_blocklists_every_syntax_allowlist_denylist() {
     ];
     for f in files {
         let url = format!("file://{}", dir.join(f).display());
-        let (st, body) = s.api(Method::POST, "/blocklists", Some(json!({"url": url, "name": f}))).await;
+        let (st, body) = s
+            .api(
+                Method::POST,
+                "/blocklists",
+                Some(json!({"url": url, "name": f})),
+            )
+            .await;
         assert_eq!(st, StatusCode::CREATED, "{body}");
     }
     // A list with garbage: good lines load, bad lines are counted.
     let garbage = s.dir.path().join("garbage.txt");
     std::fs::write(&garbage, "0.0.0.0 good1.garbage.test\n\u{7f}\u{1}binary\n<html><body>\n||good2.garbage.test^\nfoo bar baz\n||bad^$script,third-party\ngood3.garbage.test\n").unwrap();
-    let (_, report) = s.api(Method::POST, "/blocklists", Some(json!({"url": garbage.display().to_string()}))).await;
+    let (_, report) = s
+        .api(
+            Method::POST,
+            "/blocklists",
+            Some(json!({"url": garbage.display().to_string()})),
+        )
+        .await;
     let lists = report["lists"].as_array().unwrap();
     assert_eq!(lists.len(), 7);
     for l in lists {
         assert!(l["domains"].as_i64().unwrap() > 0, "{l}");
         assert!(l["last_error"].is_null(), "{l}");
     }
-    let g = lists.iter().find(|l| l["url"].as_str().unwrap().ends_with("garbage.txt")).unwrap();
-    assert_eq!((g["domains"].as_i64(), g["bad_lines"].as_i64()), (Some(3), Some(4)), "{g}");
+    let g = lists
+        .iter()
+        .find(|l| l["url"].as_str().unwrap().ends_with("garbage.txt"))
+        .unwrap();
+    assert_eq!(
+        (g["domains"].as_i64(), g["bad_lines"].as_i64()),
+        (Some(3), Some(4)),
+        "{g}"
+    );
     for (f, l) in files.iter().zip(lists) {
         assert!(l["bad_lines"].as_i64().unwrap() < 10, "{f}: {l}");
     }
@@ -243,10 +365,18 @@ async fn real_blocklists_every_syntax_allowlist_denylist() {
     for f in files {
         let name = sample(&dir.join(f));
         let out = s.dig(&[&name, "A"]).await;
-        assert_eq!(answers(&out).first().map(|a| a.3.as_str()), Some("0.0.0.0"), "{f}: {name}: {out}");
+        assert_eq!(
+            answers(&out).first().map(|a| a.3.as_str()),
+            Some("0.0.0.0"),
+            "{f}: {name}: {out}"
+        );
         assert_eq!(s.short(&name, "AAAA").await, ["::"], "{f}: {name}");
         if f.ends_with(".adblock") || f.ends_with(".wildcard") {
-            assert_eq!(s.short(&format!("sub.{name}"), "A").await, ["0.0.0.0"], "{f}: subdomains of {name}");
+            assert_eq!(
+                s.short(&format!("sub.{name}"), "A").await,
+                ["0.0.0.0"],
+                "{f}: subdomains of {name}"
+            );
         }
     }
     assert_eq!(s.short("good2.garbage.test", "A").await, ["0.0.0.0"]);
@@ -256,25 +386,53 @@ async fn real_blocklists_every_syntax_allowlist_denylist() {
     let blocked = sample(&dir.join("hagezi-light.adblock"));
     let ok = format!("ok.{blocked}");
     assert_eq!(s.short(&ok, "A").await, ["0.0.0.0"]);
-    let (st, body) = s.api(Method::POST, "/rules", Some(json!({"kind": "allow", "pattern": ok}))).await;
+    let (st, body) = s
+        .api(
+            Method::POST,
+            "/rules",
+            Some(json!({"kind": "allow", "pattern": ok})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
     assert_eq!(s.short(&ok, "A").await, ["10.7.7.7"]);
     assert_eq!(s.short(&format!("other.{blocked}"), "A").await, ["0.0.0.0"]);
 
     // Personal denylist with a wildcard.
-    let (st, _) = s.api(Method::POST, "/rules", Some(json!({"kind": "deny", "pattern": "*.mine.test"}))).await;
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/rules",
+            Some(json!({"kind": "deny", "pattern": "*.mine.test"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED);
     assert_eq!(s.short("a.b.mine.test", "A").await, ["0.0.0.0"]);
-    let (st, body) = s.api(Method::POST, "/rules", Some(json!({"kind": "deny", "pattern": "bad pattern"}))).await;
+    let (st, body) = s
+        .api(
+            Method::POST,
+            "/rules",
+            Some(json!({"kind": "deny", "pattern": "bad pattern"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
     // An unreachable URL keeps the previous copy.
     let (_, before) = s.api(Method::GET, "/blocklists", None).await;
     let first = before[0]["id"].as_i64().unwrap();
-    s.state().db.conn().execute("UPDATE dns_blocklists SET url = 'http://127.0.0.1:9/gone.txt' WHERE id = ?1", [first]).unwrap();
+    s.state()
+        .db
+        .conn()
+        .execute(
+            "UPDATE dns_blocklists SET url = 'http://127.0.0.1:9/gone.txt' WHERE id = ?1",
+            [first],
+        )
+        .unwrap();
     let (_, report) = s.api(Method::POST, "/blocklists/update", None).await;
     let l0 = &report["lists"][0];
-    assert!(l0["last_error"].as_str().unwrap().contains("127.0.0.1:9"), "{l0}");
+    assert!(
+        l0["last_error"].as_str().unwrap().contains("127.0.0.1:9"),
+        "{l0}"
+    );
     assert_eq!(l0["domains"], before[0]["domains"]);
     assert_eq!(report["domains"].as_u64().unwrap(), total);
     let name = sample(&dir.join(files[0]));
@@ -289,7 +447,12 @@ async fn nxdomain_blocking_mode() {
     let mut c = cfg(&["127.0.0.1:9".into()]);
     c.blocking_mode = pinas_dns::config::BlockingMode::Nxdomain;
     let s = Server::start(c).await;
-    s.api(Method::POST, "/rules", Some(json!({"kind": "deny", "pattern": "*.ads.test"}))).await;
+    s.api(
+        Method::POST,
+        "/rules",
+        Some(json!({"kind": "deny", "pattern": "*.ads.test"})),
+    )
+    .await;
     let out = s.dig(&["x.ads.test", "A"]).await;
     assert_eq!(status_of(&out), "NXDOMAIN", "{out}");
     assert!(out.contains("SOA"));
@@ -302,9 +465,20 @@ async fn query_log_stats_metrics_and_pihole_summary() {
     }
     let up = Dnsmasq::start(&["--address=/#/10.7.7.7"]);
     let s = Server::start(cfg(&[up.addr()])).await;
-    s.api(Method::POST, "/rules", Some(json!({"kind": "deny", "pattern": "*.ads.test"}))).await;
+    s.api(
+        Method::POST,
+        "/rules",
+        Some(json!({"kind": "deny", "pattern": "*.ads.test"})),
+    )
+    .await;
     add_record(&s, "printer.home", "A", "192.168.1.20").await;
-    for n in ["a.example", "a.example", "x.ads.test", "printer.home", "b.example"] {
+    for n in [
+        "a.example",
+        "a.example",
+        "x.ads.test",
+        "printer.home",
+        "b.example",
+    ] {
         s.dig(&[n, "A"]).await;
     }
     // The writer batches; give it a moment.
@@ -318,13 +492,22 @@ async fn query_log_stats_metrics_and_pihole_summary() {
     }
     let rows = rows.as_array().unwrap().clone();
     assert_eq!(rows.len(), 5, "{rows:?}");
-    let statuses: Vec<&str> = rows.iter().rev().map(|r| r["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["forwarded", "cached", "blocked", "local", "forwarded"]);
+    let statuses: Vec<&str> = rows
+        .iter()
+        .rev()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["forwarded", "cached", "blocked", "local", "forwarded"]
+    );
     assert_eq!(rows[0]["client"], "127.0.0.1");
     assert!(rows[0]["upstream"].as_str().unwrap().contains(&up.addr()));
     let (_, f) = s.api(Method::GET, "/querylog?status=blocked", None).await;
     assert_eq!(f.as_array().unwrap().len(), 1);
-    let (_, f) = s.api(Method::GET, "/querylog?name=example&limit=1", None).await;
+    let (_, f) = s
+        .api(Method::GET, "/querylog?name=example&limit=1", None)
+        .await;
     assert_eq!(f.as_array().unwrap().len(), 1);
     let (st, _) = s.api(Method::GET, "/querylog?status=nonsense", None).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
@@ -340,8 +523,14 @@ async fn query_log_stats_metrics_and_pihole_summary() {
     let (st, m) = s.api(Method::GET, "/metrics", None).await;
     assert_eq!(st, StatusCode::OK);
     let m = m.as_str().unwrap();
-    assert!(m.contains("pinas_dns_queries_total{status=\"blocked\"} 1"), "{m}");
-    assert!(m.contains("pinas_dns_query_duration_seconds_count 5"), "{m}");
+    assert!(
+        m.contains("pinas_dns_queries_total{status=\"blocked\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pinas_dns_query_duration_seconds_count 5"),
+        "{m}"
+    );
 
     let (_, p) = s.api(Method::GET, "/pihole/api.php?summaryRaw", None).await;
     assert_eq!(p["dns_queries_today"], 5);
@@ -363,7 +552,10 @@ async fn random_and_truncated_packets_get_formerr_or_are_dropped() {
     sock.connect(s.addr).await.unwrap();
     // A valid query to cut short.
     let mut q = hickory_proto::op::Message::query();
-    q.add_query(hickory_proto::op::Query::query("printer.home.".parse().unwrap(), hickory_proto::rr::RecordType::A));
+    q.add_query(hickory_proto::op::Query::query(
+        "printer.home.".parse().unwrap(),
+        hickory_proto::rr::RecordType::A,
+    ));
     let valid = q.to_vec().unwrap();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
@@ -402,8 +594,14 @@ async fn random_and_truncated_packets_get_formerr_or_are_dropped() {
         }
     }
     eprintln!("100000 bad packets: {formerr} FORMERR, {other} other answers, the rest dropped");
-    assert!(formerr > 0, "some packets have a readable header and must get FORMERR");
+    assert!(
+        formerr > 0,
+        "some packets have a readable header and must get FORMERR"
+    );
     // Still answering, over UDP and TCP.
     assert_eq!(s.short("printer.home", "A").await, ["192.168.1.20"]);
-    assert_eq!(s.dig(&["+tcp", "+short", "printer.home"]).await.trim(), "192.168.1.20");
+    assert_eq!(
+        s.dig(&["+tcp", "+short", "printer.home"]).await.trim(),
+        "192.168.1.20"
+    );
 }

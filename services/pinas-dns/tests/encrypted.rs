@@ -25,7 +25,11 @@ fn answer(query: &[u8], ip: Ipv4Addr) -> Vec<u8> {
     r.metadata.message_type = MessageType::Response;
     r.metadata.recursion_available = true;
     r.add_queries(q.queries.clone());
-    r.add_answer(Record::from_rdata(q.queries[0].name().clone(), 120, RData::A(A(ip))));
+    r.add_answer(Record::from_rdata(
+        q.queries[0].name().clone(),
+        120,
+        RData::A(A(ip)),
+    ));
     r.to_vec().unwrap()
 }
 
@@ -41,23 +45,71 @@ fn make_cert(dir: &Path) -> bool {
             .map(|s| s.success())
             .unwrap_or(false)
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     std::fs::write(
         dir.join("leaf.ext"),
         "subjectAltName=DNS:dot.test,DNS:doh.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    run(&[&["req", "-x509", "-days", "1", "-subj", "/CN=PiNAS test CA", "-keyout", "ca.key", "-out", "ca.pem"][..], &ec].concat())
-        && run(&[&["req", "-subj", "/CN=dot.test", "-keyout", "key.pem", "-out", "leaf.csr"][..], &ec].concat())
+    run(&[
+        &[
+            "req",
+            "-x509",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=PiNAS test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ][..],
+        &ec,
+    ]
+    .concat())
         && run(&[
-            "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
-            "-extfile", "leaf.ext", "-out", "cert.pem",
+            &[
+                "req",
+                "-subj",
+                "/CN=dot.test",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ][..],
+            &ec,
+        ]
+        .concat())
+        && run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "cert.pem",
         ])
 }
 
 fn acceptor(dir: &Path, alpn: &[u8]) -> TlsAcceptor {
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(dir.join("cert.pem")).unwrap().map(Result::unwrap).collect();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("cert.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut cfg = ServerConfig::builder_with_provider(provider)
@@ -80,7 +132,9 @@ async fn dot_server(dir: &Path) -> u16 {
             let (tcp, _) = l.accept().await.unwrap();
             let acc = acc.clone();
             tokio::spawn(async move {
-                let Ok(mut s) = acc.accept(tcp).await else { return };
+                let Ok(mut s) = acc.accept(tcp).await else {
+                    return;
+                };
                 while let Ok(len) = s.read_u16().await {
                     let mut q = vec![0; len as usize];
                     if s.read_exact(&mut q).await.is_err() {
@@ -112,14 +166,20 @@ async fn doh_server(dir: &Path) -> u16 {
                 let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
                     let ok = req.method() == hyper::Method::POST
                         && req.uri().path() == "/dns-query"
-                        && req.headers().get("content-type").map(|v| v.as_bytes()) == Some(b"application/dns-message");
+                        && req.headers().get("content-type").map(|v| v.as_bytes())
+                            == Some(b"application/dns-message");
                     let body = req.into_body().collect().await.unwrap().to_bytes();
                     let resp = if ok {
                         hyper::Response::builder()
                             .header("content-type", "application/dns-message")
-                            .body(Full::new(bytes::Bytes::from(answer(&body, Ipv4Addr::new(10, 8, 8, 9)))))
+                            .body(Full::new(bytes::Bytes::from(answer(
+                                &body,
+                                Ipv4Addr::new(10, 8, 8, 9),
+                            ))))
                     } else {
-                        hyper::Response::builder().status(400).body(Full::new(bytes::Bytes::new()))
+                        hyper::Response::builder()
+                            .status(400)
+                            .body(Full::new(bytes::Bytes::new()))
                     };
                     Ok::<_, std::convert::Infallible>(resp.unwrap())
                 });
@@ -138,7 +198,10 @@ async fn dns_over_tls_and_https_upstreams() {
         return;
     }
     let certs = tempfile::tempdir().unwrap();
-    assert!(make_cert(certs.path()), "openssl could not make a certificate");
+    assert!(
+        make_cert(certs.path()),
+        "openssl could not make a certificate"
+    );
     let dot = dot_server(certs.path()).await;
     let doh = doh_server(certs.path()).await;
 

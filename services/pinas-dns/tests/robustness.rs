@@ -16,7 +16,10 @@ impl Rng {
 
 fn query(name: &str, qtype: hickory_proto::rr::RecordType) -> Vec<u8> {
     let mut m = hickory_proto::op::Message::query();
-    m.add_query(hickory_proto::op::Query::query(name.parse().unwrap(), qtype));
+    m.add_query(hickory_proto::op::Query::query(
+        name.parse().unwrap(),
+        qtype,
+    ));
     m.to_vec().unwrap()
 }
 
@@ -64,10 +67,14 @@ async fn mutated_datagrams_get_wellformed_answers_or_none() {
     eprintln!("{answered} answered, {dropped} dropped");
     assert!(answered > 10_000);
     // Unmodified queries still get the right answers.
-    let a = pinas_dns::udp::answer_raw(&h, &seeds[0], src).await.unwrap();
+    let a = pinas_dns::udp::answer_raw(&h, &seeds[0], src)
+        .await
+        .unwrap();
     let m = hickory_proto::op::Message::from_vec(&a).unwrap();
     assert_eq!(m.answers.len(), 1);
-    let a = pinas_dns::udp::answer_raw(&h, &seeds[3], src).await.unwrap();
+    let a = pinas_dns::udp::answer_raw(&h, &seeds[3], src)
+        .await
+        .unwrap();
     let m = hickory_proto::op::Message::from_vec(&a).unwrap();
     assert_eq!(m.answers.len(), 8, "a CNAME loop stops after 8 steps");
 }
@@ -77,7 +84,9 @@ fn random_bytes_as_blocklists() {
     let mut rng = Rng(42);
     let alphabet = b"abc.-_|^*#!$ \t0123456789:\n\n\n\xff";
     for _ in 0..2_000 {
-        let data: Vec<u8> = (0..rng.next() % 400).map(|_| alphabet[rng.next() as usize % alphabet.len()]).collect();
+        let data: Vec<u8> = (0..rng.next() % 400)
+            .map(|_| alphabet[rng.next() as usize % alphabet.len()])
+            .collect();
         let mut b = DomainSetBuilder::default();
         pinas_dns::blocklists::parse_reader(&mut &data[..], &mut b).unwrap();
         let set = b.build();

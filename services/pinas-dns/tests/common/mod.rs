@@ -34,7 +34,9 @@ pub fn which(prog: &str) -> Option<PathBuf> {
 pub fn skip_without(progs: &[&str]) -> bool {
     for p in progs {
         if !have(p) {
-            eprintln!("SKIP: {p} is not installed (Debian: dnsutils for dig, dnsmasq-base for dnsmasq)");
+            eprintln!(
+                "SKIP: {p} is not installed (Debian: dnsutils for dig, dnsmasq-base for dnsmasq)"
+            );
             return true;
         }
     }
@@ -119,7 +121,9 @@ pub struct Server {
 }
 
 pub fn context(dir: &Path) -> Arc<Context> {
-    let cfg = Config::defaults(&Mode::Dev { state_dir: dir.to_path_buf() });
+    let cfg = Config::defaults(&Mode::Dev {
+        state_dir: dir.to_path_buf(),
+    });
     Context::open(cfg).unwrap()
 }
 
@@ -131,9 +135,16 @@ impl Server {
 
     pub async fn start_in(dir: tempfile::TempDir, cfg: DnsConfig) -> Server {
         let ctx = context(dir.path());
-        let running = pinas_dns::start(&ctx, cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let running = pinas_dns::start(&ctx, cfg, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let addr = running.addr;
-        Server { dir, ctx, running: Some(running), addr }
+        Server {
+            dir,
+            ctx,
+            running: Some(running),
+            addr,
+        }
     }
 
     pub fn state(&self) -> &Arc<pinas_dns::DnsState> {
@@ -141,7 +152,12 @@ impl Server {
     }
 
     /// Calls the control API in-process; returns status and JSON body.
-    pub async fn api(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> (StatusCode, serde_json::Value) {
+    pub async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
         let router = pinas_dns::api::router(self.state().clone());
         let mut req = Request::builder().method(method).uri(path);
         let body = match body {
@@ -153,8 +169,11 @@ impl Server {
         };
         let resp = router.oneshot(req.body(body).unwrap()).await.unwrap();
         let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
-        let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
+            .await
+            .unwrap();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, v)
     }
 
@@ -165,7 +184,11 @@ impl Server {
 
     /// `dig +short name type`, answers as lines.
     pub async fn short(&self, name: &str, qtype: &str) -> Vec<String> {
-        self.dig(&["+short", name, qtype]).await.lines().map(str::to_string).collect()
+        self.dig(&["+short", name, qtype])
+            .await
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     pub async fn stop(&mut self) {
@@ -177,7 +200,13 @@ impl Server {
 
 /// Runs `dig @addr -p port +tries=1 +time=3 args...` on a blocking thread.
 pub async fn dig(addr: SocketAddr, args: &[&str]) -> String {
-    let mut a = vec![format!("@{}", addr.ip()), "-p".into(), addr.port().to_string(), "+tries=1".into(), "+time=3".into()];
+    let mut a = vec![
+        format!("@{}", addr.ip()),
+        "-p".into(),
+        addr.port().to_string(),
+        "+tries=1".into(),
+        "+time=3".into(),
+    ];
     a.extend(args.iter().map(|s| s.to_string()));
     tokio::task::spawn_blocking(move || {
         let out = Command::new("dig").args(&a).output().expect("run dig");
@@ -189,7 +218,11 @@ pub async fn dig(addr: SocketAddr, args: &[&str]) -> String {
 
 /// The status word of a full dig output (`NOERROR`, `NXDOMAIN`, ...).
 pub fn status_of(out: &str) -> String {
-    out.split("status: ").nth(1).and_then(|s| s.split(',').next()).unwrap_or("").to_string()
+    out.split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Answer-section lines of a full dig output, as (name, ttl, type, data).
@@ -207,7 +240,12 @@ pub fn answers(out: &str) -> Vec<(String, u32, String, String)> {
             }
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.len() >= 5 {
-                v.push((f[0].to_string(), f[1].parse().unwrap_or(0), f[3].to_string(), f[4..].join(" ")));
+                v.push((
+                    f[0].to_string(),
+                    f[1].parse().unwrap_or(0),
+                    f[3].to_string(),
+                    f[4..].join(" "),
+                ));
             }
         }
     }
