@@ -42,7 +42,8 @@ pub struct SessionInfo {
 }
 
 /// A session row.
-struct Session {
+#[derive(Clone)]
+pub struct Session {
     account: Account,
     csrf_token: String,
 }
@@ -77,7 +78,38 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// How long a checked session is trusted without asking the database again. Short, so a
+/// password change or an account deletion (which delete the rows) ends sessions at once
+/// for practical purposes, while a busy dashboard does not queue on the database lock.
+const SESSION_CACHE_SECS: u64 = 2;
+
 fn lookup_session(state: &AppState, token: &str) -> Result<Option<Session>, Error> {
+    let hash = auth::token_hash(token);
+    {
+        let cache = state.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, at)) = cache.get(&hash) {
+            if at.elapsed().as_secs() < SESSION_CACHE_SECS {
+                return Ok(Some(s.clone()));
+            }
+        }
+    }
+    let found = lookup_session_db(state, &hash)?;
+    let mut cache = state.sessions.lock().unwrap_or_else(|e| e.into_inner());
+    match &found {
+        Some(s) => {
+            if cache.len() >= 1024 {
+                cache.clear();
+            }
+            cache.insert(hash, (s.clone(), std::time::Instant::now()));
+        }
+        None => {
+            cache.remove(&hash);
+        }
+    }
+    Ok(found)
+}
+
+fn lookup_session_db(state: &AppState, hash: &str) -> Result<Option<Session>, Error> {
     let conn = state.ctx.db.conn();
     let now = now_secs();
     let row = conn
@@ -86,7 +118,7 @@ fn lookup_session(state: &AppState, token: &str) -> Result<Option<Session>, Erro
              JOIN users u ON u.name = s.user_name
              WHERE s.token_hash = ?1 AND s.expires_at > ?2",
         )?
-        .query_row(params![auth::token_hash(token), now], |r| {
+        .query_row(params![hash, now], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -190,10 +222,17 @@ pub async fn login(
     responses((status = 204, description = "Logged out")))]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
     if let Some(token) = session_token(&headers) {
-        state.ctx.db.conn().execute(
-            "DELETE FROM sessions WHERE token_hash = ?1",
-            [auth::token_hash(&token)],
-        )?;
+        let hash = auth::token_hash(&token);
+        state
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&hash);
+        state
+            .ctx
+            .db
+            .conn()
+            .execute("DELETE FROM sessions WHERE token_hash = ?1", [hash])?;
     }
     let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     Ok((

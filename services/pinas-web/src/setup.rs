@@ -193,6 +193,10 @@ pub async fn complete(
         }
         tx.commit()?;
     }
+    *state.host.write().unwrap_or_else(|e| e.into_inner()) = crate::state::HostFacts {
+        hostname: req.hostname.clone(),
+        roles: roles.clone(),
+    };
     state.setup_done.store(true, Ordering::Release);
     for hook in state.account_hooks.clone() {
         let (name, pw) = (req.admin.username.clone(), req.admin.password.clone());

@@ -98,6 +98,13 @@ impl LoginLimiter {
     }
 }
 
+/// Settings shown on every `GET /api/system/info`.
+#[derive(Clone, Default)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub roles: Vec<String>,
+}
+
 pub struct Inner {
     pub ctx: Arc<Context>,
     pub limiter: LoginLimiter,
@@ -105,6 +112,10 @@ pub struct Inner {
     pub account_hooks: Vec<Arc<dyn AccountHook>>,
     pub openapi_json: String,
     pub setup_done: AtomicBool,
+    /// Recently checked sessions by token hash (see `auth::lookup_session`).
+    pub sessions: Mutex<HashMap<String, (crate::auth::Session, Instant)>>,
+    /// Host name and roles, read from the database at start and updated by setup.
+    pub host: std::sync::RwLock<HostFacts>,
     pub stats: Mutex<StatsSnapshot>,
     pub sampler: Mutex<Sampler>,
     /// Read once: they do not change while running.
@@ -136,6 +147,22 @@ impl AppState {
             .ok()
             .flatten()
             .is_some_and(|v| v == "true");
+        let host = HostFacts {
+            hostname: ctx
+                .db
+                .setting("hostname")
+                .ok()
+                .flatten()
+                .or_else(sysinfo::System::host_name)
+                .unwrap_or_default(),
+            roles: ctx
+                .db
+                .setting("roles")
+                .ok()
+                .flatten()
+                .and_then(|r| serde_json::from_str(&r).ok())
+                .unwrap_or_default(),
+        };
         let mut sampler = Sampler::new();
         let stats = sampler.sample();
         AppState(Arc::new(Inner {
@@ -145,6 +172,8 @@ impl AppState {
             account_hooks,
             openapi_json: openapi.to_json().unwrap_or_else(|_| "{}".into()),
             setup_done: AtomicBool::new(done),
+            sessions: Mutex::new(HashMap::new()),
+            host: std::sync::RwLock::new(host),
             stats: Mutex::new(stats),
             sampler: Mutex::new(sampler),
             board_model: crate::system::board_model(),

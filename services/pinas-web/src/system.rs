@@ -148,25 +148,13 @@ pub async fn info(State(state): State<AppState>) -> Json<SystemInfo> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let db = &state.ctx.db;
-    let hostname = db
-        .setting("hostname")
-        .ok()
-        .flatten()
-        .or_else(|| System::host_name())
-        .unwrap_or_default();
-    let roles = db
-        .setting("roles")
-        .ok()
-        .flatten()
-        .and_then(|r| serde_json::from_str(&r).ok())
-        .unwrap_or_default();
+    let host = state.host.read().unwrap_or_else(|e| e.into_inner()).clone();
     Json(SystemInfo {
         version: pinas_core::VERSION.into(),
-        hostname,
+        hostname: host.hostname,
         board_model: state.board_model.clone(),
         kernel: state.kernel.clone(),
-        roles,
+        roles: host.roles,
         stats,
     })
 }
