@@ -9,7 +9,7 @@
 # Board settings (console, disk signature, dtb) come from pinas-board.env.
 
 setenv pinas_part 1
-if test -n "${distro_bootpart}"; then setenv pinas_part ${distro_bootpart}; fi
+if test "x${distro_bootpart}" != "x"; then setenv pinas_part ${distro_bootpart}; fi
 setenv pinas_dev "${devtype} ${devnum}:${pinas_part}"
 setenv pinas_buf ${kernel_addr_r}
 
@@ -29,7 +29,7 @@ fi
 
 setenv slot
 for s in ${BOOT_ORDER}; do
-    if test -z "${slot}"; then
+    if test "x${slot}" = "x"; then
         if test "${s}" = "A" && test ${BOOT_A_LEFT} -gt 0; then
             setexpr BOOT_A_LEFT ${BOOT_A_LEFT} - 1
             setenv slot A
@@ -40,7 +40,7 @@ for s in ${BOOT_ORDER}; do
         fi
     fi
 done
-if test -z "${slot}"; then
+if test "x${slot}" = "x"; then
     echo "PiNAS: no slot has tries left; resetting the counters and booting slot A"
     setenv BOOT_A_LEFT 2
     setenv slot A
@@ -58,7 +58,7 @@ setenv bootargs "console=${pinas_console},115200 pinas.slot=${slot} pinas.disk=$
 load ${pinas_dev} ${kernel_addr_r} slot-${slot}/Image || exit
 load ${pinas_dev} ${ramdisk_addr_r} slot-${slot}/initrd.img || exit
 setenv pinas_initrd_size ${filesize}
-if test -n "${pinas_fdtfile}" && load ${pinas_dev} ${fdt_addr_r} slot-${slot}/${pinas_fdtfile}; then
+if test "x${pinas_fdtfile}" != "x" && load ${pinas_dev} ${fdt_addr_r} slot-${slot}/${pinas_fdtfile}; then
     booti ${kernel_addr_r} ${ramdisk_addr_r}:${pinas_initrd_size} ${fdt_addr_r}
 else
     booti ${kernel_addr_r} ${ramdisk_addr_r}:${pinas_initrd_size} ${fdt_addr}

@@ -134,101 +134,6 @@ kernel_moddir() {
     if [ -d "$1/lib/modules/$KVER" ]; then echo "$1/lib/modules/$KVER"; else echo "$1/usr/lib/modules/$KVER"; fi
 }
 
-# Stage 6: assemble the system root and pack it. Shared by boards with the same base,
-# kernel, overlay and pinas build (qemu-virt and rpi3bp).
-SQFS=""
-build_system_squashfs() {
-    local key R units u
-    key=$(printf '%s %s %s %s %s %s\n' "$(basename "$BASE_TAR")" "$(basename "$KERNEL_DEB")" "$VERSION" "$SQFS_COMP" \
-        "$(hash_inputs "$PINAS_ROOT/rootfs" "$PINAS_ROOT/packages/kernel-trim.list" "${PINAS_BIN:-none}" "${WWW_DIR:-none}" "$PINAS_ROOT/scripts/lib/image.sh")" \
-        "$SOURCE_DATE_EPOCH" | sha256sum | cut -c1-16)
-    SQFS=$OUT/cache/system-$key.sqfs
-    if [ -s "$SQFS" ]; then log "system squashfs cached: $SQFS"; return 0; fi
-    R=$OUT/work/rootfs-$key
-    rm -rf "$R"; mkdir -p "$R"
-    run tar -C "$R" --numeric-owner --xattrs --xattrs-include='*' -xpf "$BASE_TAR"
-
-    # Kernel modules only: the kernel image and dtbs live on the boot partition.
-    mkdir -p "$R/usr/lib/modules"
-    cp -a "$(kernel_moddir "$KDIR")" "$R/usr/lib/modules/"
-    local m
-    sed 's/#.*//' "$PINAS_ROOT/packages/kernel-trim.list" | grep . | while read -r m; do
-        rm -rf "${R:?}/usr/lib/modules/$KVER/kernel/$m"
-    done
-    run depmod -b "$R" "$KVER"
-
-    # The overlay: units, udev rules, defaults. Owned by root whatever the checkout's owner.
-    run tar -C "$PINAS_ROOT/rootfs" --owner=0 --group=0 --mode=u+rw,go-w -cf "$WORK/overlay.tar" .
-    run tar -C "$R" --no-same-owner --keep-directory-symlink -xf "$WORK/overlay.tar"
-    chmod 0755 "$R"/usr/libexec/pinas/* 2>/dev/null || true
-
-    if [ -n "$PINAS_BIN" ]; then install -m 0755 "$PINAS_BIN" "$R/usr/bin/pinas"; fi
-    if [ -n "$WWW_DIR" ]; then mkdir -p "$R/usr/share/pinas"; cp -a "$WWW_DIR" "$R/usr/share/pinas/www"; fi
-
-    # Identity of the system: version, release file, banner.
-    cat >"$R/usr/lib/os-release" <<OSR
-PRETTY_NAME="PiNAS $VERSION"
-NAME="PiNAS"
-VERSION_ID="$VERSION"
-VERSION="$VERSION"
-ID=pinas
-ID_LIKE=debian
-HOME_URL="https://pinas.local/"
-OSR
-    ln -sfn ../usr/lib/os-release "$R/etc/os-release"
-    printf '%s\n' "$VERSION" >"$R/usr/lib/pinas/version"
-    sed "s/@VERSION@/$VERSION/g" "$PINAS_ROOT/rootfs/etc/issue" >"$R/etc/issue"
-    echo pinas >"$R/etc/hostname"
-    : >"$R/etc/machine-id"
-    rm -f "$R"/var/lib/dbus/machine-id "$R"/etc/ssh/ssh_host_* "$R"/boot/vmlinuz* "$R"/boot/initrd* "$R"/boot/System.map*
-    ln -sfn /etc/machine-id "$R/var/lib/dbus/machine-id"
-    # systemd-resolved's upstream list; its stub stays off so pinas dns owns port 53.
-    ln -sfn ../run/systemd/resolve/resolv.conf "$R/etc/resolv.conf"
-    mkdir -p "$R/storage"
-
-    # The serial console account: uid 0, empty password, shell = the PiNAS menu (which
-    # refuses non-serial terminals). Kept in the read-only /etc on purpose.
-    grep -q '^console:' "$R/etc/passwd" || {
-        echo 'console:x:0:0:PiNAS serial console:/root:/usr/libexec/pinas/console-shell' >>"$R/etc/passwd"
-        echo 'console::19000:0:99999:7:::' >>"$R/etc/shadow"
-    }
-    echo /usr/libexec/pinas/console-shell >>"$R/etc/shells"
-    sed -i 's/^\(passwd\|group\|shadow\):\s*\(.*\)$/\1: \2 extrausers/' "$R/etc/nsswitch.conf"
-    sed -i 's/^hosts:.*/hosts:          files mdns4_minimal [NOTFOUND=return] dns/' "$R/etc/nsswitch.conf"
-
-    # Units: pinas roles the binary has, networking on, file sharing off until configured.
-    units="pinas-firstboot.service pinas-grow-storage.service pinas-mark-good.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service avahi-daemon.service ssh.service wsdd2.service"
-    for u in $(pinas_roles "$R"); do units="$units pinas-$u.service"; done
-    log "enabling: $units"
-    run systemctl --root="$R" enable $units
-    for u in smbd.service nmbd.service samba-ad-dc.service nfs-server.service rpcbind.service rpcbind.socket nfs-blkmap.service; do
-        [ -e "$R/lib/systemd/system/$u" ] && run systemctl --root="$R" disable "$u"
-    done
-    run systemctl --root="$R" mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service systemd-networkd-wait-online.service
-    run systemctl --root="$R" set-default multi-user.target
-
-    rm -rf "$R"/var/cache/apt/* "$R"/var/lib/apt/lists/* "$R"/var/log/*.log "$R"/var/cache/debconf/*-old "$R"/tmp/* "$R"/usr/share/locale/*/ 
-    local comp_opts="-comp xz -b 1M"
-    [ "$SQFS_COMP" = zstd ] && comp_opts="-comp zstd -Xcompression-level 19 -b 1M"
-    run mksquashfs "$R" "$SQFS.tmp" -noappend $comp_opts -all-root
-    mv "$SQFS.tmp" "$SQFS"
-    printf '%s\n' "$(du -sb "$R" | cut -f1)" >"$SQFS.unpacked-bytes"
-    rm -rf "$R"
-}
-
-# pinas_roles ROOT: the long-running roles whose unit file exists in the overlay and whose
-# subcommand the built binary lists in --help (run through qemu-user).
-pinas_roles() {
-    local R=$1 help role
-    [ -n "$PINAS_BIN" ] || return 0
-    help=$("$PINAS_BIN" --help 2>/dev/null || true)
-    log "pinas --help: $help"
-    for role in web dns companion power sync board; do
-        [ -f "$R/lib/systemd/system/pinas-$role.service" ] || [ -f "$R/usr/lib/systemd/system/pinas-$role.service" ] || continue
-        printf '%s\n' "$help" | grep -qE "^ +$role( |$)" && echo "$role"
-    done
-}
-
 # Stage 7: busybox initramfs with the board's storage modules (in dependency order) and
 # image/initramfs/init.
 INITRD=""
@@ -236,6 +141,7 @@ build_initramfs() {
     local I=$WORK/initramfs m line path
     rm -rf "$I"; mkdir -p "$I"/{bin,dev,proc,sys,run,newroot,etc,lib/modules}
     install -m 0755 "$WORK/pkgs/bin/busybox" "$I/bin/busybox"
+    ln -s busybox "$I/bin/sh"
     install -m 0755 "$PINAS_ROOT/image/initramfs/init" "$I/init"
     : >"$I/etc/modules"
     for m in ${BOARD_INITRAMFS_MODULES:-}; do

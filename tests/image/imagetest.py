@@ -204,6 +204,7 @@ class Serial:
         if not m:
             return None, self.buf[start:].decode(errors="replace")
         out = self.buf[start:m.start()].decode(errors="replace").replace("\r", "")
+        out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
         return int(m.group(1)), out.strip()
 
     def elapsed(self):
@@ -301,8 +302,9 @@ def boot_virt(image, version, res, logdir, ports):
         res.check("/api/system/health answers through the forwarded port", ok, body)
         print(f"# qemu-virt: health answered {q.elapsed():.0f} s after QEMU start", flush=True)
         st, hdr, _ = http(f"http://127.0.0.1:{http_port}/")
-        res.check("plain HTTP redirects to HTTPS", st in (301, 302, 307, 308) and "https://" in hdr.get("Location", ""),
-                  f"{st} {hdr.get('Location')}")
+        loc = {k.lower(): v for k, v in hdr.items()}.get("location", "")
+        res.check("plain HTTP redirects to HTTPS", st in (301, 302, 307, 308) and loc.startswith("https://"),
+                  f"{st} {loc}")
         try:
             st, _, body = http(f"https://127.0.0.1:{https_port}/api/system/health")
             res.check("HTTPS answers with the first-boot certificate", st == 200, f"{st} {body[:200]}")
@@ -328,13 +330,16 @@ def boot_virt(image, version, res, logdir, ports):
         st, out = q.run("echo kept-$(cat /etc/machine-id) > /storage/image-test && sync && cat /storage/image-test")
         res.check("/storage is writable", st == 0 and out.startswith("kept-"), out)
         kept = out.strip()
-        st, out = q.run("cat /storage/.system/storage-grown; cat /sys/class/block/vda4/size")
+        # storage-grown holds "sectors before, sectors after"; the partition must now end
+        # within 1 MiB of the end of the (2 GiB) disk, and ext4 must fill it.
+        st, out = q.run("cat /storage/.system/storage-grown; cat /sys/class/block/vda4/start /sys/class/block/vda4/size "
+                        "/sys/class/block/vda/size; df -k --output=size /storage | tail -1")
         nums = [int(x) for x in re.findall(r"\d+", out)]
-        res.check("storage partition was grown on first boot",
-                  st == 0 and len(nums) == 3 and nums[1] > nums[0] and nums[2] == nums[1] and nums[1] > 1024 * 2048,
-                  out)
-        st, out = q.run("df -k /storage | tail -1")
-        res.check("storage filesystem fills the grown partition", st == 0 and int(out.split()[1]) > 1024 * 1024, out)
+        ok = (st == 0 and len(nums) == 6 and nums[1] > nums[0] and nums[3] == nums[1]
+              and nums[2] + nums[3] >= nums[4] - 2048)
+        res.check("storage partition was grown on first boot", ok, out)
+        res.check("storage filesystem fills the grown partition",
+                  ok and nums[5] * 2 > nums[3] * 0.9, out)
         st, out = q.run("for u in $(systemctl list-unit-files 'pinas-*' --state=enabled --no-legend | awk '{print $1}'); "
                         "do echo \"$u $(systemctl is-active $u)\"; done")
         lines = [l for l in out.splitlines() if l.strip()]
@@ -342,9 +347,12 @@ def boot_virt(image, version, res, logdir, ports):
         res.check("every pinas unit is active", st == 0 and len(lines) >= 3 and not bad, out)
         st, out = q.run("systemctl --failed --no-legend --plain")
         res.check("no failed units", st == 0 and out.strip() == "", out)
-        st, out = q.run("systemctl is-active systemd-networkd systemd-timesyncd avahi-daemon ssh; systemctl is-enabled smbd nmbd")
-        res.check("networkd, timesyncd, avahi, ssh active; smbd, nmbd disabled",
-                  out.split() == ["active"] * 4 + ["disabled"] * 2, out)
+        st, out = q.run("systemctl is-active systemd-networkd systemd-timesyncd avahi-daemon ssh; "
+                        "systemctl is-active smbd nmbd wsdd2")
+        res.check("networkd, timesyncd, avahi, ssh active; smbd, nmbd, wsdd2 off until shares are on",
+                  out.split() == ["active"] * 4 + ["inactive"] * 3, out)
+        st, out = q.run("getent hosts pinas.local; hostname")
+        res.check("host name is pinas", out.split()[-1:] == ["pinas"], out)
         st, out = q.run("mount -o ro /dev/disk/pinas/boot /mnt && tr -d '\\000' < /mnt/pinas-boot.env; umount /mnt")
         res.check("slot marked good (boot counter back to 3)", "BOOT_A_LEFT=3" in out, out)
         st, out = q.run("ls /storage/.pinas/tls/ /storage/.system/ssh/ | tr '\\n' ' '")
