@@ -5,7 +5,7 @@
 HOST_PACKAGES="mmdebstrap qemu-user-static qemu-system-arm squashfs-tools genimage
 dosfstools mtools cpio kmod e2fsprogs fdisk xz-utils zstd u-boot-tools u-boot-qemu file
 rustc-web cargo-web gcc-aarch64-linux-gnu libc6-dev-arm64-cross openssl python3 tmux curl
-arch-test"
+arch-test bc"
 HOST_PACKAGES_ARM64="libstd-rust-web-dev:arm64 libc6:arm64 libudev-dev:arm64"
 
 # Programs each host package provides; checked after the install so a failed install is
