@@ -102,30 +102,34 @@ impl DomainSetBuilder {
     }
 
     /// Sorts, merges duplicates (a name that is both exact and subtree becomes subtree)
-    /// and packs the names into a fresh arena of exactly the needed size.
+    /// and returns the set. The names stay where they were added, so building needs no
+    /// second copy of them (a 1 M name set peaks at its final size, not twice it); only
+    /// when duplicates waste more than an eighth of the arena are the names repacked.
     pub fn build(self) -> DomainSet {
         let DomainSetBuilder { arena, mut entries } = self;
-        let key = |e: &(u32, u8, bool)| &arena[e.0 as usize..e.0 as usize + e.1 as usize];
-        entries.sort_unstable_by(|a, b| key(a).cmp(key(b)).then(b.2.cmp(&a.2)));
-        entries.dedup_by(|b, a| {
-            // `a` is the kept (earlier) one; it already has the subtree flag if any did.
-            key(a) == key(b)
+        let key = |_: &[u8], e: &(u32, u8, bool)| e.0 as usize..e.0 as usize + e.1 as usize;
+        entries.sort_unstable_by(|a, b| {
+            arena[key(&arena, a)]
+                .cmp(&arena[key(&arena, b)])
+                .then(b.2.cmp(&a.2))
         });
-        let total: usize = entries.iter().map(|e| e.1 as usize).sum();
-        let mut packed = Vec::with_capacity(total);
-        let mut ends = Vec::with_capacity(entries.len());
-        let mut subtree = vec![0u64; entries.len().div_ceil(64)];
-        for (i, e) in entries.iter().enumerate() {
-            packed.extend_from_slice(key(e));
-            ends.push(packed.len() as u32);
-            if e.2 {
-                subtree[i / 64] |= 1 << (i % 64);
+        // `a` is the kept (earlier) one; it already has the subtree flag if any did.
+        entries.dedup_by(|b, a| arena[key(&arena, a)] == arena[key(&arena, b)]);
+        let used: usize = entries.iter().map(|e| e.1 as usize).sum();
+        let (arena, entries) = if arena.len() - used > arena.len() / 8 {
+            let mut packed = Vec::with_capacity(used);
+            let mut moved = Vec::with_capacity(entries.len());
+            for e in &entries {
+                moved.push((packed.len() as u32, e.1, e.2));
+                packed.extend_from_slice(&arena[key(&arena, e)]);
             }
-        }
+            (packed, moved)
+        } else {
+            (arena, entries)
+        };
         DomainSet {
-            arena: packed.into_boxed_slice(),
-            ends: ends.into_boxed_slice(),
-            subtree: subtree.into_boxed_slice(),
+            arena: arena.into_boxed_slice(),
+            index: entries.into_boxed_slice(),
         }
     }
 }
@@ -134,33 +138,33 @@ impl DomainSetBuilder {
 #[derive(Default)]
 pub struct DomainSet {
     arena: Box<[u8]>,
-    ends: Box<[u32]>,
-    subtree: Box<[u64]>,
+    /// (start in `arena`, length, subtree) per name, sorted by name.
+    index: Box<[(u32, u8, bool)]>,
 }
 
 impl DomainSet {
     /// Number of distinct names.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.index.len()
     }
 
     /// True when the set holds no name.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.index.is_empty()
     }
 
     /// Heap bytes the set uses.
     pub fn heap_bytes(&self) -> usize {
-        self.arena.len() + self.ends.len() * 4 + self.subtree.len() * 8
+        self.arena.len() + std::mem::size_of_val(&*self.index)
     }
 
     fn get(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.arena[start..self.ends[i] as usize]
+        let (start, len, _) = self.index[i];
+        &self.arena[start as usize..start as usize + len as usize]
     }
 
     fn find(&self, name: &[u8]) -> Option<usize> {
-        let (mut lo, mut hi) = (0usize, self.ends.len());
+        let (mut lo, mut hi) = (0usize, self.index.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.get(mid).cmp(name) {
@@ -173,7 +177,7 @@ impl DomainSet {
     }
 
     fn is_subtree(&self, i: usize) -> bool {
-        self.subtree[i / 64] & (1 << (i % 64)) != 0
+        self.index[i].2
     }
 
     /// The entry that matches normalized `name`: the name itself, or the nearest parent
@@ -254,6 +258,24 @@ mod tests {
         assert_eq!(s.matches("sub.only.exact.org"), None);
         assert_eq!(s.matches("example.com"), None);
         assert_eq!(s.matches("net"), None);
+    }
+
+    #[test]
+    fn many_duplicates_are_repacked() {
+        let mut b = DomainSetBuilder::default();
+        for _ in 0..10 {
+            for i in 0..100 {
+                b.insert(&format!("n{i}.example"), Match::Exact);
+            }
+        }
+        let s = b.build();
+        assert_eq!(s.len(), 100);
+        assert!(s.heap_bytes() < 100 * (12 + 8) + 64, "{}", s.heap_bytes());
+        assert!(s.matches("n42.example").is_some());
+        let names: Vec<_> = s.iter().map(|(n, _)| n.to_string()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
     }
 
     #[test]
