@@ -19,11 +19,25 @@ fn openapi_lists_every_route() {
         }
     }
     let share = &doc["components"]["schemas"]["Share"]["properties"];
-    for f in ["id", "name", "path", "description", "read_only", "guest_ok", "valid_users", "smb", "nfs", "nfs_clients"] {
+    for f in [
+        "id",
+        "name",
+        "path",
+        "description",
+        "read_only",
+        "guest_ok",
+        "valid_users",
+        "smb",
+        "nfs",
+        "nfs_clients",
+    ] {
         assert!(share[f].is_object(), "Share.{f}");
     }
     let new_user = &doc["components"]["schemas"]["NewUser"]["properties"];
     assert!(new_user["password"].is_object());
     let user = &doc["components"]["schemas"]["User"]["properties"];
-    assert!(user.get("password").is_none(), "User never carries a password");
+    assert!(
+        user.get("password").is_none(),
+        "User never carries a password"
+    );
 }

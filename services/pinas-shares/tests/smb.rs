@@ -344,15 +344,34 @@ async fn group_members_get_in_and_others_do_not() {
     let m = std::fs::metadata(ctx.paths.shares_root.join("family/a.txt")).unwrap();
     assert_eq!(m.gid(), 100);
     // One user may change what another wrote (group users, setgid folders, 0664 files).
-    let (ok, out) = smbclient(port, "common", Some(("alice", "wonderland1")), "mkdir docs; put a.txt docs/a.txt", work.path());
+    let (ok, out) = smbclient(
+        port,
+        "common",
+        Some(("alice", "wonderland1")),
+        "mkdir docs; put a.txt docs/a.txt",
+        work.path(),
+    );
     assert!(ok, "{out}");
     std::fs::write(work.path().join("a.txt"), "bob was here").unwrap();
-    let (ok, out) = smbclient(port, "common", Some(("bob", "builder123")), "put a.txt docs/a.txt; put a.txt docs/b.txt", work.path());
+    let (ok, out) = smbclient(
+        port,
+        "common",
+        Some(("bob", "builder123")),
+        "put a.txt docs/a.txt; put a.txt docs/b.txt",
+        work.path(),
+    );
     assert!(ok && !out.contains("NT_STATUS"), "{out}");
     let common = ctx.paths.shares_root.join("common/docs");
-    assert_eq!(std::fs::read_to_string(common.join("a.txt")).unwrap(), "bob was here");
+    assert_eq!(
+        std::fs::read_to_string(common.join("a.txt")).unwrap(),
+        "bob was here"
+    );
     let m = std::fs::metadata(&common).unwrap();
-    assert_eq!((m.gid(), m.mode() & 0o7777), (100, 0o2775), "folders made over SMB stay shared");
+    assert_eq!(
+        (m.gid(), m.mode() & 0o7777),
+        (100, 0o2775),
+        "folders made over SMB stay shared"
+    );
     // Guests may use a guest share.
     let (ok, out) = smbclient(port, "public", None, "ls", work.path());
     assert!(ok, "{out}");

@@ -20,8 +20,23 @@ fn openapi_lists_every_route_with_its_parameters() {
     assert_eq!(params[0]["name"], "path");
     assert_eq!(params[0]["in"], "query");
     let disk = &doc["components"]["schemas"]["Disk"]["properties"];
-    for f in ["name", "path", "model", "serial", "size_bytes", "transport", "rotational", "removable", "system", "filesystem", "partitions"] {
+    for f in [
+        "name",
+        "path",
+        "model",
+        "serial",
+        "size_bytes",
+        "transport",
+        "rotational",
+        "removable",
+        "system",
+        "filesystem",
+        "partitions",
+    ] {
         assert!(disk[f].is_object(), "Disk.{f}");
     }
-    assert!(disk.get("mounted").is_none() && disk.get("held").is_none(), "internal fields stay out");
+    assert!(
+        disk.get("mounted").is_none() && disk.get("held").is_none(),
+        "internal fields stay out"
+    );
 }

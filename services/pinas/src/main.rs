@@ -86,7 +86,10 @@ fn init_logging(config: &Config) {
     let level = if config.log.level.contains("hickory") {
         config.log.level.clone()
     } else {
-        format!("{},hickory_server=warn,hickory_proto=warn,hickory_net=warn", config.log.level)
+        format!(
+            "{},hickory_server=warn,hickory_proto=warn,hickory_net=warn",
+            config.log.level
+        )
     };
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
     let file = config.log.path.as_ref().and_then(|p| {

@@ -51,11 +51,17 @@ fn malformed_config_stops_start_up_naming_key_and_value() {
 
     let (code, err) = dev_with_config("[web\nbind_address =", &[]);
     assert_eq!(code, 78, "{err}");
-    assert!(err.contains("config.toml") && err.contains("not valid"), "{err}");
+    assert!(
+        err.contains("config.toml") && err.contains("not valid"),
+        "{err}"
+    );
 
     let (code, err) = dev_with_config("", &[("PINAS_BIND_ADDRESS", "localhost")]);
     assert_eq!(code, 78, "{err}");
-    assert!(err.contains("PINAS_BIND_ADDRESS") && err.contains("localhost"), "{err}");
+    assert!(
+        err.contains("PINAS_BIND_ADDRESS") && err.contains("localhost"),
+        "{err}"
+    );
 
     let (code, err) = dev_with_config("", &[("PINAS_LOG_LEVEL", "chatty")]);
     assert_eq!(code, 78, "{err}");
