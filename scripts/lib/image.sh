@@ -144,10 +144,18 @@ build_initramfs() {
     ln -s busybox "$I/bin/sh"
     install -m 0755 "$PINAS_ROOT/image/initramfs/init" "$I/init"
     : >"$I/etc/modules"
+    # A module written as ?name is optional: boards whose usual kernel lacks it still build
+    # (with a warning), and a kernel given with --kernel-deb that has it gets it.
+    local optional
     for m in ${BOARD_INITRAMFS_MODULES:-}; do
-        modprobe -d "$KDIR" -S "$KVER" --show-depends "$m" >"$WORK/deps" 2>>"$LOG" \
-            || modprobe -d "$KDIR/usr" -S "$KVER" --show-depends "$m" >"$WORK/deps" 2>>"$LOG" \
-            || die "kernel $KVER has no module '$m' (board/$BOARD/meta INITRAMFS_MODULES)"
+        optional=""
+        case "$m" in '?'*) optional=1; m=${m#?} ;; esac
+        if ! modprobe -d "$KDIR" -S "$KVER" --show-depends "$m" >"$WORK/deps" 2>>"$LOG" \
+            && ! modprobe -d "$KDIR/usr" -S "$KVER" --show-depends "$m" >"$WORK/deps" 2>>"$LOG"; then
+            [ -n "$optional" ] || die "kernel $KVER has no module '$m' (board/$BOARD/meta INITRAMFS_MODULES)"
+            note "WARNING: kernel $KVER has no module '$m': this image cannot use what it drives"
+            continue
+        fi
         while read -r line; do
             case "$line" in insmod*) ;; *) continue ;; esac  # "builtin NAME": nothing to load
             path=$(echo "$line" | awk '{print $2}')

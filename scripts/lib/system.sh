@@ -69,7 +69,8 @@ OSR
     log "enabling: $units"
     run systemctl --root="$R" enable $units
     # wsdd2 binds to smbd (BindsTo=): both start when pinas turns file sharing on.
-    for u in smbd.service nmbd.service wsdd2.service samba-ad-dc.service nfs-server.service rpcbind.service rpcbind.socket nfs-blkmap.service; do
+    # smartd fails on boards with no S.M.A.R.T. disks; pinas runs smartctl when it needs data.
+    for u in smbd.service nmbd.service wsdd2.service smartmontools.service smartd.service samba-ad-dc.service nfs-server.service rpcbind.service rpcbind.socket nfs-blkmap.service; do
         [ -e "$R/lib/systemd/system/$u" ] && run systemctl --root="$R" disable "$u"
     done
     run systemctl --root="$R" mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service systemd-networkd-wait-online.service

@@ -118,7 +118,7 @@ def structure(board, img, version, res):
                       r.stdout + r.stderr)
             r = sh(["chroot", mnt, "/usr/bin/pinas", "console", "--help"], timeout=120)
             res.check("pinas console is built in", r.returncode == 0, r.stdout + r.stderr)
-            units = [u for u in ("pinas-web.service",) if not os.path.exists(
+            units = [u for u in ("pinas-web.service",) if not os.path.lexists(
                 f"{mnt}/etc/systemd/system/multi-user.target.wants/{u}")]
             res.check("pinas-web.service enabled", not units, units)
             enabled = os.listdir(f"{mnt}/etc/systemd/system/multi-user.target.wants")
