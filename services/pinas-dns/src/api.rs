@@ -757,7 +757,7 @@ fn pihole_number(n: f64, raw: bool, percent: bool) -> serde_json::Value {
         let s = (n as i64).to_string();
         let mut out = String::new();
         for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);
