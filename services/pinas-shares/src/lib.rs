@@ -85,6 +85,10 @@ impl Shares {
         let mut me = Self::build(ctx.clone())?;
         // A few small files and one testparm run: short enough to do in place.
         me.render_all()?;
+        if !ctx.config.dev {
+            // Start Samba / the NFS server when shares need them (they are off by default).
+            me.reload();
+        }
         if ctx.config.dev && ctx.config.smb.enabled {
             match &me.tools.usable {
                 Ok(()) => me.smbd = Some(smbd::Smbd::spawn(me.tools.clone())),
@@ -272,6 +276,23 @@ impl Shares {
     }
 
     fn reload(&self) {
+        if !self.ctx.config.dev {
+            let (smb, nfs) = self
+                .ctx
+                .db
+                .conn()
+                .query_row(
+                    "SELECT COALESCE(SUM(smb), 0) > 0, COALESCE(SUM(nfs), 0) > 0 FROM shares",
+                    [],
+                    |r| Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?)),
+                )
+                .unwrap_or((false, false));
+            let smb_on = self
+                .tools
+                .sync_unit("smbd.service", smb && self.ctx.config.smb.enabled);
+            self.tools.sync_unit("wsdd2.service", smb_on);
+            self.tools.sync_unit("nfs-server.service", nfs);
+        }
         let running = self.smbd.as_ref().and_then(|s| s.pid());
         if self.ctx.config.dev && running.is_none() {
             return;

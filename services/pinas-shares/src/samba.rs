@@ -238,6 +238,37 @@ impl SambaTools {
             .is_ok_and(|s| s.success())
     }
 
+    /// On the device, starts `unit` (e.g. `smbd.service`) when `wanted` and stops it
+    /// otherwise, through systemctl. Samba and the NFS server stay off until the first
+    /// share needs them, so an appliance without shares exposes nothing. Units are not
+    /// enabled (the root filesystem is read-only): `pinas web` applies this at every start.
+    /// Returns whether the unit is now active.
+    pub fn sync_unit(&self, unit: &str, wanted: bool) -> bool {
+        if self.layout.dev {
+            return false;
+        }
+        let active = Command::new("systemctl")
+            .args(["is-active", "--quiet", unit])
+            .status()
+            .is_ok_and(|s| s.success());
+        if active == wanted {
+            return active;
+        }
+        let verb = if wanted { "start" } else { "stop" };
+        match Command::new("systemctl")
+            .args([verb, "--no-block", unit])
+            .stdin(Stdio::null())
+            .output()
+        {
+            Ok(o) if o.status.success() => tracing::info!(unit, verb, "service changed"),
+            Ok(o) => {
+                tracing::warn!(unit, verb, stderr = %String::from_utf8_lossy(&o.stderr).trim(), "systemctl failed")
+            }
+            Err(e) => tracing::warn!(unit, error = %e, "cannot run systemctl"),
+        }
+        wanted
+    }
+
     /// Applies the exports file with `exportfs -ra` (device only).
     pub fn reload_nfs(&self) {
         if self.layout.dev {
