@@ -11,7 +11,7 @@
 //! blocking_mode = "null"           # "null" answers 0.0.0.0 / ::, "nxdomain" answers NXDOMAIN
 //! blocked_ttl_secs = 60
 //! local_ttl_secs = 300
-//! cache_size = 20000               # answers kept
+//! cache_size = 10000               # answers kept (Pi-hole's default too)
 //! cache_min_ttl_secs = 0
 //! cache_max_ttl_secs = 86400
 //! negative_ttl_secs = 300          # cap for NXDOMAIN / empty answers (RFC 2308)
@@ -110,7 +110,7 @@ impl Default for DnsConfig {
             blocking_mode: BlockingMode::Null,
             blocked_ttl_secs: 60,
             local_ttl_secs: 300,
-            cache_size: 20_000,
+            cache_size: 10_000,
             cache_min_ttl_secs: 0,
             cache_max_ttl_secs: 86_400,
             negative_ttl_secs: 300,

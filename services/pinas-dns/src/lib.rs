@@ -198,6 +198,14 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
         }));
     }
     tasks.push(tokio::spawn(blocklists::schedule(state.clone())));
+    // Each thread's allocator arena keeps what bursts freed; hand it back now and then so
+    // the resident size stays near what is in use.
+    tasks.push(tokio::spawn(async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            blocklists::release_memory();
+        }
+    }));
     Ok(Running {
         state,
         addr,
