@@ -1,4 +1,4 @@
-# Shared helpers for the image scripts: logging, progress, checks.
+# Shared functions for the image scripts: logging, progress, checks.
 # Sourced by scripts/build-image, scripts/run-qemu, scripts/bench-image and tests/image/run.
 
 PINAS_ROOT=${PINAS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
