@@ -101,6 +101,8 @@ struct Reply {
     rcode: ResponseCode,
     authoritative: bool,
     answers: Vec<Record>,
+    /// A ready-made local answer, sent instead of `answers` when set.
+    shared: Option<Arc<[Record]>>,
     authorities: Vec<Record>,
     status: Status,
     upstream: Option<String>,
@@ -114,6 +116,7 @@ impl Reply {
             answers: Vec::new(),
             authorities: Vec::new(),
             status: Status::Error,
+            shared: None,
             upstream: None,
         }
     }
@@ -149,12 +152,24 @@ impl Handler {
                 answers,
                 authorities,
                 status: Status::Local,
+                shared: None,
                 upstream: None,
             };
         }
 
         // 2. Local records.
         let zone = st.zone.load();
+        if let Some(ready) = zone.ready(qname_text, qtype) {
+            return Reply {
+                rcode: ResponseCode::NoError,
+                authoritative: true,
+                answers: Vec::new(),
+                shared: Some(ready.clone()),
+                authorities: Vec::new(),
+                status: Status::Local,
+                upstream: None,
+            };
+        }
         if let Lookup::Answer {
             records,
             continue_with,
@@ -184,6 +199,7 @@ impl Handler {
                     answers,
                     authorities: rest.authorities,
                     status: Status::Local,
+                    shared: None,
                     upstream: rest.upstream,
                 };
             }
@@ -198,6 +214,7 @@ impl Handler {
                 answers,
                 authorities,
                 status: Status::Local,
+                shared: None,
                 upstream: None,
             };
         }
@@ -215,6 +232,7 @@ impl Handler {
                 answers: Vec::new(),
                 authorities: Vec::new(),
                 status: Status::Blocked,
+                shared: None,
                 upstream: None,
             };
             match (st.cfg.blocking_mode, qtype) {
@@ -247,6 +265,7 @@ impl Handler {
                     answers,
                     authorities,
                     status: Status::Cached,
+                    shared: None,
                     upstream: None,
                 };
             }
@@ -267,6 +286,7 @@ impl Handler {
                     answers: m.answers,
                     authorities: m.authorities,
                     status: Status::Forwarded,
+                    shared: None,
                     upstream: Some(up.to_string()),
                 }
             }
@@ -377,7 +397,7 @@ impl RequestHandler for Handler {
             rh,
             reply.rcode,
             reply.authoritative,
-            &reply.answers,
+            reply.shared.as_deref().unwrap_or(&reply.answers),
             &reply.authorities,
         )
         .await;

@@ -8,6 +8,10 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use std::sync::Arc;
+
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
+use hickory_proto::rr::{Name, RData, Record};
 use serde::{Deserialize, Serialize};
 
 use crate::domains;
@@ -147,6 +151,9 @@ pub struct ForwardRule {
 #[derive(Debug, Default)]
 pub struct LocalZone {
     exact: HashMap<String, Vec<LocalRecord>>,
+    /// Ready-made answers for names without a CNAME, by type (A, AAAA, PTR): the common
+    /// case is answered by reference, without building records per query.
+    ready: HashMap<String, [Option<Arc<[Record]>>; 3]>,
     /// Keyed by the part after `*.`.
     wildcards: HashMap<String, Vec<LocalRecord>>,
     forwards: Vec<ForwardRule>,
@@ -239,7 +246,51 @@ impl LocalZone {
         }
         z.forwards
             .sort_by_key(|f| std::cmp::Reverse(f.domain.len()));
+        for (owner, recs) in &z.exact {
+            if recs
+                .iter()
+                .any(|r| matches!(r.data, LocalData::Cname(_)) || r.ttl_secs == 0)
+            {
+                continue;
+            }
+            let Ok(mut name) = Name::from_ascii(owner) else {
+                continue;
+            };
+            name.set_fqdn(true);
+            let mut by_type: [Vec<Record>; 3] = Default::default();
+            for r in recs {
+                let (i, d) = match &r.data {
+                    LocalData::A(ip) => (0, RData::A(A(*ip))),
+                    LocalData::Aaaa(ip) => (1, RData::AAAA(AAAA(*ip))),
+                    LocalData::Ptr(t) => match Name::from_ascii(format!("{t}.")) {
+                        Ok(t) => (2, RData::PTR(PTR(t))),
+                        Err(_) => continue,
+                    },
+                    LocalData::Cname(_) => continue,
+                };
+                by_type[i].push(Record::from_rdata(name.clone(), r.ttl_secs, d));
+            }
+            let ready = by_type.map(|v| (!v.is_empty()).then(|| Arc::from(v)));
+            z.ready.insert(owner.clone(), ready);
+        }
         z
+    }
+
+    /// The ready-made answer for `name` and `qtype` (A, AAAA or PTR) when the name has
+    /// records of that type and no CNAME; `None` sends the caller to [`LocalZone::lookup`].
+    pub fn ready(
+        &self,
+        name: &str,
+        qtype: hickory_proto::rr::RecordType,
+    ) -> Option<&Arc<[Record]>> {
+        use hickory_proto::rr::RecordType as T;
+        let i = match qtype {
+            T::A => 0,
+            T::AAAA => 1,
+            T::PTR => 2,
+            _ => return None,
+        };
+        self.ready.get(name)?[i].as_ref()
     }
 
     /// True when there is no record and no forwarding rule.
@@ -413,6 +464,28 @@ mod tests {
             panic!()
         };
         assert_eq!(records.len(), 8);
+    }
+
+    #[test]
+    fn ready_answers_match_lookup() {
+        let z = zone();
+        let r = z.ready("printer.home", T::A).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].name.to_ascii(), "printer.home.");
+        assert!(z.ready("printer.home", T::MX).is_none());
+        assert!(
+            z.ready("www.home", T::A).is_none(),
+            "CNAME owners take the slow path"
+        );
+        assert!(
+            z.ready("a.lab.home", T::A).is_none(),
+            "wildcards take the slow path"
+        );
+        let p = z.ready("20.1.168.192.in-addr.arpa", T::PTR).unwrap();
+        assert_eq!(
+            p[0].data,
+            RData::PTR(PTR(Name::from_ascii("printer.home.").unwrap()))
+        );
     }
 
     #[test]
