@@ -140,7 +140,14 @@ impl Host for SystemHost {
     }
 
     fn units(&self) -> Vec<(String, String)> {
-        let mut args = vec!["list-units", "--all", "--plain", "--no-legend", "--type=service", "pinas-*"];
+        let mut args = vec![
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "--type=service",
+            "pinas-*",
+        ];
         args.extend_from_slice(OTHER_UNITS);
         let Ok(out) = Command::new("systemctl").args(&args).output() else {
             return Vec::new();
@@ -149,7 +156,9 @@ impl Host for SystemHost {
     }
 
     fn run(&mut self, argv: &[&str]) -> Result<(), ConsoleError> {
-        let (prog, args) = argv.split_first().ok_or_else(|| ConsoleError::Command("empty command".into()))?;
+        let (prog, args) = argv
+            .split_first()
+            .ok_or_else(|| ConsoleError::Command("empty command".into()))?;
         let status = Command::new(prog)
             .args(args)
             .status()
@@ -157,14 +166,19 @@ impl Host for SystemHost {
         if status.success() {
             Ok(())
         } else {
-            Err(ConsoleError::Command(format!("{} failed ({status})", argv.join(" "))))
+            Err(ConsoleError::Command(format!(
+                "{} failed ({status})",
+                argv.join(" ")
+            )))
         }
     }
 
     fn shell(&mut self) -> Result<(), ConsoleError> {
         use std::os::unix::process::CommandExt as _;
         let err = Command::new("/bin/bash").arg("-l").exec();
-        Err(ConsoleError::Command(format!("cannot start /bin/bash: {err}")))
+        Err(ConsoleError::Command(format!(
+            "cannot start /bin/bash: {err}"
+        )))
     }
 }
 
@@ -216,7 +230,11 @@ pub struct Console<'a, T: Terminal, H: Host> {
 impl<'a, T: Terminal, H: Host> Console<'a, T, H> {
     /// A console on `term` acting on `host`.
     pub fn new(settings: &'a Settings, term: T, host: H) -> Self {
-        Console { settings, term, host }
+        Console {
+            settings,
+            term,
+            host,
+        }
     }
 
     /// Shows the menu until the person logs out (or input ends).
@@ -245,7 +263,9 @@ impl<'a, T: Terminal, H: Host> Console<'a, T, H> {
                 "7" => return self.host.shell(),
                 "0" | "q" | "exit" | "logout" => return Ok(()),
                 "" => Ok(()),
-                other => Err(ConsoleError::Invalid(format!("{other:?} is not a menu entry"))),
+                other => Err(ConsoleError::Invalid(format!(
+                    "{other:?} is not a menu entry"
+                ))),
             };
             if let Err(e) = result {
                 self.term.print(&format!("Error: {e}\n"));
@@ -264,7 +284,10 @@ impl<'a, T: Terminal, H: Host> Console<'a, T, H> {
         let _ = writeln!(out, "\nPiNAS {} on {host} (system slot {slot})", s.version);
         let addrs = self.host.addresses();
         if addrs.is_empty() {
-            let _ = writeln!(out, "Addresses: none yet (no network, or DHCP has not answered)");
+            let _ = writeln!(
+                out,
+                "Addresses: none yet (no network, or DHCP has not answered)"
+            );
         } else {
             let _ = writeln!(out, "Addresses:");
             for (n, a) in &addrs {
@@ -276,7 +299,10 @@ impl<'a, T: Terminal, H: Host> Console<'a, T, H> {
             Some((_, a)) => format!("https://{a}/"),
             None => format!("https://{host}.local/"),
         };
-        let _ = writeln!(out, "Setup wizard and web UI: {url}  (or https://{host}.local/)");
+        let _ = writeln!(
+            out,
+            "Setup wizard and web UI: {url}  (or https://{host}.local/)"
+        );
         let units = self.host.units();
         if !units.is_empty() {
             let _ = writeln!(out, "Services:");
@@ -295,7 +321,10 @@ impl<'a, T: Terminal, H: Host> Console<'a, T, H> {
     }
 
     fn confirm(&mut self, prompt: &str) -> Result<bool, ConsoleError> {
-        Ok(matches!(self.ask(prompt)?.to_ascii_lowercase().as_str(), "y" | "yes"))
+        Ok(matches!(
+            self.ask(prompt)?.to_ascii_lowercase().as_str(),
+            "y" | "yes"
+        ))
     }
 
     /// Sets a new password for an admin account (asks which if there are several).
@@ -306,31 +335,45 @@ impl<'a, T: Terminal, H: Host> Console<'a, T, H> {
                 "there is no admin account yet: finish the setup wizard in a browser first".into(),
             ));
         }
-        let conn = pinas_core::db::open(db).map_err(|e| ConsoleError::Core(format!("cannot open {}: {e}", db.display())))?;
-        let admins = pinas_core::auth::admins(&conn).map_err(|e| ConsoleError::Core(format!("cannot read users: {e}")))?;
+        let conn = pinas_core::db::open(db)
+            .map_err(|e| ConsoleError::Core(format!("cannot open {}: {e}", db.display())))?;
+        let admins = pinas_core::auth::admins(&conn)
+            .map_err(|e| ConsoleError::Core(format!("cannot read users: {e}")))?;
         let name = match admins.as_slice() {
             [] => {
                 return Err(ConsoleError::Invalid(
-                    "there is no admin account yet: finish the setup wizard in a browser first".into(),
+                    "there is no admin account yet: finish the setup wizard in a browser first"
+                        .into(),
                 ))
             }
             [one] => one.clone(),
             many => {
-                self.term.print(&format!("Admin accounts: {}\n", many.join(", ")));
+                self.term
+                    .print(&format!("Admin accounts: {}\n", many.join(", ")));
                 let n = self.ask("Which account? ")?;
                 if !many.contains(&n) {
-                    return Err(ConsoleError::Invalid(format!("{n:?} is not an admin account")));
+                    return Err(ConsoleError::Invalid(format!(
+                        "{n:?} is not an admin account"
+                    )));
                 }
                 n
             }
         };
-        let p1 = self.term.secret(&format!("New password for {name}: ")).unwrap_or_default();
+        let p1 = self
+            .term
+            .secret(&format!("New password for {name}: "))
+            .unwrap_or_default();
         let p2 = self.term.secret("Repeat it: ").unwrap_or_default();
         if p1 != p2 {
-            return Err(ConsoleError::Invalid("the two passwords differ; nothing changed".into()));
+            return Err(ConsoleError::Invalid(
+                "the two passwords differ; nothing changed".into(),
+            ));
         }
-        pinas_core::auth::set_password(&conn, &name, &p1).map_err(|e| ConsoleError::Core(e.message.clone()))?;
-        self.term.print(&format!("Password of {name} changed; its sessions were ended.\n"));
+        pinas_core::auth::set_password(&conn, &name, &p1)
+            .map_err(|e| ConsoleError::Core(e.message.clone()))?;
+        self.term.print(&format!(
+            "Password of {name} changed; its sessions were ended.\n"
+        ));
         Ok(())
     }
 
@@ -345,16 +388,27 @@ impl<'a, T: Terminal, H: Host> Console<'a, T, H> {
         let iface = self.ask(&format!("Interface [{default_if}]: "))?;
         let interface = if iface.is_empty() { default_if } else { iface };
         network::check_interface(&interface)?;
-        let (address, prefix_len) = network::parse_cidr(&self.ask("Address with prefix (e.g. 192.168.1.20/24): ")?)?;
+        let (address, prefix_len) =
+            network::parse_cidr(&self.ask("Address with prefix (e.g. 192.168.1.20/24): ")?)?;
         let gw = self.ask("Gateway (empty for none): ")?;
-        let gateway = if gw.is_empty() { None } else { Some(network::parse_ip(&gw)?) };
+        let gateway = if gw.is_empty() {
+            None
+        } else {
+            Some(network::parse_ip(&gw)?)
+        };
         let dns_text = self.ask("DNS servers, separated by spaces (empty for none): ")?;
         let dns = dns_text
             .split([' ', ','])
             .filter(|s| !s.is_empty())
             .map(network::parse_ip)
             .collect::<Result<Vec<_>, _>>()?;
-        let cfg = StaticAddress { interface, address, prefix_len, gateway, dns };
+        let cfg = StaticAddress {
+            interface,
+            address,
+            prefix_len,
+            gateway,
+            dns,
+        };
         cfg.validate()?;
         self.term.print(&format!("\n{}\n", cfg.render()));
         if !self.confirm("Apply this? [y/N]: ")? {
@@ -373,9 +427,11 @@ impl<'a, T: Terminal, H: Host> Console<'a, T, H> {
     fn use_dhcp(&mut self) -> Result<(), ConsoleError> {
         if network::remove_static(&self.settings.network_dir)? {
             self.apply_network("")?;
-            self.term.print("Static address removed: DHCP is used again.\n");
+            self.term
+                .print("Static address removed: DHCP is used again.\n");
         } else {
-            self.term.print("No static address was set: DHCP is already in use.\n");
+            self.term
+                .print("No static address was set: DHCP is already in use.\n");
         }
         Ok(())
     }
@@ -407,7 +463,8 @@ impl<'a, T: Terminal, H: Host> Console<'a, T, H> {
             return Ok(());
         }
         request_factory_reset(&self.settings.storage_dir)?;
-        self.term.print("Factory reset requested: the storage partition is wiped during this reboot.\n");
+        self.term
+            .print("Factory reset requested: the storage partition is wiped during this reboot.\n");
         self.host.run(&["systemctl", "reboot"])
     }
 }
@@ -426,8 +483,11 @@ pub fn request_factory_reset(storage_dir: &Path) -> Result<(), ConsoleError> {
 /// Reads `key` from a `key=value` file such as `/run/pinas/boot`.
 pub fn boot_value(path: &Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix('=').map(|v| v.trim().to_string()))
+    text.lines().find_map(|l| {
+        l.strip_prefix(key)?
+            .strip_prefix('=')
+            .map(|v| v.trim().to_string())
+    })
 }
 
 const MENU: &str = "

@@ -36,9 +36,11 @@ pub struct StaticAddress {
 /// out of range for the address family.
 pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), ConsoleError> {
     let s = s.trim();
-    let (addr, prefix) = s
-        .split_once('/')
-        .ok_or_else(|| ConsoleError::Invalid(format!("{s:?}: give the address with its prefix, like 192.168.1.20/24")))?;
+    let (addr, prefix) = s.split_once('/').ok_or_else(|| {
+        ConsoleError::Invalid(format!(
+            "{s:?}: give the address with its prefix, like 192.168.1.20/24"
+        ))
+    })?;
     let addr: IpAddr = addr
         .parse()
         .map_err(|_| ConsoleError::Invalid(format!("{addr:?} is not an IPv4 or IPv6 address")))?;
@@ -47,10 +49,14 @@ pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), ConsoleError> {
         .map_err(|_| ConsoleError::Invalid(format!("{prefix:?} is not a prefix length")))?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     if prefix > max {
-        return Err(ConsoleError::Invalid(format!("prefix /{prefix} is longer than {max} bits")));
+        return Err(ConsoleError::Invalid(format!(
+            "prefix /{prefix} is longer than {max} bits"
+        )));
     }
     if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
-        return Err(ConsoleError::Invalid(format!("{addr} cannot be a host address")));
+        return Err(ConsoleError::Invalid(format!(
+            "{addr} cannot be a host address"
+        )));
     }
     Ok((addr, prefix))
 }
@@ -60,9 +66,9 @@ pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), ConsoleError> {
 /// # Errors
 /// [`ConsoleError::Invalid`] when `s` is not an IPv4 or IPv6 address.
 pub fn parse_ip(s: &str) -> Result<IpAddr, ConsoleError> {
-    s.trim()
-        .parse()
-        .map_err(|_| ConsoleError::Invalid(format!("{:?} is not an IPv4 or IPv6 address", s.trim())))
+    s.trim().parse().map_err(|_| {
+        ConsoleError::Invalid(format!("{:?} is not an IPv4 or IPv6 address", s.trim()))
+    })
 }
 
 /// Checks an interface name the way the kernel would accept it (1–15 bytes, no `/`,
@@ -73,11 +79,15 @@ pub fn parse_ip(s: &str) -> Result<IpAddr, ConsoleError> {
 pub fn check_interface(name: &str) -> Result<(), ConsoleError> {
     let ok = !name.is_empty()
         && name.len() <= 15
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if ok {
         Ok(())
     } else {
-        Err(ConsoleError::Invalid(format!("{name:?} is not an interface name")))
+        Err(ConsoleError::Invalid(format!(
+            "{name:?} is not an interface name"
+        )))
     }
 }
 
@@ -102,7 +112,11 @@ impl StaticAddress {
     /// The `.network` file text.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# Written by `pinas console`: static address for {}.", self.interface);
+        let _ = writeln!(
+            s,
+            "# Written by `pinas console`: static address for {}.",
+            self.interface
+        );
         let _ = writeln!(s, "[Match]\nName={}\n", self.interface);
         let _ = writeln!(s, "[Network]\nAddress={}/{}", self.address, self.prefix_len);
         if let Some(gw) = self.gateway {
@@ -137,7 +151,10 @@ pub fn remove_static(network_dir: &Path) -> Result<bool, ConsoleError> {
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(ConsoleError::Io(format!("cannot remove {}", path.display()), e)),
+        Err(e) => Err(ConsoleError::Io(
+            format!("cannot remove {}", path.display()),
+            e,
+        )),
     }
 }
 
@@ -147,8 +164,14 @@ mod tests {
 
     #[test]
     fn cidr_accepts_v4_and_v6() {
-        assert_eq!(parse_cidr("192.168.1.20/24").unwrap(), ("192.168.1.20".parse().unwrap(), 24));
-        assert_eq!(parse_cidr(" fd00::20/64 ").unwrap(), ("fd00::20".parse().unwrap(), 64));
+        assert_eq!(
+            parse_cidr("192.168.1.20/24").unwrap(),
+            ("192.168.1.20".parse().unwrap(), 24)
+        );
+        assert_eq!(
+            parse_cidr(" fd00::20/64 ").unwrap(),
+            ("fd00::20".parse().unwrap(), 64)
+        );
     }
 
     #[test]
@@ -179,8 +202,14 @@ mod tests {
         a.write(dir.path()).unwrap();
         let text = std::fs::read_to_string(dir.path().join(STATIC_FILE)).unwrap();
         assert!(text.contains("[Match]\nName=end0\n"));
-        assert!(text.contains("Address=192.168.1.20/24\nGateway=192.168.1.1\nDNS=192.168.1.1\nDNS=9.9.9.9\n"));
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+        assert!(text.contains(
+            "Address=192.168.1.20/24\nGateway=192.168.1.1\nDNS=192.168.1.1\nDNS=9.9.9.9\n"
+        ));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
         assert!(remove_static(dir.path()).unwrap());
         assert!(!remove_static(dir.path()).unwrap());
     }
@@ -194,7 +223,11 @@ mod tests {
             gateway: Some("fd00::1".parse().unwrap()),
             dns: vec![],
         };
-        assert!(a.validate().unwrap_err().to_string().contains("same IP version"));
+        assert!(a
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("same IP version"));
         a.gateway = None;
         a.interface = "eth0\nDNS=1.2.3.4".into();
         assert!(a.validate().is_err());

@@ -10,7 +10,10 @@ struct Script {
 
 impl Script {
     fn new(lines: &[&str]) -> Self {
-        Script { input: lines.iter().map(|s| s.to_string()).collect(), output: String::new() }
+        Script {
+            input: lines.iter().map(|s| s.to_string()).collect(),
+            output: String::new(),
+        }
     }
 }
 
@@ -35,7 +38,10 @@ struct FakeHost {
 
 impl Host for &mut FakeHost {
     fn addresses(&self) -> Vec<(String, IpAddr)> {
-        vec![("eth0".into(), "10.0.2.15".parse().unwrap()), ("eth0".into(), "fd00::15".parse().unwrap())]
+        vec![
+            ("eth0".into(), "10.0.2.15".parse().unwrap()),
+            ("eth0".into(), "fd00::15".parse().unwrap()),
+        ]
     }
     fn units(&self) -> Vec<(String, String)> {
         parse_list_units("pinas-web.service loaded active running PiNAS web\nsmbd.service loaded inactive dead Samba\n")
@@ -77,8 +83,14 @@ fn status_shows_version_slot_addresses_wizard_url_and_units() {
     let (out, cmds) = session(&s, &["0"]);
     assert!(out.contains("PiNAS 9.8.7 on nas1 (system slot B)"), "{out}");
     assert!(out.contains("eth0       10.0.2.15"), "{out}");
-    assert!(out.contains("https://10.0.2.15/  (or https://nas1.local/)"), "{out}");
-    assert!(out.contains("pinas-web.service") && out.contains("active (running)"), "{out}");
+    assert!(
+        out.contains("https://10.0.2.15/  (or https://nas1.local/)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pinas-web.service") && out.contains("active (running)"),
+        "{out}"
+    );
     assert!(out.contains("inactive (dead)"), "{out}");
     assert!(cmds.is_empty());
 }
@@ -89,7 +101,11 @@ fn unknown_entry_is_an_error_and_the_menu_goes_on() {
     let s = settings(dir.path());
     let (out, _) = session(&s, &["9", "1"]);
     assert!(out.contains("Error: \"9\" is not a menu entry"), "{out}");
-    assert_eq!(out.matches("Choose [0-7]").count(), 3, "menu shown again after the error and the status");
+    assert_eq!(
+        out.matches("Choose [0-7]").count(),
+        3,
+        "menu shown again after the error and the status"
+    );
 }
 
 #[test]
@@ -111,11 +127,31 @@ fn factory_reset_needs_the_exact_word() {
 fn static_address_is_written_and_applied_and_dhcp_restores() {
     let dir = tempfile::tempdir().unwrap();
     let s = settings(dir.path());
-    let (out, cmds) = session(&s, &["3", "", "192.168.7.20/24", "192.168.7.1", "192.168.7.1 9.9.9.9", "y", "0"]);
+    let (out, cmds) = session(
+        &s,
+        &[
+            "3",
+            "",
+            "192.168.7.20/24",
+            "192.168.7.1",
+            "192.168.7.1 9.9.9.9",
+            "y",
+            "0",
+        ],
+    );
     let file = std::fs::read_to_string(s.network_dir.join(network::STATIC_FILE)).unwrap();
-    assert!(file.contains("Name=eth0") && file.contains("Address=192.168.7.20/24"), "{file}");
-    assert!(out.contains("The web UI is at https://192.168.7.20/"), "{out}");
-    assert_eq!(cmds, vec!["networkctl reload", "networkctl reconfigure eth0"]);
+    assert!(
+        file.contains("Name=eth0") && file.contains("Address=192.168.7.20/24"),
+        "{file}"
+    );
+    assert!(
+        out.contains("The web UI is at https://192.168.7.20/"),
+        "{out}"
+    );
+    assert_eq!(
+        cmds,
+        vec!["networkctl reload", "networkctl reconfigure eth0"]
+    );
 
     let (out, cmds) = session(&s, &["4", "0"]);
     assert!(out.contains("DHCP is used again"), "{out}");
@@ -128,7 +164,10 @@ fn bad_address_is_refused_without_writing() {
     let dir = tempfile::tempdir().unwrap();
     let s = settings(dir.path());
     let (out, cmds) = session(&s, &["3", "eth0", "192.168.7.300/24", "0"]);
-    assert!(out.contains("Error: \"192.168.7.300\" is not an IPv4 or IPv6 address"), "{out}");
+    assert!(
+        out.contains("Error: \"192.168.7.300\" is not an IPv4 or IPv6 address"),
+        "{out}"
+    );
     assert!(!s.network_dir.exists());
     assert!(cmds.is_empty());
 }
@@ -147,7 +186,13 @@ fn password_reset_changes_the_admin_password() {
     let s = settings(dir.path());
     {
         let conn = pinas_core::db::open(&s.db_path).unwrap();
-        pinas_core::auth::create_account(&conn, "admin", pinas_core::auth::Role::Admin, "old password 123").unwrap();
+        pinas_core::auth::create_account(
+            &conn,
+            "admin",
+            pinas_core::auth::Role::Admin,
+            "old password 123",
+        )
+        .unwrap();
     }
     let (out, _) = session(&s, &["2", "new password 456", "different 789", "0"]);
     assert!(out.contains("the two passwords differ"), "{out}");
@@ -155,8 +200,16 @@ fn password_reset_changes_the_admin_password() {
     let (out, _) = session(&s, &["2", "new password 456", "new password 456", "0"]);
     assert!(out.contains("Password of admin changed"), "{out}");
     let conn = pinas_core::db::open(&s.db_path).unwrap();
-    assert!(pinas_core::auth::check_login(&conn, "admin", "new password 456").unwrap().is_some());
-    assert!(pinas_core::auth::check_login(&conn, "admin", "old password 123").unwrap().is_none());
+    assert!(
+        pinas_core::auth::check_login(&conn, "admin", "new password 456")
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        pinas_core::auth::check_login(&conn, "admin", "old password 123")
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
