@@ -43,6 +43,7 @@ ID_LIKE=debian
 HOME_URL="https://pinas.local/"
 OSR
     ln -sfn ../usr/lib/os-release "$R/etc/os-release"
+    mkdir -p "$R/usr/lib/pinas"
     printf '%s\n' "$VERSION" >"$R/usr/lib/pinas/version"
     sed "s/@VERSION@/$VERSION/g" "$PINAS_ROOT/rootfs/etc/issue" >"$R/etc/issue"
     echo pinas >"$R/etc/hostname"
