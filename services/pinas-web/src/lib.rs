@@ -123,6 +123,7 @@ impl WebApp {
             .route("/api/auth/logout", post(auth::logout))
             .route("/api/openapi.json", get(openapi::serve))
             .route("/metrics", get(system::metrics))
+            .route("/admin/api.php", get(proxy::pihole_v5))
             .route("/api", any(errors::api_not_found))
             .route("/api/{*rest}", any(errors::api_not_found))
             .with_state(state.clone());

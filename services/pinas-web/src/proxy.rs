@@ -26,6 +26,24 @@ pub async fn handler(
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         user.require_admin()?;
     }
+    forward(&state, role, tail, req, Some(&user)).await
+}
+
+/// `GET /admin/api.php`: the Pi-hole v5 API path that dashboards and Home Assistant's
+/// Pi-hole integration (API version 5, location `admin`) read. Like Pi-hole v5, the
+/// aggregate summary (`summaryRaw`, `summary`, `status`, `versions`) needs no login; it
+/// holds counts only, never names or clients. It is answered by the DNS role.
+pub async fn pihole_v5(State(state): State<AppState>, req: Request) -> Result<Response, Error> {
+    forward(&state, "dns", "pihole/api.php", req, None).await
+}
+
+async fn forward(
+    state: &AppState,
+    role: &str,
+    tail: &str,
+    req: Request,
+    user: Option<&CurrentUser>,
+) -> Result<Response, Error> {
     let sock = state.ctx.paths.role_socket(role);
     let stream = UnixStream::connect(&sock).await.map_err(|e| {
         Error::unavailable(
@@ -54,19 +72,23 @@ pub async fn handler(
         .parse::<Uri>()
         .map_err(|e| Error::bad_request("invalid_path", e.to_string()))?;
     parts.headers.remove(axum::http::header::COOKIE);
+    parts.headers.remove("x-pinas-user");
+    parts.headers.remove("x-pinas-role");
     parts
         .headers
         .insert("host", "localhost".parse().expect("valid"));
-    parts.headers.insert(
-        "x-pinas-user",
-        user.0
-            .name
-            .parse()
-            .map_err(|_| Error::internal("user name header"))?,
-    );
-    parts
-        .headers
-        .insert("x-pinas-role", user.0.role.as_str().parse().expect("ascii"));
+    if let Some(user) = user {
+        parts.headers.insert(
+            "x-pinas-user",
+            user.0
+                .name
+                .parse()
+                .map_err(|_| Error::internal("user name header"))?,
+        );
+        parts
+            .headers
+            .insert("x-pinas-role", user.0.role.as_str().parse().expect("ascii"));
+    }
     let resp = sender
         .send_request(Request::from_parts(parts, body))
         .await
