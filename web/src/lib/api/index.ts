@@ -19,13 +19,37 @@ import type {
 	SetupStatus,
 	Share,
 	SystemInfo,
-	UserAccount
+	UserAccount,
+	DnsBlocklist,
+	DnsBlocklistInput,
+	DnsBlocklistPatch,
+	DnsForward,
+	DnsForwardInput,
+	DnsLoadReport,
+	DnsLogQuery,
+	DnsLogRow,
+	DnsRecord,
+	DnsRecordInput,
+	DnsRule,
+	DnsRuleInput,
+	DnsStats,
+	DnsSwitch,
+	DnsSwitchInput,
+	DnsUpstream
 } from './types';
 
 export * from './client';
 export type * from './types';
 
 const enc = encodeURIComponent;
+
+/** `?a=1&b=x` from the set (non-empty) values, or '' when there are none. */
+export function queryString(q: Record<string, string | number | null | undefined>): string {
+	const parts = Object.entries(q)
+		.filter(([, v]) => v !== undefined && v !== null && v !== '')
+		.map(([k, v]) => `${enc(k)}=${enc(String(v))}`);
+	return parts.length ? `?${parts.join('&')}` : '';
+}
 
 export const api = {
 	setup: {
@@ -73,6 +97,29 @@ export const api = {
 		create: (g: NewGroup) => request<Group>('POST', '/api/groups', g),
 		update: (name: string, g: GroupUpdate) => request<Group>('PUT', `/api/groups/${enc(name)}`, g),
 		remove: (name: string) => request<void>('DELETE', `/api/groups/${enc(name)}`)
+	},
+	dns: {
+		records: () => request<DnsRecord[]>('GET', '/api/dns/records'),
+		addRecord: (r: DnsRecordInput) => request<DnsRecord>('POST', '/api/dns/records', r),
+		updateRecord: (id: number, r: DnsRecordInput) => request<DnsRecord>('PUT', `/api/dns/records/${id}`, r),
+		removeRecord: (id: number) => request<void>('DELETE', `/api/dns/records/${id}`),
+		forwards: () => request<DnsForward[]>('GET', '/api/dns/forwards'),
+		addForward: (f: DnsForwardInput) => request<DnsForward>('POST', '/api/dns/forwards', f),
+		removeForward: (id: number) => request<void>('DELETE', `/api/dns/forwards/${id}`),
+		switchState: () => request<DnsSwitch>('GET', '/api/dns/switch'),
+		flip: (s: DnsSwitchInput) => request<DnsSwitch>('POST', '/api/dns/switch', s),
+		blocklists: () => request<DnsBlocklist[]>('GET', '/api/dns/blocklists'),
+		addBlocklist: (b: DnsBlocklistInput) => request<DnsLoadReport>('POST', '/api/dns/blocklists', b),
+		updateBlocklist: (id: number, p: DnsBlocklistPatch) => request<DnsLoadReport>('PUT', `/api/dns/blocklists/${id}`, p),
+		removeBlocklist: (id: number) => request<void>('DELETE', `/api/dns/blocklists/${id}`),
+		updateBlocklists: () => request<DnsLoadReport>('POST', '/api/dns/blocklists/update'),
+		rules: () => request<DnsRule[]>('GET', '/api/dns/rules'),
+		addRule: (r: DnsRuleInput) => request<DnsRule>('POST', '/api/dns/rules', r),
+		removeRule: (id: number) => request<void>('DELETE', `/api/dns/rules/${id}`),
+		querylog: (q: DnsLogQuery = {}) => request<DnsLogRow[]>('GET', '/api/dns/querylog' + queryString(q)),
+		stats: (hours = 24, top = 10) => request<DnsStats>('GET', '/api/dns/stats' + queryString({ hours, top })),
+		upstreams: () => request<DnsUpstream[]>('GET', '/api/dns/upstreams'),
+		flushCache: () => request<void>('POST', '/api/dns/cache/flush')
 	},
 	events: {
 		recent: (limit = 100) => request<PinasEvent[]>('GET', `/api/events?limit=${limit}`)

@@ -53,6 +53,31 @@ export type TaskStarted = FromServer<'TaskStarted', { task_id: string }>;
 export type TaskProgress = FromServer<'TaskProgress', TaskProgressFallback>;
 export type Notification = FromServer<'Notification', NotificationFallback>;
 
+// DNS role (`/api/dns/...`, proxied by the web role)
+export type DnsRecordType = Schemas['LocalType'];
+export type DnsRecord = Schemas['LocalRecordRow'];
+export type DnsRecordInput = Schemas['RecordInput'];
+export type DnsForward = Schemas['ForwardRow'];
+export type DnsForwardInput = Schemas['ForwardInput'];
+export type DnsSwitch = Schemas['SwitchState'];
+export type DnsSwitchTarget = Schemas['Target'];
+export type DnsSwitchInput = Schemas['SwitchInput'];
+export type DnsBlocklist = Schemas['Blocklist'];
+export type DnsBlocklistInput = Schemas['BlocklistInput'];
+export type DnsBlocklistPatch = Schemas['BlocklistPatch'];
+export type DnsLoadReport = Schemas['LoadReport'];
+export type DnsRule = Schemas['RuleRow'];
+export type DnsRuleInput = Schemas['RuleInput'];
+export type DnsRuleKind = Schemas['RuleKind'];
+export type DnsStats = Schemas['Stats'];
+export type DnsBucket = Schemas['Bucket'];
+export type DnsTop = Schemas['Top'];
+export type DnsLogRow = Schemas['LogRow'];
+export type DnsStatus = Schemas['Status'];
+export type DnsUpstream = Schemas['UpstreamStatus'];
+/** Filters and paging of `GET /api/dns/querylog`. */
+export type DnsLogQuery = NonNullable<import('./schema').operations['get_querylog']['parameters']['query']>;
+
 // ---- shapes of endpoints not yet in the OpenAPI document ----
 interface SystemInfoFallback {
 	version: string;

@@ -22,6 +22,14 @@ export function describe(e: PinasEvent): string {
 			return `Share ${d.name ?? d.id ?? ''} deleted`;
 		case 'task.progress':
 			return d.done ? `${d.label}: ${d.error ? `failed (${d.error})` : 'finished'}` : `${d.label}: ${Math.round(d.percent)}%`;
+		case 'dns.switch.changed':
+			return `DNS switch ${d.name ?? ''} now points to ${d.target === 'nas' ? 'the NAS' : d.target === 'companion' ? 'the companion' : d.target}${d.reason ? ` (${d.reason})` : ''}`;
+		case 'dns.records.changed':
+			return 'Local DNS records changed';
+		case 'dns.rules.changed':
+			return 'DNS allowlist or denylist changed';
+		case 'dns.blocklists.updated':
+			return `Blocklists updated${typeof d.domains === 'number' ? `: ${d.domains.toLocaleString()} names blocked` : ''}`;
 		case 'notification.new':
 			return [d.title, d.message].filter(Boolean).join(': ');
 		default:

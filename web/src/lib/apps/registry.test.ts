@@ -5,9 +5,10 @@ import { describe as describeEvent } from './events';
 describe('app registry', () => {
 	it('shows apps by role and by user kind', () => {
 		const ids = (a: { id: string }[]) => a.map((x) => x.id);
-		expect(ids(availableApps(['nas'], true))).toEqual(['storage', 'shares', 'users', 'system', 'events']);
-		expect(ids(availableApps(['companion'], true))).toEqual(['shares', 'users', 'system', 'events']);
-		expect(ids(availableApps(['nas'], false))).toEqual(['system', 'events']);
+		expect(ids(availableApps(['nas'], true))).toEqual(['storage', 'shares', 'users', 'dns', 'system', 'events']);
+		expect(ids(availableApps(['companion'], true))).toEqual(['shares', 'users', 'dns', 'system', 'events']);
+		expect(ids(availableApps(['nas'], false))).toEqual(['dns', 'system', 'events']);
+		expect(ids(availableApps(['companion'], false))).toEqual(['dns', 'system', 'events']);
 		expect(ids(availableApps(null, true))).toHaveLength(APPS.length);
 	});
 
@@ -18,6 +19,8 @@ describe('app registry', () => {
 		expect(search(APPS, 'samba')[0].app.id).toBe('shares');
 		expect(search(APPS, 'REBOOT')[0]).toMatchObject({ label: 'Reboot', action: 'reboot' });
 		expect(search(APPS, 'add user')[0]).toMatchObject({ app: { id: 'users' }, action: 'add-user' });
+		expect(search(APPS, 'blocklist')[0].app.id).toBe('dns');
+		expect(search(APPS, 'dns rec')[0]).toMatchObject({ app: { id: 'dns' }, action: 'add-record' });
 		expect(search(APPS, '   ')).toEqual([]);
 		expect(search(APPS, 'zzzz')).toEqual([]);
 	});
@@ -25,6 +28,9 @@ describe('app registry', () => {
 	it('describes events in words', () => {
 		expect(describeEvent({ type: 'storage.disk.added', ts: 0, data: { name: 'sdb', size_bytes: 1024 ** 3 } })).toBe('Disk sdb connected (1.0 GB)');
 		expect(describeEvent({ type: 'task.progress', ts: 0, data: { label: 'Formatting', percent: 50.4, done: false } })).toBe('Formatting: 50%');
-		expect(describeEvent({ type: 'dns.blocklist.updated', ts: 0, data: {} })).toBe('dns blocklist updated');
+		expect(describeEvent({ type: 'dns.something.new', ts: 0, data: {} })).toBe('dns something new');
+		expect(describeEvent({ type: 'dns.switch.changed', ts: 0, data: { name: 'nas.home', target: 'companion', reason: 'NAS asleep' } })).toBe(
+			'DNS switch nas.home now points to the companion (NAS asleep)'
+		);
 	});
 });

@@ -1,7 +1,8 @@
 /**
  * The apps of the desktop. Each app is loaded on first open, so the first page
- * load only carries the shell. Apps of later roles (DNS, companion, power,
- * sync, updates) are added here with their own `roles` filter.
+ * load only carries the shell. Apps of later roles (companion, power, sync,
+ * updates) are added here with their own `roles` filter. DNS opens for every
+ * user; only administrators see its buttons that change something.
  */
 import type { Component } from 'svelte';
 import type { SystemRole } from '$lib/api';
@@ -63,6 +64,23 @@ export const APPS: AppDef[] = [
 			{ label: 'Administrator role' }
 		],
 		load: () => import('./UsersApp.svelte')
+	},
+	{
+		id: 'dns',
+		title: 'DNS',
+		short: 'DNS',
+		icon: 'dns',
+		roles: ['nas', 'companion'],
+		size: { w: 860, h: 600 },
+		keywords: ['dns', 'ad blocking', 'blocklist', 'domain', 'name server', 'resolver', 'pi-hole', 'upstream'],
+		settings: [
+			{ label: 'Add DNS record', action: 'add-record' },
+			{ label: 'DNS switch', action: 'switch' },
+			{ label: 'Blocklists', action: 'blocklists' },
+			{ label: 'Query log', action: 'querylog' },
+			{ label: 'Allowlist and denylist', action: 'blocklists' }
+		],
+		load: () => import('./DnsApp.svelte')
 	},
 	{
 		id: 'system',

@@ -1,0 +1,140 @@
+import { fireEvent, render, screen } from '@testing-library/svelte';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { session } from '$lib/stores/session.svelte';
+import QueryChart from '$lib/components/QueryChart.svelte';
+import DnsApp from './DnsApp.svelte';
+import { blocklistUrlError, chartGeometry, forwardErrors, isIPv4, isIPv6, nameError, niceCeil, patternError, recordErrors } from './dns';
+
+// jsdom has <dialog> without its modal methods
+beforeAll(() => {
+	HTMLDialogElement.prototype.showModal ??= function (this: HTMLDialogElement) {
+		this.setAttribute('open', '');
+	};
+	HTMLDialogElement.prototype.close ??= function (this: HTMLDialogElement) {
+		this.removeAttribute('open');
+	};
+});
+
+afterEach(() => {
+	vi.unstubAllGlobals();
+	session.clear();
+});
+
+function json(status: number, body: unknown) {
+	return new Response(body === undefined ? null : JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
+}
+
+describe('DNS input checks', () => {
+	it('accepts names and first-label wildcards only', () => {
+		expect(nameError('printer.home')).toBeNull();
+		expect(nameError('printer.home.')).toBeNull();
+		expect(nameError('*.lab.home', true)).toBeNull();
+		expect(nameError('*.lab.home')).toBe('A wildcard is not allowed here.');
+		expect(nameError('a.*.home', true)).toMatch(/only allowed as the first label/);
+		expect(nameError('bad..name')).toMatch(/empty part/);
+		expect(nameError('-x.home')).toMatch(/"-x" may only hold/);
+		expect(nameError('under_score.home')).toBeNull();
+		expect(nameError(`${'a'.repeat(64)}.home`)).toMatch(/longer than 63/);
+		expect(nameError('  ')).toBe('Enter a name.');
+	});
+
+	it('tells IPv4 from IPv6 addresses', () => {
+		expect(isIPv4('192.168.1.20')).toBe(true);
+		for (const bad of ['192.168.1', '256.1.1.1', '01.2.3.4', '1.2.3.4.5', 'a.b.c.d']) expect(isIPv4(bad)).toBe(false);
+		for (const good of ['fd00::20', '::1', '::', '2001:db8:0:0:0:0:0:1', '::ffff:192.0.2.1', 'fe80::1:2:3:4']) expect(isIPv6(good), good).toBe(true);
+		for (const bad of ['fd00:::1', '1:2:3:4:5:6:7:8:9', '12345::1', '192.168.1.1', 'fd00::g', '1::2::3']) expect(isIPv6(bad), bad).toBe(false);
+	});
+
+	it('checks a record by its type, with messages for the fields', () => {
+		expect(recordErrors({ name: 'nas.home', type: 'A', value: '192.168.1.20', ttl: '' })).toEqual({});
+		expect(recordErrors({ name: 'nas.home', type: 'A', value: 'fd00::1', ttl: '' })).toEqual({ value: 'fd00::1 is not an IPv4 address (like 192.168.1.20).' });
+		expect(recordErrors({ name: 'nas.home', type: 'AAAA', value: '10.0.0.1', ttl: '' }).value).toMatch(/not an IPv6 address/);
+		expect(recordErrors({ name: 'www.home', type: 'CNAME', value: 'nas.home', ttl: '60' })).toEqual({});
+		expect(recordErrors({ name: 'www.home', type: 'CNAME', value: 'bad..target', ttl: '' }).value).toMatch(/^Target: /);
+		const e = recordErrors({ name: 'bad name', type: 'A', value: '', ttl: '-1' });
+		expect(Object.keys(e).sort()).toEqual(['name', 'ttl_secs', 'value']);
+	});
+
+	it('checks forwards, patterns and list addresses', () => {
+		expect(forwardErrors('lan', '192.168.1.1')).toEqual({});
+		expect(forwardErrors('192.168.1.0/24', 'udp://192.168.1.1:53')).toEqual({});
+		expect(forwardErrors('192.168.1.0/20', '192.168.1.1').domain).toMatch(/\/8, \/16 and \/24/);
+		expect(forwardErrors('lan', 'router').server).toBe('router is not an IP address.');
+		expect(patternError('*.ads.example')).toBeNull();
+		expect(patternError('ads.*')).not.toBeNull();
+		expect(blocklistUrlError('https://example.org/hosts')).toBeNull();
+		expect(blocklistUrlError('/srv/lists/ads.txt')).toBeNull();
+		expect(blocklistUrlError('file:///srv/ads.txt')).toBeNull();
+		expect(blocklistUrlError('ftp://x/y')).toMatch(/https:\/\//);
+		expect(blocklistUrlError('')).toBe('Enter the address of the list.');
+	});
+});
+
+describe('queries-over-time chart', () => {
+	const buckets = [
+		{ ts_ms: 0, total: 10, blocked: 2 },
+		{ ts_ms: 600_000, total: 40, blocked: 40 },
+		{ ts_ms: 1_200_000, total: 0, blocked: 0 }
+	];
+
+	it('stacks blocked under answered queries on a round scale', () => {
+		expect([niceCeil(0), niceCeil(1), niceCeil(3), niceCeil(40), niceCeil(51), niceCeil(1000)]).toEqual([1, 1, 5, 50, 100, 1000]);
+		const g = chartGeometry(buckets, 300, 100, 0);
+		expect(g.max).toBe(40);
+		expect(g.top).toBe(50);
+		expect(g.bars.map((b) => b.x)).toEqual([0, 100, 200]);
+		expect(g.bars[0]).toMatchObject({ blockedH: 4, blockedY: 96, allowedH: 16, allowedY: 80 });
+		expect(g.bars[1]).toMatchObject({ blockedH: 80, allowedH: 0 });
+		expect(g.bars[2]).toMatchObject({ blockedH: 0, allowedH: 0 });
+		expect(chartGeometry([], 300, 100).bars).toEqual([]);
+	});
+
+	it('draws one rect per non-empty part and says what it shows', () => {
+		const { container } = render(QueryChart, { props: { buckets, bucketSecs: 600 } });
+		expect(container.querySelectorAll('rect.allowed')).toHaveLength(1);
+		expect(container.querySelectorAll('rect.blocked')).toHaveLength(2);
+		expect(screen.getByRole('img').getAttribute('aria-label')).toMatch(/50 queries, 42 blocked/);
+	});
+});
+
+describe('DNS app', () => {
+	it('shows an invalid address next to the field without asking the server, then the server’s duplicate message', async () => {
+		session.user = { name: 'admin', role: 'admin' };
+		const fetch = vi.fn(async (url: string, init?: RequestInit) => {
+			if (url.startsWith('/api/dns/stats')) return json(200, { total: 0, blocked: 0, blocked_percent: 0, bucket_secs: 600, cached: 0, errors: 0, forwarded: 0, local: 0, over_time: [], since_ms: 0, top_blocked: [], top_clients: [], top_domains: [], unique_clients: 0, unique_domains: 0 });
+			if (url === '/api/dns/records' && init?.method === 'POST')
+				return json(409, { error: { code: 'record_exists', message: 'nas.home already has this A record', field: 'name' } });
+			if (url === '/api/dns/records' || url === '/api/dns/forwards') return json(200, []);
+			return json(404, {});
+		});
+		vi.stubGlobal('fetch', fetch);
+		render(DnsApp);
+		await fireEvent.click(screen.getByRole('tab', { name: 'Local records' }));
+		await fireEvent.click(await screen.findByRole('button', { name: 'Add record' }));
+		await fireEvent.input(screen.getByLabelText('Name'), { target: { value: 'nas.home' } });
+		await fireEvent.input(screen.getByLabelText('Address'), { target: { value: '192.168.1.300' } });
+		await fireEvent.submit(document.getElementById('dns-record-form')!);
+		const err = await screen.findByText('192.168.1.300 is not an IPv4 address (like 192.168.1.20).');
+		expect(err.id).toBe('dns-record-value-error');
+		expect(screen.getByLabelText('Address')).toHaveAttribute('aria-invalid', 'true');
+		expect(fetch.mock.calls.some(([u, i]) => u === '/api/dns/records' && i?.method === 'POST')).toBe(false);
+
+		await fireEvent.input(screen.getByLabelText('Address'), { target: { value: '192.168.1.30' } });
+		await fireEvent.submit(document.getElementById('dns-record-form')!);
+		const dup = await screen.findByText('nas.home already has this A record');
+		expect(dup.id).toBe('dns-record-name-error');
+		const post = fetch.mock.calls.find(([u, i]) => u === '/api/dns/records' && i?.method === 'POST')!;
+		expect(JSON.parse(String(post[1]!.body))).toEqual({ name: 'nas.home', type: 'A', value: '192.168.1.30', ttl_secs: null, comment: '' });
+	});
+
+	it('hides changes from users who are not administrators', async () => {
+		session.user = { name: 'alice', role: 'user' };
+		vi.stubGlobal('fetch', async (url: string) => (url.startsWith('/api/dns/stats') ? json(500, {}) : json(200, [])));
+		render(DnsApp);
+		expect(await screen.findByRole('alert')).toHaveTextContent('The server failed to do this (HTTP 500).');
+		await fireEvent.click(screen.getByRole('tab', { name: 'Local records' }));
+		await screen.findByText('No local records yet.');
+		expect(screen.queryByRole('button', { name: 'Add record' })).toBeNull();
+		expect(screen.queryByRole('form', { name: 'Add a forwarding rule' })).toBeNull();
+	});
+});

@@ -1,0 +1,159 @@
+/**
+ * DNS app helpers: input checks that give the same words as the server before a
+ * request is sent, and the geometry of the queries-over-time chart.
+ */
+import type { DnsBucket, DnsRecordType } from '$lib/api';
+
+const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/i;
+
+/** Why `name` is not a DNS name (`printer.home`), or null. `wildcard` allows `*.lab.home`. */
+export function nameError(name: string, wildcard = false): string | null {
+	let n = name.trim().replace(/\.$/, '');
+	if (!n) return 'Enter a name.';
+	if (wildcard && n.startsWith('*.')) n = n.slice(2);
+	if (n.includes('*')) return wildcard ? 'A wildcard is only allowed as the first label, as in *.lab.home.' : 'A wildcard is not allowed here.';
+	if (n.length > 253) return 'The name is longer than 253 characters.';
+	for (const label of n.split('.')) {
+		if (!label) return 'The name has an empty part (two dots in a row).';
+		if (label.length > 63) return `The part "${label.slice(0, 20)}…" is longer than 63 characters.`;
+		if (!LABEL.test(label)) return `The part "${label}" may only hold letters, digits and hyphens, and not start or end with a hyphen.`;
+	}
+	return null;
+}
+
+export function isIPv4(s: string): boolean {
+	const parts = s.split('.');
+	return parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255);
+}
+
+export function isIPv6(s: string): boolean {
+	if (!s.includes(':') || !/^[0-9a-f:.]+$/i.test(s)) return false;
+	let head = s;
+	let groupsForV4 = 0;
+	const lastColon = s.lastIndexOf(':');
+	if (s.slice(lastColon + 1).includes('.')) {
+		if (!isIPv4(s.slice(lastColon + 1))) return false;
+		head = s.slice(0, lastColon + 1) + '0';
+		groupsForV4 = 1; // the IPv4 tail takes two groups; '0' stands for one
+	}
+	const dbl = head.split('::');
+	if (dbl.length > 2) return false;
+	const groups = (x: string) => (x ? x.split(':') : []);
+	const all = [...groups(dbl[0]), ...(dbl.length === 2 ? groups(dbl[1]) : [])];
+	if (!all.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return false;
+	const n = all.length + groupsForV4;
+	return dbl.length === 2 ? n < 8 : n === 8;
+}
+
+export interface RecordDraft {
+	name: string;
+	type: DnsRecordType;
+	value: string;
+	ttl: string;
+}
+
+/** Field → message for a local record, as the form shows them. */
+export function recordErrors(r: RecordDraft): Record<string, string> {
+	const e: Record<string, string> = {};
+	const ne = nameError(r.name, true);
+	if (ne) e.name = ne;
+	const v = r.value.trim();
+	if (!v) e.value = r.type === 'A' || r.type === 'AAAA' ? 'Enter an address.' : 'Enter the target name.';
+	else if (r.type === 'A' && !isIPv4(v)) e.value = `${v} is not an IPv4 address (like 192.168.1.20).`;
+	else if (r.type === 'AAAA' && !isIPv6(v)) e.value = `${v} is not an IPv6 address (like fd00::20).`;
+	else if ((r.type === 'CNAME' || r.type === 'PTR') && nameError(v)) e.value = `Target: ${nameError(v)}`;
+	if (r.ttl.trim()) {
+		const t = Number(r.ttl);
+		if (!Number.isInteger(t) || t < 0 || t > 604800) e.ttl_secs = 'The TTL is a whole number of seconds from 0 to 604800.';
+	}
+	return e;
+}
+
+/** Allow/deny pattern: `name` or `*.name`. */
+export function patternError(p: string): string | null {
+	return nameError(p, true);
+}
+
+/** Conditional forward: a domain or an IPv4 network (/8, /16, /24), and a server address. */
+export function forwardErrors(domain: string, server: string): Record<string, string> {
+	const e: Record<string, string> = {};
+	const d = domain.trim();
+	const net = d.match(/^([\d.]+)\/(\d+)$/);
+	if (net) {
+		if (!isIPv4(net[1])) e.domain = `${net[1]} is not an IPv4 network address.`;
+		else if (!['8', '16', '24'].includes(net[2])) e.domain = 'Only /8, /16 and /24 networks have a reverse zone.';
+	} else {
+		const ne = nameError(d);
+		if (ne) e.domain = ne;
+	}
+	const s = server.trim().replace(/^(udp|tcp):\/\//, '');
+	const host = s.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([\d.]+):\d+$/, '$1');
+	if (!s) e.server = 'Enter the address of the server, e.g. the router 192.168.1.1.';
+	else if (!isIPv4(host) && !isIPv6(host)) e.server = `${server.trim()} is not an IP address.`;
+	return e;
+}
+
+export function blocklistUrlError(url: string): string | null {
+	const u = url.trim();
+	if (!u) return 'Enter the address of the list.';
+	if (u.startsWith('/')) return null;
+	if (!/^(https?:\/\/[^\s/]+|file:\/\/\/)\S*$/i.test(u)) return 'Use an https://, http:// or file:/// address, or an absolute path.';
+	return null;
+}
+
+export interface ChartBar {
+	x: number;
+	width: number;
+	/** Height and top of the allowed (not blocked) part. */
+	allowedY: number;
+	allowedH: number;
+	blockedY: number;
+	blockedH: number;
+	bucket: DnsBucket;
+}
+
+export interface ChartGeometry {
+	bars: ChartBar[];
+	max: number;
+	/** A round upper bound for the scale, ≥ max. */
+	top: number;
+}
+
+/** 1, 2, 5, 10, 20, 50… at or above n. */
+export function niceCeil(n: number): number {
+	if (n <= 0) return 1;
+	const p = 10 ** Math.floor(Math.log10(n));
+	for (const m of [1, 2, 5, 10]) if (m * p >= n) return m * p;
+	return 10 * p;
+}
+
+/** Stacked bars (blocked at the bottom, allowed above) filling width × height. */
+export function chartGeometry(buckets: DnsBucket[], width: number, height: number, gap = 1): ChartGeometry {
+	const max = buckets.reduce((m, b) => Math.max(m, b.total), 0);
+	const top = niceCeil(max);
+	const slot = buckets.length ? width / buckets.length : width;
+	const bw = Math.max(1, slot - gap);
+	const bars = buckets.map((b, i) => {
+		const blocked = Math.min(b.blocked, b.total);
+		const blockedH = (blocked / top) * height;
+		const allowedH = ((b.total - blocked) / top) * height;
+		return {
+			x: i * slot,
+			width: bw,
+			blockedY: height - blockedH,
+			blockedH,
+			allowedY: height - blockedH - allowedH,
+			allowedH,
+			bucket: b
+		};
+	});
+	return { bars, max, top };
+}
+
+export const STATUS_WORDS: Record<string, string> = {
+	forwarded: 'Forwarded',
+	cached: 'From cache',
+	blocked: 'Blocked',
+	local: 'Local record',
+	error: 'Error'
+};
