@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { axeViolations, formatViolations } from './lib/axe.mjs';
-import { ARTIFACTS as ARTIFACTS_DIR, attachLoopDisk, isRoot, launchBrowser, ROOT, SHOTS, startPinas, waitFor } from './lib/harness.mjs';
+import { ARTIFACTS as ARTIFACTS_DIR, attachLoopDisk, isRoot, launchBrowser, ROOT, SHOTS, startPinas, SWITCH, waitFor } from './lib/harness.mjs';
 
 const ADMIN = { name: 'admin', password: 'Correct-Horse-42' };
 const ALICE = { name: 'alice', password: 'Alice-share-2026' };
@@ -58,6 +58,31 @@ function api(path, { method = 'GET', body, cookie, csrf } = {}) {
 		headers: { 'Content-Type': 'application/json', ...(cookie ? { Cookie: cookie } : {}), ...(csrf ? { 'X-CSRF-Token': csrf } : {}) },
 		body: body ? JSON.stringify(body) : undefined
 	});
+}
+
+/**
+ * Asks the DNS server of `pinas dev` with dig. Returns the response code and the
+ * answer records ({ name, ttl, type, data }).
+ */
+function dig(name, type = 'A') {
+	const r = spawnSync('dig', [`@127.0.0.1`, '-p', String(server.dnsPort), name, type, '+noall', '+comments', '+answer', '+tries=1', '+time=3'], {
+		encoding: 'utf8',
+		timeout: 15000
+	});
+	assert.equal(r.status, 0, `dig ${name} failed: ${r.stdout}\n${r.stderr}`);
+	const status = r.stdout.match(/status: ([A-Z]+)/)?.[1] ?? null;
+	const answers = r.stdout
+		.split('\n')
+		.filter((l) => l && !l.startsWith(';'))
+		.map((l) => l.split(/\s+/))
+		.filter((f) => f.length >= 5)
+		.map(([n, ttl, , t, ...data]) => ({ name: n, ttl: Number(ttl), type: t, data: data.join(' ') }));
+	return { status, answers, text: r.stdout };
+}
+
+/** Blocked names get 0.0.0.0 (the default) or NXDOMAIN (`blocking_mode = "nxdomain"`). */
+function isBlockAnswer(r) {
+	return r.status === 'NXDOMAIN' || (r.status === 'NOERROR' && r.answers.length === 1 && r.answers[0].data === '0.0.0.0');
 }
 
 before(async () => {
@@ -435,6 +460,164 @@ describe('PiNAS UI', () => {
 		await closeApp('Shares');
 	});
 
+	test('DNS: a record added in the UI answers dig, the switch flips live with TTL 5, a deny entry blocks, bad input is explained', async (t) => {
+		if (!server.has('/api/dns/records', 'post')) return t.skip('the server has no /api/dns yet');
+		if (spawnSync('dig', ['-v']).error) return t.skip('dig is missing: scripts/setup --test installs it');
+		const win = await openApp('DNS');
+		const tab = (name) => win.getByRole('tab', { name, exact: true });
+
+		// local record, then dig gets its address
+		await tab('Local records').click();
+		await win.getByRole('button', { name: 'Add record' }).click();
+		const dlg = page.getByRole('dialog', { name: 'Add record' });
+		await dlg.getByLabel('Name', { exact: true }).fill('printer.home');
+		await dlg.getByLabel('Address').fill('192.168.77.20');
+		await dlg.getByLabel('Comment').fill('Office printer');
+		await dlg.getByRole('button', { name: 'Add record' }).click();
+		await dlg.waitFor({ state: 'hidden' });
+		await win.locator('tr[data-record="printer.home"]').waitFor();
+		const a = dig('printer.home');
+		assert.equal(a.status, 'NOERROR', a.text);
+		assert.deepEqual(a.answers.map((x) => x.data), ['192.168.77.20']);
+		// a wildcard answers every name below it
+		await win.getByRole('button', { name: 'Add record' }).click();
+		await dlg.getByLabel('Name', { exact: true }).fill('*.lab.home');
+		await dlg.getByLabel('Type').selectOption('CNAME');
+		await dlg.getByLabel('Target name').fill('printer.home');
+		await dlg.getByRole('button', { name: 'Add record' }).click();
+		await dlg.waitFor({ state: 'hidden' });
+		const w = dig('box1.lab.home');
+		assert.ok(w.answers.some((x) => x.type === 'CNAME') && w.answers.some((x) => x.data === '192.168.77.20'), w.text);
+
+		// invalid input: the message is next to the field, in words
+		await win.getByRole('button', { name: 'Add record' }).click();
+		await dlg.getByLabel('Name', { exact: true }).fill('scanner.home');
+		await dlg.getByLabel('Address').fill('192.168.77.300');
+		await dlg.getByRole('button', { name: 'Add record' }).click();
+		const valueErr = dlg.locator('#dns-record-value-error');
+		await valueErr.waitFor();
+		assert.equal(await valueErr.textContent(), '192.168.77.300 is not an IPv4 address (like 192.168.1.20).');
+		assert.equal(await dlg.getByLabel('Address').getAttribute('aria-invalid'), 'true');
+		// the same record twice
+		await dlg.getByLabel('Name', { exact: true }).fill('printer.home');
+		await dlg.getByLabel('Address').fill('192.168.77.20');
+		await dlg.getByRole('button', { name: 'Add record' }).click();
+		await dlg.locator('#dns-record-name-error', { hasText: 'printer.home already has this A record.' }).waitFor();
+		// refused by the server: the switch name belongs to the switch
+		await dlg.getByLabel('Name', { exact: true }).fill('nas.home');
+		await dlg.getByRole('button', { name: 'Add record' }).click();
+		const serverErr = dlg.locator('#dns-record-name-error', { hasText: 'switch' });
+		await serverErr.waitFor();
+		assert.ok(!(await serverErr.textContent()).includes('{'));
+		await checkA11y('dns record with errors');
+		await shot('dns-record');
+		await dlg.getByRole('button', { name: 'Cancel' }).click();
+		// a conditional forward
+		await win.getByLabel('Domain or network').fill('192.168.1.0/20');
+		await win.getByRole('button', { name: 'Add forwarding' }).click();
+		await win.locator('#dns-fwd-domain-error', { hasText: '/24' }).waitFor();
+		await win.getByLabel('Domain or network').fill('lan');
+		await win.getByLabel('Server').fill('192.168.77.1');
+		await win.getByRole('button', { name: 'Add forwarding' }).click();
+		await win.locator('tr[data-forward="lan"]').waitFor();
+		await checkA11y('dns local records');
+		await shot('dns-records');
+
+		// the switch: flip in the UI with a reason, dig sees the new answer with TTL 5
+		await tab('Switch').click();
+		const badge = win.locator('[data-switch-target]');
+		await badge.waitFor();
+		assert.equal(await badge.textContent(), 'NAS');
+		let s = dig('nas.home');
+		assert.deepEqual(s.answers.map((x) => [x.data, x.ttl]), [[SWITCH.nas, 5]], s.text);
+		await win.getByLabel(/^Reason/).fill('NAS going to sleep');
+		await win.getByRole('button', { name: 'Point to companion' }).click();
+		await waitFor(async () => (await badge.textContent()) === 'Companion', 5000, 'the switch to show the companion');
+		await win.getByText('NAS going to sleep').waitFor();
+		s = dig('nas.home');
+		assert.deepEqual(s.answers.map((x) => [x.data, x.ttl]), [[SWITCH.companion, 5]], s.text);
+		await checkA11y('dns switch');
+		await shot('dns-switch');
+		// a flip from elsewhere (another admin, the companion role) shows up live
+		const flipped = await page.evaluate(async () => {
+			const me = await (await fetch('/api/auth/me')).json();
+			const r = await fetch('/api/dns/switch', {
+				method: 'POST',
+				headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token },
+				body: JSON.stringify({ target: 'nas', reason: 'NAS is awake' })
+			});
+			return r.status;
+		});
+		assert.equal(flipped, 200);
+		await waitFor(async () => (await badge.textContent()) === 'NAS', 10000, 'the switch event to reach the page');
+		await win.getByText('NAS is awake').waitFor();
+		s = dig('nas.home');
+		assert.deepEqual(s.answers.map((x) => x.data), [SWITCH.nas]);
+
+		// blocking: a deny entry with a wildcard, dig gets 0.0.0.0 or NXDOMAIN
+		await tab('Blocking').click();
+		await win.getByLabel('Name or *.name').fill('ads..example');
+		await win.getByRole('button', { name: 'Add entry' }).click();
+		await win.locator('#dns-rule-pattern-error', { hasText: 'empty part' }).waitFor();
+		await win.getByLabel('Name or *.name').fill('*.ads.example');
+		await win.getByRole('button', { name: 'Add entry' }).click();
+		await win.locator('tr[data-rule="*.ads.example"]').waitFor();
+		const b = dig('track.ads.example');
+		assert.ok(isBlockAnswer(b), `blocked answer: ${b.text}`);
+		// a blocklist from a file: names and bad lines are counted
+		const listFile = join(server.state, 'test-blocklist.txt');
+		writeFileSync(listFile, '# test list\n0.0.0.0 tracker.example other.example\n||adnet.example^\nnot a valid line\n');
+		await win.getByLabel('List address').fill('gopher://x');
+		await win.getByRole('button', { name: 'Add list' }).click();
+		await win.locator('#dns-list-url-error').waitFor();
+		await win.getByLabel('List address').fill(listFile);
+		await win.getByLabel('Name', { exact: true }).fill('Test list');
+		await win.getByRole('button', { name: 'Add list' }).click();
+		const row = win.locator('tr[data-blocklist="Test list"]');
+		await row.waitFor();
+		const cells = await row.getByRole('cell').allTextContents();
+		assert.equal(cells[1], '3', `names of the list: ${cells}`);
+		assert.equal(cells[2], '1', `bad lines of the list: ${cells}`);
+		const tk = dig('tracker.example');
+		assert.ok(isBlockAnswer(tk), `a name of the list is blocked: ${tk.text}`);
+		await win.getByRole('button', { name: 'Update now' }).click();
+		await win.getByRole('status').filter({ hasText: 'blocked names in force' }).waitFor();
+		// disabled: the list's names answer again (here: no upstream, so anything but the block answer)
+		await row.getByRole('checkbox').uncheck();
+		await waitFor(async () => !(await row.getByRole('checkbox').isChecked()), 5000, 'the list to be off');
+		await checkA11y('dns blocking');
+		await shot('dns-blocking');
+
+		// query log: filtered by name and status
+		await tab('Query log').click();
+		await win.getByLabel('Name contains').fill('printer');
+		await win.getByRole('button', { name: 'Show', exact: true }).click();
+		await waitFor(async () => (await win.locator('table.log tbody tr').count()) > 0, 10000, 'printer.home in the query log');
+		const names = await win.locator('table.log tbody tr td:nth-child(3)').allTextContents();
+		assert.ok(names.every((n) => n.includes('printer')), names.join(', '));
+		await win.getByLabel('Name contains').fill('');
+		await win.getByLabel('Status').selectOption('blocked');
+		await win.getByRole('button', { name: 'Show', exact: true }).click();
+		await win.locator('table.log tbody tr', { hasText: 'track.ads.example' }).first().waitFor();
+		assert.equal(await win.locator('table.log tbody tr', { hasText: 'printer.home' }).count(), 0);
+		await checkA11y('dns query log');
+		await shot('dns-log');
+
+		// upstreams and cache
+		await tab('Upstreams').click();
+		await win.getByRole('button', { name: 'Empty the cache' }).click();
+		await win.getByRole('status').filter({ hasText: 'The cache is empty' }).waitFor();
+		await checkA11y('dns upstreams');
+
+		// overview: the queries above are counted
+		await tab('Overview').click();
+		await win.getByRole('img', { name: /Queries over time: [1-9]\d* queries/ }).waitFor();
+		await win.getByRole('region', { name: 'Top blocked' }).getByText('track.ads.example').waitFor();
+		await checkA11y('dns overview');
+		await shot('dns');
+		await closeApp('DNS');
+	});
+
 	test('a user who is not an administrator gets only the apps for users', async (t) => {
 		if (!server.has('/api/users', 'post')) return t.skip('the server has no /api/users yet');
 		const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -447,11 +630,17 @@ describe('PiNAS UI', () => {
 		const dock = p.getByRole('navigation', { name: 'Apps' });
 		await dock.waitFor();
 		const names = (await dock.getByRole('button').allTextContents()).map((x) => x.trim());
-		assert.deepEqual(names, ['System', 'Event Log']);
+		assert.deepEqual(names, ['DNS', 'System', 'Event Log']);
 		await dock.getByRole('button', { name: /^System/ }).click();
 		await p.locator('section.window[data-app="system"]').getByText('Services').waitFor();
 		assert.equal(await p.getByRole('button', { name: 'Reboot…' }).count(), 0);
 		assert.equal(await p.evaluate(async () => (await fetch('/api/users')).status), 403);
+		// DNS is there to look at, without the buttons that change it
+		await dock.getByRole('button', { name: /^DNS/ }).click();
+		const dns = p.locator('section.window[data-app="dns"]');
+		await dns.getByRole('tab', { name: 'Local records' }).click();
+		await dns.locator('tr[data-record="printer.home"]').waitFor();
+		assert.equal(await dns.getByRole('button', { name: 'Add record' }).count(), 0);
 		await c.close();
 	});
 

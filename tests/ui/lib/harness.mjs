@@ -26,6 +26,9 @@ export const CHROMIUM_ARGS = [
 	'--disable-dev-shm-usage'
 ];
 
+/** Addresses the switch record answers in the test configuration. */
+export const SWITCH = { nas: '192.168.77.10', companion: '192.168.77.11' };
+
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 function freePort() {
@@ -69,7 +72,11 @@ export async function startPinas(name = 'pinas') {
 	const smbPort = await freePort();
 	const dnsPort = await freePort();
 	// own ports for Samba and DNS, so the suite can run beside another pinas dev
-	await writeFile(join(state, 'config.toml'), `[smb]\nport = ${smbPort}\n\n[dns]\nlisten = "127.0.0.1:${dnsPort}"\n`);
+	// the switch record gets an address per target so that a flip changes the answer
+	await writeFile(
+		join(state, 'config.toml'),
+		`[smb]\nport = ${smbPort}\n\n[dns]\nlisten = "127.0.0.1:${dnsPort}"\n\n[dns.switch]\nnas_addresses = ["${SWITCH.nas}"]\ncompanion_addresses = ["${SWITCH.companion}"]\n`
+	);
 	const url = `http://127.0.0.1:${port}`;
 	const log = join(ARTIFACTS, `${name}.log`);
 	const out = createWriteStream(log);
@@ -101,6 +108,7 @@ export async function startPinas(name = 'pinas') {
 		url,
 		state,
 		smbPort,
+		dnsPort,
 		log,
 		proc,
 		openapi,
