@@ -3,7 +3,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { session } from '$lib/stores/session.svelte';
 import QueryChart from '$lib/components/QueryChart.svelte';
 import DnsApp from './DnsApp.svelte';
-import { blocklistUrlError, chartGeometry, forwardErrors, isIPv4, isIPv6, nameError, niceCeil, patternError, recordErrors } from './dns';
+import { blocklistUrlError, chartGeometry, fillBuckets, forwardErrors, isIPv4, isIPv6, nameError, niceCeil, patternError, recordErrors } from './dns';
 
 // jsdom has <dialog> without its modal methods
 beforeAll(() => {
@@ -87,6 +87,22 @@ describe('queries-over-time chart', () => {
 		expect(g.bars[1]).toMatchObject({ blockedH: 80, allowedH: 0 });
 		expect(g.bars[2]).toMatchObject({ blockedH: 0, allowedH: 0 });
 		expect(chartGeometry([], 300, 100).bars).toEqual([]);
+	});
+
+	it('fills the period with empty buckets where the server sent none', () => {
+		const step = 600_000;
+		const filled = fillBuckets([{ ts_ms: 2 * step, total: 3, blocked: 1 }, { ts_ms: 2 * step + 5, total: 2, blocked: 0 }], step + 42, 600, 4 * step + 1);
+		expect(filled).toEqual([
+			{ ts_ms: step, total: 0, blocked: 0 },
+			{ ts_ms: 2 * step, total: 5, blocked: 1 },
+			{ ts_ms: 3 * step, total: 0, blocked: 0 },
+			{ ts_ms: 4 * step, total: 0, blocked: 0 }
+		]);
+		// too many slots: the most recent ones are kept, older buckets dropped
+		const long = fillBuckets([{ ts_ms: 0, total: 9, blocked: 0 }, { ts_ms: 99 * 1000, total: 1, blocked: 1 }], 0, 1, 99_000, 10);
+		expect(long).toHaveLength(10);
+		expect(long[0].ts_ms).toBe(90_000);
+		expect(long.reduce((n, b) => n + b.total, 0)).toBe(1);
 	});
 
 	it('draws one rect per non-empty part and says what it shows', () => {

@@ -127,6 +127,29 @@ export function niceCeil(n: number): number {
 	return 10 * p;
 }
 
+/**
+ * The buckets of a whole period, oldest first: the server sends only the buckets
+ * that had queries, so the empty ones in between are added with zeros. Buckets
+ * that fall into the same slot are summed.
+ */
+export function fillBuckets(buckets: DnsBucket[], sinceMs: number, bucketSecs: number, nowMs: number, maxSlots = 1000): DnsBucket[] {
+	const step = Math.max(1, bucketSecs) * 1000;
+	let start = Math.floor(sinceMs / step) * step;
+	const end = Math.floor(nowMs / step) * step;
+	if (end < start) return buckets;
+	// a very long period with small buckets: keep the most recent slots
+	if ((end - start) / step + 1 > maxSlots) start = end - (maxSlots - 1) * step;
+	const n = (end - start) / step + 1;
+	const out: DnsBucket[] = Array.from({ length: n }, (_, i) => ({ ts_ms: start + i * step, total: 0, blocked: 0 }));
+	for (const b of buckets) {
+		const i = Math.floor((b.ts_ms - start) / step);
+		if (i < 0 || i >= n) continue;
+		out[i].total += b.total;
+		out[i].blocked += b.blocked;
+	}
+	return out;
+}
+
 /** Stacked bars (blocked at the bottom, allowed above) filling width × height. */
 export function chartGeometry(buckets: DnsBucket[], width: number, height: number, gap = 1): ChartGeometry {
 	const max = buckets.reduce((m, b) => Math.max(m, b.total), 0);

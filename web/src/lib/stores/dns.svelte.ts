@@ -96,19 +96,25 @@ export class QueryLogStore {
 		return q;
 	}
 
+	/** Number of the latest request: an older answer that arrives late is dropped. */
+	private seq = 0;
+
 	private async fetch(before?: number) {
+		const mine = ++this.seq;
 		this.loading = true;
 		try {
 			const got = await api.dns.querylog(this.query(before));
+			if (mine !== this.seq) return false;
 			this.more = got.length > this.pageSize;
 			this.rows = got.slice(0, this.pageSize);
 			this.error = null;
 			return true;
 		} catch (e) {
+			if (mine !== this.seq) return false;
 			this.error = fieldErrors(e).general ?? Object.values(fieldErrors(e).fields)[0] ?? 'Could not read the query log.';
 			return false;
 		} finally {
-			this.loading = false;
+			if (mine === this.seq) this.loading = false;
 		}
 	}
 

@@ -80,6 +80,21 @@ describe('QueryLogStore', () => {
 		expect(log.page).toBe(1);
 	});
 
+	it('drops an answer that arrives after a newer request', async () => {
+		const pending: ((r: Response) => void)[] = [];
+		vi.stubGlobal('fetch', (url: string) => new Promise<Response>((res) => pending.push((r) => res(r)) && void url));
+		const log = new QueryLogStore(10);
+		const first = log.first();
+		log.filters.name = 'printer';
+		const second = log.first();
+		pending[1](json(200, rows(5, 1)));
+		await second;
+		pending[0](json(200, rows(50, 11)));
+		await first;
+		expect(log.rows?.map((r) => r.id)).toEqual([5]);
+		expect([log.more, log.loading]).toEqual([false, false]);
+	});
+
 	it('keeps the page when a request fails and says why', async () => {
 		vi.stubGlobal('fetch', async () => json(422, { error: { code: 'invalid_query', message: 'client is not an IP address', field: 'client' } }));
 		const log = new QueryLogStore(10);
