@@ -143,6 +143,24 @@ describe('DNS app', () => {
 		expect(JSON.parse(String(post[1]!.body))).toEqual({ name: 'nas.home', type: 'A', value: '192.168.1.30', ttl_secs: null, comment: '' });
 	});
 
+	it('queries the log when asked, not on every key typed in a filter', async () => {
+		session.user = { name: 'admin', role: 'admin' };
+		const urls: string[] = [];
+		vi.stubGlobal('fetch', async (url: string) => {
+			urls.push(url);
+			return url.startsWith('/api/dns/querylog') ? json(200, []) : json(500, {});
+		});
+		render(DnsApp);
+		await fireEvent.click(screen.getByRole('tab', { name: 'Query log' }));
+		await screen.findByText('No queries match.');
+		await fireEvent.input(screen.getByLabelText('Name contains'), { target: { value: 'pri' } });
+		await fireEvent.input(screen.getByLabelText('Name contains'), { target: { value: 'printer' } });
+		await new Promise((r) => setTimeout(r, 20));
+		expect(urls.filter((u) => u.startsWith('/api/dns/querylog'))).toEqual(['/api/dns/querylog?limit=51']);
+		await fireEvent.click(screen.getByRole('button', { name: 'Show' }));
+		await vi.waitFor(() => expect(urls[urls.length - 1]).toBe('/api/dns/querylog?limit=51&name=printer'));
+	});
+
 	it('hides changes from users who are not administrators', async () => {
 		session.user = { name: 'alice', role: 'user' };
 		vi.stubGlobal('fetch', async (url: string) => (url.startsWith('/api/dns/stats') ? json(500, {}) : json(200, [])));
