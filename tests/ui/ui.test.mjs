@@ -658,6 +658,15 @@ describe('PiNAS UI', () => {
 		await checkA11y('dns overview');
 		await shot('dns');
 		await closeApp('DNS');
+
+		// the top-bar search opens the app on the tab asked for
+		await page.keyboard.press('Control+k');
+		await page.keyboard.type('query log');
+		await page.getByRole('option', { name: /Query log/ }).waitFor();
+		await page.keyboard.press('Enter');
+		const again = page.locator('section.window[data-app="dns"]');
+		await waitFor(async () => (await again.getByRole('tab', { name: 'Query log' }).getAttribute('aria-selected')) === 'true', 5000, 'the query log tab');
+		await closeApp('DNS');
 	});
 
 	test('a user who is not an administrator gets only the apps for users', async (t) => {
