@@ -231,20 +231,128 @@ fn already_done() -> Error {
     )
 }
 
-/// On the device, applies host name and time zone through systemd (hostnamed, timedated).
+/// On the device, applies host name and time zone. The root filesystem is read-only:
+/// `/etc/hostname` is a bind mount of a file on `/storage` (so it is rewritten in place,
+/// not replaced), and `/etc/localtime` is a link to a link on `/storage` (so that link is
+/// replaced). hostnamectl and timedatectl would try to replace the files under `/etc`
+/// and fail; they are only the fallback for a system laid out otherwise.
 async fn apply_host_settings(hostname: &str, timezone: &str) {
-    for args in [
-        vec!["hostnamectl", "set-hostname", hostname],
-        vec!["timedatectl", "set-timezone", timezone],
-    ] {
-        match tokio::process::Command::new(args[0])
-            .args(&args[1..])
-            .status()
-            .await
-        {
-            Ok(s) if s.success() => {}
-            Ok(s) => tracing::warn!(cmd = args[0], status = %s, "cannot apply setting"),
-            Err(e) => tracing::warn!(cmd = args[0], error = %e, "cannot apply setting"),
+    let (h, tz) = (hostname.to_string(), timezone.to_string());
+    let res = tokio::task::spawn_blocking(move || (set_hostname(&h), set_timezone(&tz))).await;
+    let Ok((h, tz)) = res else { return };
+    if let Err(e) = h {
+        tracing::warn!(error = %e, "cannot apply the host name; trying hostnamectl");
+        run_fallback(&["hostnamectl", "set-hostname", hostname]).await;
+    }
+    if let Err(e) = tz {
+        tracing::warn!(error = %e, "cannot apply the time zone; trying timedatectl");
+        run_fallback(&["timedatectl", "set-timezone", timezone]).await;
+    }
+}
+
+fn set_hostname(name: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open("/etc/hostname")?;
+    f.write_all(format!("{name}\n").as_bytes())?;
+    f.sync_all()?;
+    nix::unistd::sethostname(name).map_err(std::io::Error::from)
+}
+
+fn set_timezone(tz: &str) -> std::io::Result<()> {
+    set_timezone_at(
+        std::path::Path::new("/etc/localtime"),
+        std::path::Path::new("/usr/share/zoneinfo"),
+        std::path::Path::new("/storage"),
+        tz,
+    )
+}
+
+/// Replaces the link that `localtime` points to (which must lie under `storage`) with a
+/// link to `<zoneinfo>/<tz>`, atomically.
+fn set_timezone_at(
+    localtime: &std::path::Path,
+    zoneinfo: &std::path::Path,
+    storage: &std::path::Path,
+    tz: &str,
+) -> std::io::Result<()> {
+    let zone = zoneinfo.join(tz);
+    if !zone.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no zone file {}", zone.display()),
+        ));
+    }
+    let link = std::fs::read_link(localtime)?;
+    if !link.starts_with(storage) {
+        return Err(std::io::Error::other(format!(
+            "{} points to {}, not into {}",
+            localtime.display(),
+            link.display(),
+            storage.display()
+        )));
+    }
+    let tmp = link.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&zone, &tmp)?;
+    std::fs::rename(&tmp, &link)
+}
+
+async fn run_fallback(args: &[&str]) {
+    match tokio::process::Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .await
+    {
+        Ok(s) if s.success() => {}
+        Ok(s) => tracing::warn!(cmd = args[0], status = %s, "cannot apply setting"),
+        Err(e) => tracing::warn!(cmd = args[0], error = %e, "cannot apply setting"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn timezone_replaces_the_link_on_storage() {
+        let d = tempfile::tempdir().unwrap();
+        let (zi, storage, etc) = (
+            d.path().join("zi"),
+            d.path().join("storage"),
+            d.path().join("etc"),
+        );
+        for dir in [&zi.join("Europe"), &zi.join("Etc"), &storage, &etc] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(zi.join("Europe/Paris"), "paris").unwrap();
+        std::fs::write(zi.join("Etc/UTC"), "utc").unwrap();
+        symlink(zi.join("Etc/UTC"), storage.join("localtime")).unwrap();
+        symlink(storage.join("localtime"), etc.join("localtime")).unwrap();
+
+        set_timezone_at(&etc.join("localtime"), &zi, &storage, "Europe/Paris").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(etc.join("localtime")).unwrap(),
+            "paris"
+        );
+        assert!(set_timezone_at(&etc.join("localtime"), &zi, &storage, "Mars/Base").is_err());
+        assert_eq!(
+            std::fs::read_to_string(etc.join("localtime")).unwrap(),
+            "paris"
+        );
+        // A link that does not lead to /storage is left alone.
+        assert!(set_timezone_at(&etc.join("localtime"), &zi, &zi, "Etc/UTC").is_err());
+    }
+
+    #[test]
+    fn hostnames() {
+        check_hostname("pinas").unwrap();
+        check_hostname("nas-2").unwrap();
+        for bad in ["", "-a", "a-", "a.b", "a b", &"x".repeat(64)] {
+            assert!(check_hostname(bad).is_err(), "{bad:?}");
         }
     }
 }
