@@ -46,6 +46,16 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
+    // Roles start together at boot: set up and migrate one process at a time, or both
+    // would see the old schema version and the second would fail with "table already
+    // exists" (or meet the first one's switch to WAL mode, which SQLite reports as busy
+    // without waiting). Without the lock (read-only folder, odd filesystem) go ahead.
+    let _lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("migrate.lock"))
+        .and_then(|f| f.lock().map(|()| f));
     let mut conn = Connection::open(path).map_err(|source| DbError::Open {
         path: p.clone(),
         source,
@@ -54,15 +64,6 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
         path: p.clone(),
         source,
     })?;
-    // Roles start together at boot: migrate one process at a time, or both would see the
-    // old schema version and the second would fail with "table already exists". Without
-    // the lock (read-only folder, odd filesystem) migrate as before.
-    let _lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path.with_extension("migrate.lock"))
-        .and_then(|f| f.lock().map(|()| f));
     migrations()
         .to_latest(&mut conn)
         .map_err(|source| DbError::Migrate { path: p, source })?;
