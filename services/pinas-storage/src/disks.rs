@@ -3,8 +3,11 @@
 //! A disk is a block device of devtype `disk`; its partitions are the `partition` devices
 //! whose parent it is. Filesystem type, label and UUID come from udev's blkid probe
 //! (`ID_FS_*` properties), so a device udev has not processed yet shows no filesystem
-//! until `udevadm trigger`/`settle` (or hotplug) has run. RAM disks, zram and empty loop
-//! devices are skipped; loop devices with a backing file are listed (tests use them).
+//! until `udevadm trigger`/`settle` (or hotplug) has run. When no udev daemon answers on
+//! its control socket (containers, a crashed udevd), the udev database is stale or
+//! empty, and each device is probed directly with `blkid -p` instead. RAM disks, zram
+//! and empty loop devices are skipped; loop devices with a backing file are listed
+//! (tests use them).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -132,11 +135,130 @@ fn mounts_of<'a>(dev: &Device, mounts: &'a [MountEntry]) -> Vec<&'a MountEntry> 
         .collect()
 }
 
-fn filesystem(dev: &Device, mounts: &[MountEntry], disks_dir: &Path) -> Option<Filesystem> {
-    let fs_type = os(dev.property_value("ID_FS_TYPE"))?;
-    if os(dev.property_value("ID_FS_USAGE")).as_deref() != Some("filesystem") {
+/// Filesystem signature of one device: blkid's `TYPE`, `LABEL`, `UUID` of a device whose
+/// `USAGE` is `filesystem` (swap, RAID members and partition tables are not).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signature {
+    pub fs_type: String,
+    pub label: String,
+    pub uuid: String,
+}
+
+/// Where filesystem signatures come from: udev's database while its daemon runs,
+/// otherwise a direct `blkid -p` probe of each device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Udev,
+    Blkid,
+}
+
+impl Source {
+    /// [`Source::Udev`] when `systemd-udevd` accepts a connection on
+    /// `/run/udev/control` (the check `udevadm control --ping` makes).
+    pub fn detect() -> Source {
+        if udev_alive() {
+            Source::Udev
+        } else {
+            Source::Blkid
+        }
+    }
+}
+
+/// True when a udev daemon listens on its control socket. A socket file left by a
+/// daemon that died refuses the connection.
+pub fn udev_alive() -> bool {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let Ok(addr) = UnixAddr::new("/run/udev/control") else {
+        return false;
+    };
+    let Ok(fd) = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).is_ok()
+}
+
+/// The filesystem signature of `dev`, from `source`.
+pub fn signature(dev: &Device, source: Source) -> Option<Signature> {
+    match source {
+        Source::Udev => {
+            if os(dev.property_value("ID_FS_USAGE")).as_deref() != Some("filesystem") {
+                return None;
+            }
+            Some(Signature {
+                fs_type: os(dev.property_value("ID_FS_TYPE"))?,
+                label: os(dev.property_value("ID_FS_LABEL")).unwrap_or_default(),
+                uuid: os(dev.property_value("ID_FS_UUID")).unwrap_or_default(),
+            })
+        }
+        Source::Blkid => probe_blkid(Path::new(&devnode(dev))),
+    }
+}
+
+/// Probes `node` with `blkid -p -o export` (low-level superblock probe, no cache).
+/// None when it carries no filesystem, cannot be read, or blkid is missing.
+pub fn probe_blkid(node: &Path) -> Option<Signature> {
+    let out = std::process::Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(node)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    // blkid exits 2 when it finds nothing.
+    if !out.status.success() {
         return None;
     }
+    parse_blkid_export(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Parses `blkid -o export` output (`KEY=value` lines, values with shell escapes).
+fn parse_blkid_export(text: &str) -> Option<Signature> {
+    let mut sig = Signature::default();
+    let mut usage = None;
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let v = unescape_export(v);
+        match k {
+            "TYPE" => sig.fs_type = v,
+            "LABEL" => sig.label = v,
+            "UUID" => sig.uuid = v,
+            "USAGE" => usage = Some(v),
+            _ => {}
+        }
+    }
+    (usage.as_deref() == Some("filesystem") && !sig.fs_type.is_empty()).then_some(sig)
+}
+
+/// blkid's export format escapes shell-special characters with a backslash.
+fn unescape_export(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn filesystem(
+    dev: &Device,
+    source: Source,
+    mounts: &[MountEntry],
+    disks_dir: &Path,
+) -> Option<Filesystem> {
+    let sig = signature(dev, source)?;
     let mut mine = mounts_of(dev, mounts);
     mine.sort_by_key(|m| {
         (
@@ -150,9 +272,9 @@ fn filesystem(dev: &Device, mounts: &[MountEntry], disks_dir: &Path) -> Option<F
         _ => (None, None),
     };
     Some(Filesystem {
-        fs_type,
-        label: os(dev.property_value("ID_FS_LABEL")).unwrap_or_default(),
-        uuid: os(dev.property_value("ID_FS_UUID")).unwrap_or_default(),
+        fs_type: sig.fs_type,
+        label: sig.label,
+        uuid: sig.uuid,
         mount_point: mount_point.map(|p| p.display().to_string()),
         used_bytes,
         free_bytes,
@@ -245,6 +367,7 @@ pub fn list_disks(disks_dir: &Path) -> Result<Vec<Disk>, StorageError> {
     let mounts = mountinfo::read().unwrap_or_default();
     let swaps = swaps();
     let devices = scan_block()?;
+    let source = Source::detect();
     let is = |d: &Device, t: &str| d.devtype() == Some(OsStr::new(t));
     let mut disks = Vec::new();
     for d in devices.iter().filter(|d| is(d, "disk") && !skipped(d)) {
@@ -266,7 +389,7 @@ pub fn list_disks(disks_dir: &Path) -> Result<Vec<Disk>, StorageError> {
                 name: p.sysname().to_string_lossy().into_owned(),
                 path: devnode(p),
                 size_bytes: size_bytes(p),
-                filesystem: filesystem(p, &mounts, disks_dir),
+                filesystem: filesystem(p, source, &mounts, disks_dir),
             })
             .collect();
         partitions.sort_by_key(|p| natural_key(&p.name));
@@ -279,7 +402,7 @@ pub fn list_disks(disks_dir: &Path) -> Result<Vec<Disk>, StorageError> {
             rotational: sysfs_text(d, "queue/rotational").as_deref() == Some("1"),
             removable: sysfs_text(d, "removable").as_deref() == Some("1"),
             system,
-            filesystem: filesystem(d, &mounts, disks_dir),
+            filesystem: filesystem(d, source, &mounts, disks_dir),
             partitions,
             mounted: !all_mounts.is_empty(),
             held: all.iter().any(|x| has_holders(x)),
@@ -322,18 +445,21 @@ pub struct FoundFs {
 /// # Errors
 /// [`StorageError::Failed`] when the udev database cannot be read.
 pub fn find_by_uuid(uuid: &str) -> Result<Option<FoundFs>, StorageError> {
+    let source = Source::detect();
     for d in scan_block()? {
-        let Some(u) = os(d.property_value("ID_FS_UUID")) else {
+        // Empty loop devices and drives without media have size 0: nothing to probe.
+        if size_bytes(&d) == 0 {
+            continue;
+        }
+        let Some(sig) = signature(&d, source) else {
             continue;
         };
-        if u.eq_ignore_ascii_case(uuid)
-            && os(d.property_value("ID_FS_USAGE")).as_deref() == Some("filesystem")
-        {
+        if sig.uuid.eq_ignore_ascii_case(uuid) {
             return Ok(Some(FoundFs {
                 device: PathBuf::from(devnode(&d)),
-                fs_type: os(d.property_value("ID_FS_TYPE")).unwrap_or_default(),
-                label: os(d.property_value("ID_FS_LABEL")).unwrap_or_default(),
-                uuid: u,
+                fs_type: sig.fs_type,
+                label: sig.label,
+                uuid: sig.uuid,
             }));
         }
     }
@@ -343,6 +469,27 @@ pub fn find_by_uuid(uuid: &str) -> Result<Option<FoundFs>, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blkid_export_lines() {
+        let sig = parse_blkid_export(
+            "DEVNAME=/dev/loop3\nLABEL=my\\ disk\nUUID=0b5f-11\nBLOCK_SIZE=4096\nTYPE=ext4\nUSAGE=filesystem\n",
+        )
+        .unwrap();
+        assert_eq!(
+            sig,
+            Signature {
+                fs_type: "ext4".into(),
+                label: "my disk".into(),
+                uuid: "0b5f-11".into()
+            }
+        );
+        assert_eq!(
+            parse_blkid_export("DEVNAME=/dev/sda2\nUUID=x\nTYPE=swap\nUSAGE=other\n"),
+            None
+        );
+        assert_eq!(parse_blkid_export(""), None);
+    }
 
     #[test]
     fn natural_order() {

@@ -187,29 +187,14 @@ async fn run_format(ctx: Arc<Context>, task_id: String, req: FormatRequest, whol
     };
     progress(0, false, None);
     tracing::info!(device = %req.device, fs_type = %req.fs_type, "formatting");
+    let (mkfs, mkfs_args) = mkfs_command(&req.fs_type, &req.device, &req.label, whole_disk);
     let steps: Vec<(String, Vec<String>, u8)> = vec![
         ("wipefs".into(), vec!["-a".into(), req.device.clone()], 10),
-        {
-            let (p, a) = mkfs_command(&req.fs_type, &req.device, &req.label, whole_disk);
-            (p, a, 80)
-        },
-        (
-            "udevadm".into(),
-            vec![
-                "trigger".into(),
-                "--action=change".into(),
-                "--settle".into(),
-                req.device.clone(),
-            ],
-            95,
-        ),
+        (mkfs, mkfs_args, 80),
     ];
     for (prog, args, percent) in steps {
         match Command::new(&prog).args(&args).output().await {
             Ok(out) if out.status.success() => progress(percent, false, None),
-            Ok(out) if prog == "udevadm" => {
-                tracing::warn!(stderr = %String::from_utf8_lossy(&out.stderr), "udevadm trigger failed");
-            }
             Ok(out) => {
                 let msg = format!(
                     "{prog} failed: {}",
@@ -218,10 +203,25 @@ async fn run_format(ctx: Arc<Context>, task_id: String, req: FormatRequest, whol
                 tracing::warn!(device = %req.device, "{msg}");
                 return progress(100, true, Some(msg));
             }
-            Err(e) if prog == "udevadm" => tracing::warn!(error = %e, "cannot run udevadm"),
             Err(e) => {
                 return progress(100, true, Some(format!("cannot run {prog}: {e}")));
             }
+        }
+    }
+    // Have udev read the new signature, so listings show it at once. Without a udev
+    // daemon `--settle` would wait forever, and listings probe with blkid anyway.
+    if crate::disks::udev_alive() {
+        let trigger = Command::new("udevadm")
+            .args(["trigger", "--action=change", "--settle", &req.device])
+            .kill_on_drop(true)
+            .output();
+        match tokio::time::timeout(std::time::Duration::from_secs(30), trigger).await {
+            Ok(Ok(out)) if out.status.success() => progress(95, false, None),
+            Ok(Ok(out)) => {
+                tracing::warn!(stderr = %String::from_utf8_lossy(&out.stderr), "udevadm trigger failed")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot run udevadm"),
+            Err(_) => tracing::warn!("udevadm trigger did not settle in 30 s"),
         }
     }
     tracing::info!(device = %req.device, "formatted");

@@ -1,7 +1,8 @@
 //! Storage against a real block device: a 64 MiB loop disk with a real filesystem,
 //! seen through udev, mounted, refused, unmounted, re-applied and formatted. Needs root
 //! (loop devices, mount(2)) and skips otherwise; starts `systemd-udevd --daemon` when
-//! no udev daemon runs.
+//! no udev daemon answers. The blkid probe and the rescanning monitor, the paths taken
+//! without udev, are checked against the same disks.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,7 +36,7 @@ fn ready() -> bool {
         eprintln!("skipped: needs root for loop devices and mount");
         return false;
     }
-    if !Path::new("/run/udev/control").exists() {
+    if !disks::udev_alive() {
         let _ = Command::new("/lib/systemd/systemd-udevd")
             .arg("--daemon")
             .status();
@@ -129,6 +130,12 @@ fn loop_disk_lifecycle() {
         ("ext4", label.as_str())
     );
     assert!(fs.mount_point.is_none());
+    // Without udev, the direct probe finds the same signature.
+    let probed = disks::probe_blkid(Path::new(&disk.dev)).expect("blkid probes the disk");
+    assert_eq!(
+        (probed.fs_type, probed.label, probed.uuid),
+        (fs.fs_type.clone(), fs.label.clone(), fs.uuid.clone())
+    );
 
     // Mount: under <disks>/<label>, with space figures; twice is the same mount.
     let m = mount::mount_uuid(&ctx, &fs.uuid).unwrap();
@@ -450,17 +457,32 @@ async fn wait_event(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hotplug_events_and_remount() {
+    hotplug(false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hotplug_by_rescanning() {
+    hotplug(true).await
+}
+
+async fn hotplug(polling: bool) {
     if !ready() {
         return;
     }
     let state = tempfile::tempdir().unwrap();
     let ctx = context(state.path());
     let mut rx = ctx.events.subscribe();
-    assert!(
-        pinas_storage::monitor::spawn(ctx.clone()),
-        "udev monitor starts"
+    let spawn = if polling {
+        pinas_storage::monitor::spawn_polling
+    } else {
+        pinas_storage::monitor::spawn
+    };
+    assert!(spawn(ctx.clone()), "disk monitor starts");
+    let label = format!(
+        "{}{}",
+        if polling { "p" } else { "h" },
+        std::process::id() % 100000
     );
-    let label = format!("h{}", std::process::id() % 100000);
     let disk = LoopDisk::new(&["mkfs.ext4", "-q", "-L", &label]);
     let name = disk.name().to_string();
     let added = wait_event(&mut rx, "storage.disk.added", |d| {

@@ -144,8 +144,9 @@ export { waitFor };
  */
 export async function attachLoopDisk(sizeMb = 96) {
 	if (!isRoot) throw new Error('loop disks need root');
-	if (!existsSync('/run/udev/control')) {
-		// hotplug events come from udev; containers often run without it
+	if (spawnSync('udevadm', ['control', '--ping', '--timeout=2']).status !== 0) {
+		// hotplug events come from udev; containers often run without it, or keep the
+		// control socket of a daemon that died
 		spawnSync('/lib/systemd/systemd-udevd', ['--daemon']);
 		await new Promise((r) => setTimeout(r, 500));
 	}
