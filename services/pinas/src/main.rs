@@ -54,8 +54,13 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(&config);
+    // One worker per core PiNAS may run on, at most two: more workers than cores only
+    // time-slice against each other, and a request queued on a descheduled worker waits
+    // a whole slice (milliseconds). available_parallelism honours CPU affinity and
+    // cgroup quotas.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .expect("tokio runtime");
