@@ -29,6 +29,9 @@ build_pinas() {
             AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
             PKG_CONFIG_ALLOW_CROSS=1 PKG_CONFIG_PATH=/usr/lib/aarch64-linux-gnu/pkgconfig \
             CARGO_PROFILE_RELEASE_STRIP=symbols
+        # Panic messages name source files: name them relative to fixed roots, so the
+        # binary carries no path of the build machine and two builds can match.
+        export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="--remap-path-prefix=$SRC=/pinas --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
         # A changing SOURCE_DATE_EPOCH would make C build scripts (ring, SQLite) rerun.
         unset SOURCE_DATE_EPOCH
         run /usr/bin/cargo build --release --target aarch64-unknown-linux-gnu -p pinas

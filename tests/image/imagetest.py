@@ -118,6 +118,10 @@ def structure(board, img, version, res):
                       r.stdout + r.stderr)
             r = sh(["chroot", mnt, "/usr/bin/pinas", "console", "--help"], timeout=120)
             res.check("pinas console is built in", r.returncode == 0, r.stdout + r.stderr)
+            with open(f"{mnt}/usr/bin/pinas", "rb") as f:
+                binary = f.read()
+            res.check("pinas names no path of the build machine", ROOT.encode() not in binary
+                      and os.path.expanduser("~/.cargo").encode() not in binary)
             units = [u for u in ("pinas-web.service",) if not os.path.lexists(
                 f"{mnt}/etc/systemd/system/multi-user.target.wants/{u}")]
             res.check("pinas-web.service enabled", not units, units)
