@@ -17,6 +17,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0001_core.sql")),
         M::up(include_str!("../migrations/0002_nas.sql")),
         M::up(include_str!("../migrations/0003_dns.sql")),
+        M::up(include_str!("../migrations/0004_dns_control.sql")),
     ])
 }
 
