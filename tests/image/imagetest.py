@@ -320,7 +320,7 @@ def boot_virt(image, version, res, logdir, ports):
         res.check("setup not done on a fresh image", st == 200 and json.loads(body).get("done") is False, body)
         st, _, body = http(f"{base}/api/setup", {
             "admin": {"username": "admin", "password": "image-test-pass-1"},
-            "hostname": "pinas", "timezone": "UTC", "roles": ["nas"]})
+            "hostname": "nas-lab", "timezone": "Europe/Paris", "roles": ["nas"]})
         res.check("setup through the API", st == 200, f"{st} {body[:300]}")
         st, _, body = http(f"{base}/api/auth/login", {"username": "admin", "password": "image-test-pass-1"})
         res.check("admin logs in after setup", st == 200, f"{st} {body[:300]}")
@@ -355,8 +355,12 @@ def boot_virt(image, version, res, logdir, ports):
                         "systemctl is-active smbd nmbd wsdd2")
         res.check("networkd, timesyncd, avahi, ssh active; smbd, nmbd, wsdd2 off until shares are on",
                   out.split() == ["active"] * 4 + ["inactive"] * 3, out)
-        st, out = q.run("getent hosts pinas.local; hostname")
-        res.check("host name is pinas", out.split()[-1:] == ["pinas"], out)
+        st, out = q.run("hostname; cat /etc/hostname; getent hosts nas-lab.local | awk '{print $2}'")
+        res.check("setup's host name is applied (kernel, /etc/hostname, mDNS)",
+                  out.split() == ["nas-lab", "nas-lab", "nas-lab.local"], out)
+        st, out = q.run("readlink -f /etc/localtime; date +%Z")
+        res.check("setup's time zone is applied", out.split()[:1] == ["/usr/share/zoneinfo/Europe/Paris"]
+                  and out.split()[-1:] in (["CET"], ["CEST"]), out)
         st, out = q.run("mount -o ro /dev/disk/pinas/boot /mnt && tr -d '\\000' < /mnt/pinas-boot.env; umount /mnt")
         res.check("slot marked good (boot counter back to 3)", "BOOT_A_LEFT=3" in out, out)
         st, out = q.run("ls /storage/.pinas/tls/ /storage/.system/ssh/ | tr '\\n' ' '")
@@ -376,6 +380,9 @@ def boot_virt(image, version, res, logdir, ports):
         if console_login(q, res, version, " (after reboot)"):
             st, out = q.run("cat /storage/image-test")
             res.check("/storage survives a reboot", st == 0 and out.strip() == kept, f"{out!r} vs {kept!r}")
+            st, out = q.run("hostname; date +%Z")
+            res.check("host name and time zone kept after reboot",
+                      out.split()[:1] == ["nas-lab"] and out.split()[-1:] in (["CET"], ["CEST"]), out)
             q.send("systemctl poweroff\n")
         q.stop(120)
     finally:

@@ -244,6 +244,9 @@ async fn apply_host_settings(hostname: &str, timezone: &str) {
         tracing::warn!(error = %e, "cannot apply the host name; trying hostnamectl");
         run_fallback(&["hostnamectl", "set-hostname", hostname]).await;
     }
+    // Avahi announces the name it read at start: restart it so `<hostname>.local`
+    // answers now, not after the next boot.
+    run_fallback(&["systemctl", "try-restart", "avahi-daemon.service"]).await;
     if let Err(e) = tz {
         tracing::warn!(error = %e, "cannot apply the time zone; trying timedatectl");
         run_fallback(&["timedatectl", "set-timezone", timezone]).await;
