@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -17,10 +17,14 @@ use pinas_core::Error;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::blocking::BlockingState;
 use crate::blocklists::{self, Blocklist, LoadReport};
+use crate::config::BlockingMode;
 use crate::lists;
+use crate::pihole;
 use crate::querylog::{self, LogFilter, LogRow, Stats};
-use crate::state::{DnsState, SwitchState, Target};
+use crate::settings::DnsSettings;
+use crate::state::{DnsState, SettingsState, SwitchState, Target};
 use crate::upstream::{UpstreamAddr, UpstreamStatus};
 use crate::zone::{self, LocalType};
 
@@ -56,6 +60,12 @@ pub fn router(st: Arc<DnsState>) -> Router {
         .route("/cache/flush", post(post_cache_flush))
         .route("/metrics", get(get_metrics))
         .route("/pihole/api.php", get(get_pihole))
+        .route(
+            "/pihole/token",
+            get(get_pihole_token).post(post_pihole_token),
+        )
+        .route("/blocking", get(get_blocking).post(post_blocking))
+        .route("/settings", get(get_settings).put(put_settings))
         .with_state(st)
 }
 
@@ -641,10 +651,10 @@ pub async fn get_stats(
     State(st): State<Arc<DnsState>>,
     Query(p): Query<StatsParams>,
 ) -> ApiResult<Json<Stats>> {
-    let hours = p
-        .hours
-        .unwrap_or(24)
-        .clamp(1, 24 * st.cfg.query_log_retention_days.max(1)) as i64;
+    let hours = p.hours.unwrap_or(24).clamp(
+        1,
+        24 * (st.settings.load().settings.query_log_retention_days as u32).max(1),
+    ) as i64;
     let top = p.top.unwrap_or(10).clamp(1, 100);
     // About 144 points whatever the window, at least 10 minutes each.
     let bucket = (hours * 3600 / 144).max(600);
@@ -689,6 +699,7 @@ pub async fn get_metrics(State(st): State<Arc<DnsState>>) -> Response {
         .iter()
         .filter(|u| u.is_healthy())
         .count();
+    let blocking = st.blocking.load();
     let body = st.metrics.render(&[
         (
             "pinas_dns_blocked_domains",
@@ -704,6 +715,16 @@ pub async fn get_metrics(State(st): State<Arc<DnsState>>) -> Response {
             "pinas_dns_upstreams_healthy",
             "Upstreams answering.",
             healthy as f64,
+        ),
+        (
+            "pinas_dns_blocking_enabled",
+            "1 while blocklists and the denylist apply, 0 while blocking is off.",
+            if blocking.enabled { 1.0 } else { 0.0 },
+        ),
+        (
+            "pinas_dns_blocking_disabled_until_seconds",
+            "Unix time when blocking turns back on by itself; 0 when no timer runs.",
+            blocking.until.unwrap_or(0) as f64,
         ),
     ]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
@@ -733,7 +754,9 @@ pub struct PiholeSummary {
     pub gravity_last_updated: serde_json::Value,
 }
 
-/// Pi-hole API query string: `summaryRaw`, `summary` (formatted numbers) or `status`.
+/// Pi-hole v5 API query string. Read-only without a token: `summaryRaw`, `summary`
+/// (formatted numbers), `status`, `versions`. With `auth=<token>`: `enable`, and
+/// `disable` or `disable=<seconds>` (0 or no number: until enabled again; at most 86400).
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PiholeParams {
     #[serde(rename = "summaryRaw")]
@@ -741,6 +764,12 @@ pub struct PiholeParams {
     pub summary: Option<String>,
     pub status: Option<String>,
     pub versions: Option<String>,
+    /// Turns blocking on (needs `auth`).
+    pub enable: Option<String>,
+    /// Turns blocking off, for that many seconds when a number is given (needs `auth`).
+    pub disable: Option<String>,
+    /// The Pi-hole API token (`GET /api/dns/pihole/token`).
+    pub auth: Option<String>,
 }
 
 fn pihole_number(n: f64, raw: bool, percent: bool) -> serde_json::Value {
@@ -766,26 +795,8 @@ fn pihole_number(n: f64, raw: bool, percent: bool) -> serde_json::Value {
     }
 }
 
-/// Pi-hole v5 compatible summary (`/admin/api.php?summaryRaw`), over the last 24 hours.
-#[utoipa::path(get, path = "/api/dns/pihole/api.php", tag = "dns", params(PiholeParams),
-    responses((status = 200, body = PiholeSummary)))]
-pub async fn get_pihole(
-    State(st): State<Arc<DnsState>>,
-    Query(p): Query<PiholeParams>,
-) -> ApiResult<Response> {
-    if p.versions.is_some() {
-        return Ok(Json(serde_json::json!({
-            "core_update": false, "web_update": false, "FTL_update": false,
-            "core_current": concat!("pinas-", env!("CARGO_PKG_VERSION")),
-            "web_current": concat!("pinas-", env!("CARGO_PKG_VERSION")),
-            "FTL_current": concat!("pinas-", env!("CARGO_PKG_VERSION")),
-        }))
-        .into_response());
-    }
-    if p.status.is_some() && p.summary.is_none() && p.summary_raw.is_none() {
-        return Ok(Json(serde_json::json!({ "status": "enabled" })).into_response());
-    }
-    let raw = p.summary.is_none();
+/// The Pi-hole v5 summary over the last 24 hours; `raw` numbers or formatted strings.
+async fn pihole_summary(st: &Arc<DnsState>, raw: bool) -> ApiResult<PiholeSummary> {
     let st2 = st.clone();
     let (s, ever, nodata, nx) = blocking(move || {
         let s = querylog::stats(&st2.db, now_ms() - 86_400_000, 1, 3600)?;
@@ -835,10 +846,245 @@ pub async fn get_pihole(
         reply_CNAME: n(0),
         reply_IP: n(s.total - nx),
         privacy_level: 0,
-        status: "enabled".into(),
+        status: pihole_status(st).into(),
         gravity_last_updated: gravity,
     };
-    Ok(Json(body).into_response())
+    Ok(body)
+}
+
+fn pihole_status(st: &DnsState) -> &'static str {
+    if st.blocking_on() {
+        "enabled"
+    } else {
+        "disabled"
+    }
+}
+
+/// Pi-hole v5 compatible API (`/admin/api.php`), as Pi-hole v5's `api.php` answers:
+/// `?summaryRaw` / `?summary` (also with no query at all) give the summary over the
+/// last 24 hours with `status`; `?status` gives `{"status":"enabled"}` or
+/// `{"status":"disabled"}`; `?enable&auth=TOKEN` and `?disable[=SECONDS]&auth=TOKEN`
+/// change the blocking switch and answer with the new `status`. Without a valid token
+/// `enable` and `disable` are ignored, and a request that asked for nothing else gets
+/// `[]`, as Pi-hole v5 answers. Always 200.
+#[utoipa::path(get, path = "/api/dns/pihole/api.php", tag = "dns", params(PiholeParams),
+    responses((status = 200, body = PiholeSummary)))]
+pub async fn get_pihole(
+    State(st): State<Arc<DnsState>>,
+    Query(p): Query<PiholeParams>,
+) -> ApiResult<Response> {
+    let authed = p
+        .auth
+        .as_deref()
+        .is_some_and(|t| pihole::tokens_match(t, &st.pihole_token.load()));
+    let mut data = serde_json::Map::new();
+    if p.enable.is_some() && authed {
+        let st2 = st.clone();
+        blocking(move || {
+            st2.set_blocking(true, None, pihole::BY_PIHOLE_API, "Pi-hole API: enable")
+        })
+        .await?;
+        data.insert("status".into(), "enabled".into());
+    } else if let Some(d) = p.disable.as_deref().filter(|_| authed) {
+        let off_for = pihole::disable_secs(d)
+            .map(|s| std::time::Duration::from_secs(s.min(crate::blocking::MAX_DISABLE_SECS)));
+        let st2 = st.clone();
+        blocking(move || {
+            st2.set_blocking(
+                false,
+                off_for,
+                pihole::BY_PIHOLE_API,
+                "Pi-hole API: disable",
+            )
+        })
+        .await?;
+        data.insert("status".into(), "disabled".into());
+    } else if p.versions.is_some() {
+        let v = concat!("pinas-", env!("CARGO_PKG_VERSION"));
+        for (k, val) in [
+            ("core_update", serde_json::json!(false)),
+            ("web_update", serde_json::json!(false)),
+            ("FTL_update", serde_json::json!(false)),
+            ("core_current", serde_json::json!(v)),
+            ("web_current", serde_json::json!(v)),
+            ("FTL_current", serde_json::json!(v)),
+        ] {
+            data.insert(k.into(), val);
+        }
+    }
+    if p.status.is_some() {
+        data.insert("status".into(), pihole_status(&st).into());
+    }
+    let nothing_asked = p.summary_raw.is_none()
+        && p.summary.is_none()
+        && p.status.is_none()
+        && p.versions.is_none()
+        && p.enable.is_none()
+        && p.disable.is_none()
+        && p.auth.is_none();
+    if p.summary_raw.is_some() || p.summary.is_some() || nothing_asked {
+        let summary = pihole_summary(&st, p.summary.is_none()).await?;
+        if let serde_json::Value::Object(m) =
+            serde_json::to_value(summary).map_err(|e| Error::internal(e.to_string()))?
+        {
+            data.extend(m);
+        }
+    }
+    if data.is_empty() {
+        // PHP's json_encode of an empty array.
+        return Ok(Json(serde_json::json!([])).into_response());
+    }
+    Ok(Json(serde_json::Value::Object(data)).into_response())
+}
+
+// ---- the blocking switch ----
+
+/// Who is asking, as the web role tells it (`x-pinas-user`); `admin` for direct socket
+/// callers, which only root reaches.
+fn caller(headers: &HeaderMap) -> String {
+    headers
+        .get("x-pinas-user")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("admin")
+        .to_string()
+}
+
+/// Refuses callers the web role marked as non-admins (`x-pinas-role`), for reads that
+/// reveal a secret. Changes are refused for them by the web role already.
+fn require_admin(headers: &HeaderMap) -> ApiResult<()> {
+    match headers.get("x-pinas-role").and_then(|v| v.to_str().ok()) {
+        None | Some("admin") => Ok(()),
+        Some(_) => Err(Error::forbidden(
+            "admin_required",
+            "only an administrator may do this",
+        )),
+    }
+}
+
+/// Turn blocking on, or off (for `duration_s` seconds, or until turned on again).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BlockingInput {
+    pub enabled: bool,
+    /// Only with `enabled: false`: seconds until blocking turns back on by itself, 1 to
+    /// 86400. Absent: off until turned on again.
+    pub duration_s: Option<i64>,
+    /// Why, in words (at most 500 characters); shown in the event log.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The blocking switch: whether blocklists and the denylist apply, and until when they
+/// are off.
+#[utoipa::path(get, path = "/api/dns/blocking", tag = "dns", responses((status = 200, body = BlockingState)))]
+pub async fn get_blocking(State(st): State<Arc<DnsState>>) -> Json<BlockingState> {
+    Json((**st.blocking.load()).clone())
+}
+
+/// Turns blocking on or off; the next query follows. While off, blocked names are
+/// forwarded like any other (local records, the switch and conditional forwarding still
+/// answer). Emits `dns.blocking.changed`. Admin only.
+#[utoipa::path(post, path = "/api/dns/blocking", tag = "dns", request_body = BlockingInput,
+    responses((status = 200, body = BlockingState),
+        (status = 422, description = "invalid_duration (field duration_s), invalid_reason", body = ErrorBody)))]
+pub async fn post_blocking(
+    State(st): State<Arc<DnsState>>,
+    headers: HeaderMap,
+    Json(b): Json<BlockingInput>,
+) -> ApiResult<Json<BlockingState>> {
+    if b.reason.len() > 500 {
+        return Err(
+            Error::invalid("invalid_reason", "the reason is longer than 500 characters")
+                .with_field("reason"),
+        );
+    }
+    let off_for = match b.duration_s {
+        None => None,
+        Some(d) if !b.enabled && (1..=crate::blocking::MAX_DISABLE_SECS as i64).contains(&d) => {
+            Some(std::time::Duration::from_secs(d as u64))
+        }
+        Some(_) => {
+            return Err(Error::invalid(
+                "invalid_duration",
+                format!(
+                    "duration_s is 1 to {} seconds, and only when turning blocking off",
+                    crate::blocking::MAX_DISABLE_SECS
+                ),
+            )
+            .with_field("duration_s"))
+        }
+    };
+    let by = caller(&headers);
+    Ok(Json(
+        blocking(move || st.set_blocking(b.enabled, off_for, &by, &b.reason)).await?,
+    ))
+}
+
+// ---- settings ----
+
+/// Upstreams, cache limits, the blocked answer and query-log retention in force, and
+/// whether they were saved through the API (`saved_at_ms`) or come from `config.toml`.
+#[utoipa::path(get, path = "/api/dns/settings", tag = "dns", responses((status = 200, body = SettingsState)))]
+pub async fn get_settings(State(st): State<Arc<DnsState>>) -> Json<SettingsState> {
+    Json((**st.settings.load()).clone())
+}
+
+/// Saves the settings and applies them without a restart: the new upstreams (with health
+/// checks), the cache resized (emptied when upstreams or TTL bounds change), the blocked
+/// answer, the retention. From then on they take precedence over `config.toml`. A bad
+/// value changes nothing. Emits `dns.settings.changed`. Admin only.
+#[utoipa::path(put, path = "/api/dns/settings", tag = "dns", request_body = DnsSettings,
+    responses((status = 200, body = SettingsState),
+        (status = 422, description = "invalid_settings, with the field", body = ErrorBody)))]
+pub async fn put_settings(
+    State(st): State<Arc<DnsState>>,
+    Json(s): Json<DnsSettings>,
+) -> ApiResult<Json<SettingsState>> {
+    Ok(Json(
+        blocking(move || {
+            let live = st.apply_settings(s)?;
+            let days = live.settings.query_log_retention_days as u32;
+            if let Err(e) = querylog::prune(&st.db, days, st.cfg.query_log_max_rows, now_ms()) {
+                tracing::warn!(error = %e, "cannot prune the DNS query log");
+            }
+            Ok(live)
+        })
+        .await?,
+    ))
+}
+
+// ---- the Pi-hole API token ----
+
+/// The Pi-hole v5 API token, for Home Assistant's Pi-hole integration ("API key").
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PiholeToken {
+    /// 64 hexadecimal characters.
+    pub token: String,
+}
+
+/// Shows the Pi-hole v5 API token. Admin only.
+#[utoipa::path(get, path = "/api/dns/pihole/token", tag = "dns",
+    responses((status = 200, body = PiholeToken), (status = 403, description = "admin_required", body = ErrorBody)))]
+pub async fn get_pihole_token(
+    State(st): State<Arc<DnsState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<PiholeToken>> {
+    require_admin(&headers)?;
+    Ok(Json(PiholeToken {
+        token: (**st.pihole_token.load()).clone(),
+    }))
+}
+
+/// Replaces the Pi-hole v5 API token with a new random one; the old one stops working at
+/// once. Admin only.
+#[utoipa::path(post, path = "/api/dns/pihole/token", tag = "dns",
+    responses((status = 200, body = PiholeToken), (status = 403, description = "admin_required", body = ErrorBody)))]
+pub async fn post_pihole_token(
+    State(st): State<Arc<DnsState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<PiholeToken>> {
+    require_admin(&headers)?;
+    let token = blocking(move || st.regenerate_pihole_token()).await?;
+    Ok(Json(PiholeToken { token }))
 }
 
 /// The OpenAPI description of the DNS control API, as the browser sees it (`/api/dns/...`).
@@ -850,12 +1096,14 @@ pub async fn get_pihole(
         get_switch, post_switch,
         get_blocklists, post_blocklist, put_blocklist, delete_blocklist, post_blocklists_update,
         get_rules, post_rule, delete_rule,
-        get_querylog, get_stats, get_upstreams, post_cache_flush, get_metrics, get_pihole
+        get_querylog, get_stats, get_upstreams, post_cache_flush, get_metrics, get_pihole,
+        get_blocking, post_blocking, get_settings, put_settings, get_pihole_token, post_pihole_token
     ),
     components(schemas(
         LocalRecordRow, RecordInput, LocalType, ForwardRow, ForwardInput, SwitchInput, SwitchState, Target,
         Blocklist, BlocklistInput, BlocklistPatch, LoadReport, RuleRow, RuleInput, RuleKind, LogRow,
-        Stats, querylog::Top, querylog::Bucket, querylog::Status, UpstreamStatus, PiholeSummary, ErrorBody
+        Stats, querylog::Top, querylog::Bucket, querylog::Status, UpstreamStatus, PiholeSummary, ErrorBody,
+        BlockingState, BlockingInput, DnsSettings, SettingsState, BlockingMode, PiholeToken
     )),
     tags((name = "dns", description = "Home-network DNS: local records, the switch record, blocklists, query log"))
 )]

@@ -85,7 +85,8 @@ static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 /// The cache.
 pub struct Cache {
     inner: quick_cache::sync::Cache<Key, Arc<Entry>>,
-    limits: Limits,
+    /// Swapped whole by [`Cache::set_limits`] when the settings change.
+    limits: arc_swap::ArcSwap<Limits>,
     id: usize,
     generation: AtomicU64,
 }
@@ -95,7 +96,7 @@ impl Cache {
     pub fn new(limits: Limits) -> Self {
         Cache {
             inner: quick_cache::sync::Cache::new(limits.capacity.max(1)),
-            limits,
+            limits: arc_swap::ArcSwap::from_pointee(limits),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(0),
         }
@@ -159,11 +160,13 @@ impl Cache {
         if secs == 0 {
             return false;
         }
+        let limits = self.limits.load();
         let clamp = |r: &Record| {
             let mut r = r.clone();
-            r.ttl = r
-                .ttl
-                .clamp(self.limits.min_ttl_secs, self.limits.max_ttl_secs.max(1));
+            r.ttl = r.ttl.clamp(
+                limits.min_ttl_secs,
+                limits.max_ttl_secs.max(limits.min_ttl_secs).max(1),
+            );
             r
         };
         let entry = Entry {
@@ -179,7 +182,7 @@ impl Cache {
     }
 
     fn lifetime_secs(&self, m: &Message) -> Option<u32> {
-        let l = &self.limits;
+        let l = self.limits.load();
         match m.metadata.response_code {
             ResponseCode::NoError if !m.answers.is_empty() => {
                 let min = m.answers.iter().map(|r| r.ttl).min()?;
@@ -210,6 +213,31 @@ impl Cache {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        **self.limits.load()
+    }
+
+    /// Applies new limits: the size cap changes at once (the least useful entries go when
+    /// it shrinks) and, when a TTL bound changed, every entry is dropped, since entries
+    /// were stored with the old bounds.
+    pub fn set_limits(&self, limits: Limits) {
+        let old = self.limits();
+        self.limits.store(Arc::new(limits));
+        if old.capacity != limits.capacity {
+            self.inner.set_capacity(limits.capacity.max(1) as u64);
+        }
+        if (old.min_ttl_secs, old.max_ttl_secs, old.negative_ttl_secs)
+            != (
+                limits.min_ttl_secs,
+                limits.max_ttl_secs,
+                limits.negative_ttl_secs,
+            )
+        {
+            self.clear();
+        }
     }
 
     /// Drops every entry.
@@ -320,5 +348,28 @@ mod tests {
             c.insert(&format!("n{i}.example"), RecordType::A, &answer(300), t0);
         }
         assert!(c.len() <= 60, "{}", c.len());
+        c.set_limits(Limits {
+            capacity: 10,
+            ..limits()
+        });
+        for i in 0..100 {
+            c.insert(&format!("m{i}.example"), RecordType::A, &answer(300), t0);
+        }
+        assert!(c.len() <= 15, "shrunk: {}", c.len());
+    }
+
+    #[test]
+    fn new_ttl_bounds_drop_old_entries() {
+        let c = Cache::new(limits());
+        let t0 = Instant::now();
+        c.insert("a.example", RecordType::A, &answer(300), t0);
+        c.set_limits(Limits {
+            max_ttl_secs: 60,
+            ..limits()
+        });
+        assert!(c.get("a.example", RecordType::A, t0).is_none());
+        c.insert("a.example", RecordType::A, &answer(300), t0);
+        let e = c.get("a.example", RecordType::A, t0).unwrap();
+        assert_eq!(e.answers[0].ttl, 60);
     }
 }

@@ -3,7 +3,8 @@
 //! Order of decisions for a query (one question, class IN):
 //! 1. the switch record name → its current addresses, TTL `switch.ttl_secs`;
 //! 2. local records (A, AAAA, CNAME chains, PTR, wildcards) → authoritative answer;
-//! 3. allowlist → skip 4; denylist, then blocklists → `0.0.0.0`/`::` or NXDOMAIN;
+//! 3. while the blocking switch is on: allowlist → skip the rest of 3; denylist, then
+//!    blocklists → `0.0.0.0`/`::` or NXDOMAIN;
 //! 4. conditional forwarding rule → that server;
 //! 5. cache → cached answer with aged TTLs;
 //! 6. upstreams → forwarded answer, cached; SERVFAIL when none answers.
@@ -219,9 +220,9 @@ impl Handler {
             };
         }
 
-        // 3. Allowlist, denylist, blocklists.
-        let allowed = st.allow.load().matches(qname_text).is_some();
-        if !allowed
+        // 3. Allowlist, denylist, blocklists (while the blocking switch is on).
+        if st.blocking_on()
+            && st.allow.load().matches(qname_text).is_none()
             && (st.deny.load().matches(qname_text).is_some()
                 || st.blocked.load().matches(qname_text).is_some())
         {
@@ -235,7 +236,7 @@ impl Handler {
                 shared: None,
                 upstream: None,
             };
-            match (st.cfg.blocking_mode, qtype) {
+            match (st.settings.load().settings.blocking_mode, qtype) {
                 (BlockingMode::Nxdomain, _) => r.rcode = ResponseCode::NXDomain,
                 (BlockingMode::Null, RecordType::A) => r.answers.push(Record::from_rdata(
                     qname.clone(),

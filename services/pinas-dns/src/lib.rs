@@ -15,6 +15,7 @@
 //! run on every query read lock-free snapshots ([`state::DnsState`]).
 
 pub mod api;
+pub mod blocking;
 pub mod blocklists;
 pub mod cache;
 pub mod config;
@@ -22,7 +23,9 @@ pub mod domains;
 pub mod handler;
 pub mod lists;
 pub mod metrics;
+pub mod pihole;
 pub mod querylog;
+pub mod settings;
 pub mod state;
 pub mod testing;
 pub mod udp;
@@ -173,7 +176,7 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
             loop {
                 let (db, days, max) = (
                     st.db.clone(),
-                    st.cfg.query_log_retention_days,
+                    st.settings.load().settings.query_log_retention_days as u32,
                     st.cfg.query_log_max_rows,
                 );
                 let r = tokio::task::spawn_blocking(move || {
@@ -198,6 +201,7 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
         }));
     }
     tasks.push(tokio::spawn(blocklists::schedule(state.clone())));
+    tasks.push(tokio::spawn(blocking::timer(state.clone())));
     // Each thread's allocator arena keeps what bursts freed; hand it back now and then so
     // the resident size stays near what is in use.
     tasks.push(tokio::spawn(async {

@@ -6,6 +6,7 @@
 //! and never see a half-applied change.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,12 +17,14 @@ use pinas_core::{Error, EventBus};
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{Cache, Limits};
+use crate::blocking::{self, BlockingState};
+use crate::cache::Cache;
 use crate::config::DnsConfig;
 use crate::domains::{DomainSet, DomainSetBuilder};
 use crate::lists;
 use crate::metrics::Metrics;
 use crate::querylog::LogSender;
+use crate::settings::{self, DnsSettings};
 use crate::upstream::{Forwarder, UpstreamAddr};
 use crate::zone::{self, ForwardRule, LocalType, LocalZone};
 
@@ -57,9 +60,35 @@ pub struct SwitchState {
     pub ttl_secs: u32,
 }
 
+/// The settings in force and where they come from.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SettingsState {
+    #[serde(flatten)]
+    pub settings: DnsSettings,
+    /// Unix milliseconds when the settings were last saved through the API; `null` while
+    /// the values of `[dns]` in `config.toml` apply.
+    pub saved_at_ms: Option<i64>,
+}
+
 /// Shared state of a running DNS role.
 pub struct DnsState {
+    /// `[dns]` from `config.toml`. For the values in [`DnsSettings`], read
+    /// [`DnsState::settings`] instead: saved settings take precedence.
     pub cfg: DnsConfig,
+    /// Upstreams, cache limits, blocking mode and retention in force.
+    pub settings: ArcSwap<SettingsState>,
+    /// Serialises settings changes, so the database and the live state agree.
+    pub settings_lock: std::sync::Mutex<()>,
+    /// The blocking switch.
+    pub blocking: ArcSwap<BlockingState>,
+    /// `blocking.enabled`, read on every query.
+    pub blocking_on: AtomicBool,
+    /// Wakes the timer task on every blocking change.
+    pub blocking_changed: tokio::sync::Notify,
+    /// Serialises blocking changes.
+    pub blocking_lock: std::sync::Mutex<()>,
+    /// The Pi-hole v5 API token (64 hex characters).
+    pub pihole_token: ArcSwap<String>,
     pub db: Db,
     pub events: EventBus,
     pub state_dir: std::path::PathBuf,
@@ -96,8 +125,11 @@ fn internal(what: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
 }
 
 impl DnsState {
-    /// Builds the state from `cfg` and the database: records, rules and the switch are
-    /// loaded; blocklists start empty and are loaded by [`crate::blocklists::rebuild`].
+    /// Builds the state from `cfg` and the database: settings saved through the API
+    /// (over `cfg`), records, rules, the switch, the blocking switch (turned back on when
+    /// its timer ended while the role was stopped) and the Pi-hole API token (created the
+    /// first time) are loaded; blocklists start empty and are loaded by
+    /// [`crate::blocklists::rebuild`].
     ///
     /// # Errors
     /// [`Error`] when the configuration is invalid or the database cannot be read.
@@ -111,13 +143,51 @@ impl DnsState {
         let upstreams = cfg
             .upstream_addrs()
             .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
-        let cache = Cache::new(Limits {
+        let from_file = DnsSettings::from_config(&cfg);
+        let file_limits = crate::cache::Limits {
             capacity: cfg.cache_size,
             min_ttl_secs: cfg.cache_min_ttl_secs,
             max_ttl_secs: cfg.cache_max_ttl_secs,
             negative_ttl_secs: cfg.negative_ttl_secs,
-        });
+        };
+        let (live, upstreams, limits) = match settings::load(&db)? {
+            Some((saved, at)) => match saved.validate() {
+                Ok(c) => {
+                    let limits = c.cache_limits();
+                    (
+                        SettingsState {
+                            settings: c.settings,
+                            saved_at_ms: Some(at),
+                        },
+                        c.upstreams,
+                        limits,
+                    )
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "saved DNS settings are invalid; using config.toml");
+                    (
+                        SettingsState {
+                            settings: from_file,
+                            saved_at_ms: None,
+                        },
+                        upstreams,
+                        file_limits,
+                    )
+                }
+            },
+            None => (
+                SettingsState {
+                    settings: from_file,
+                    saved_at_ms: None,
+                },
+                upstreams,
+                file_limits,
+            ),
+        };
+        let cache = Cache::new(limits);
         let forwarder = Forwarder::new(&upstreams, Duration::from_millis(cfg.upstream_timeout_ms));
+        let blocking_state = blocking::load(&db)?;
+        let token = crate::pihole::load_or_create(&db)?;
         let switch_name = crate::domains::normalize(&cfg.switch.name).ok_or_else(|| {
             Error::invalid(
                 "invalid_config",
@@ -136,6 +206,13 @@ impl DnsState {
             }),
             switch_name,
             cfg,
+            settings: ArcSwap::from_pointee(live),
+            settings_lock: std::sync::Mutex::new(()),
+            blocking_on: AtomicBool::new(blocking_state.enabled),
+            blocking: ArcSwap::from_pointee(blocking_state),
+            blocking_changed: tokio::sync::Notify::new(),
+            blocking_lock: std::sync::Mutex::new(()),
+            pihole_token: ArcSwap::from_pointee(token),
             db,
             events,
             state_dir,
@@ -153,7 +230,58 @@ impl DnsState {
         st.reload_zone()?;
         st.reload_rules()?;
         st.load_switch()?;
+        if st.expire_blocking_timer()? {
+            tracing::info!(
+                "DNS blocking turned back on: its timer ended while the role was stopped"
+            );
+        }
         Ok(Arc::new(st))
+    }
+
+    // ---- settings ----
+
+    /// Validates `new`, saves it, and applies it at once: the new upstream set (with its
+    /// health checks), the cache resized (and emptied when upstreams or TTL bounds
+    /// changed), the blocked answer, the query-log retention. Emits
+    /// `dns.settings.changed`. Nothing is applied when validation or saving fails.
+    ///
+    /// # Errors
+    /// 422 `invalid_settings` naming the field (see [`DnsSettings::validate`]);
+    /// [`Error`] when the database cannot be written.
+    pub fn apply_settings(&self, new: DnsSettings) -> Result<SettingsState, Error> {
+        let checked = new.validate()?;
+        let _serial = self.settings_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.settings.load_full();
+        let at = settings::save(&self.db, &checked.settings)?;
+        let limits = checked.cache_limits();
+        if old.settings.upstreams != checked.settings.upstreams {
+            self.forwarder.set_upstreams(&checked.upstreams);
+            // Answers from the old upstreams must not outlive them.
+            self.cache.clear();
+        }
+        self.cache.set_limits(limits);
+        let live = SettingsState {
+            settings: checked.settings,
+            saved_at_ms: Some(at),
+        };
+        self.settings.store(Arc::new(live.clone()));
+        tracing::info!(upstreams = ?live.settings.upstreams, "DNS settings changed");
+        self.events.emit(
+            "dns.settings.changed",
+            serde_json::to_value(&live).unwrap_or_default(),
+        );
+        Ok(live)
+    }
+
+    /// Replaces the Pi-hole API token with a new random one and returns it.
+    ///
+    /// # Errors
+    /// [`Error`] when the database cannot be written (the old token then stays).
+    pub fn regenerate_pihole_token(&self) -> Result<String, Error> {
+        let t = crate::pihole::regenerate(&self.db)?;
+        self.pihole_token.store(Arc::new(t.clone()));
+        tracing::info!("Pi-hole API token regenerated");
+        Ok(t)
     }
 
     /// Directory of downloaded blocklists: `<state>/dns/lists`.

@@ -340,7 +340,9 @@ async fn exchange_stream(
 
 /// The configured upstreams, in order.
 pub struct Forwarder {
-    upstreams: Vec<Arc<Upstream>>,
+    /// Replaced whole by [`Forwarder::set_upstreams`]; a query in flight keeps the set it
+    /// started with.
+    upstreams: arc_swap::ArcSwap<Vec<Arc<Upstream>>>,
     timeout: Duration,
 }
 
@@ -348,17 +350,35 @@ impl Forwarder {
     /// Upstreams in order of preference; `timeout` per attempt.
     pub fn new(addrs: &[UpstreamAddr], timeout: Duration) -> Self {
         Forwarder {
-            upstreams: addrs
-                .iter()
-                .map(|a| Arc::new(Upstream::new(a.clone())))
-                .collect(),
+            upstreams: arc_swap::ArcSwap::from_pointee(
+                addrs
+                    .iter()
+                    .map(|a| Arc::new(Upstream::new(a.clone())))
+                    .collect(),
+            ),
             timeout,
         }
     }
 
     /// The upstreams with their health.
-    pub fn upstreams(&self) -> &[Arc<Upstream>] {
-        &self.upstreams
+    pub fn upstreams(&self) -> Arc<Vec<Arc<Upstream>>> {
+        self.upstreams.load_full()
+    }
+
+    /// Replaces the upstreams, in order. An address that was already in use keeps its
+    /// health and counters; a new one starts healthy and joins the health checks.
+    pub fn set_upstreams(&self, addrs: &[UpstreamAddr]) {
+        let old = self.upstreams();
+        let new = addrs
+            .iter()
+            .map(|a| {
+                old.iter()
+                    .find(|u| u.addr == *a)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Upstream::new(a.clone())))
+            })
+            .collect();
+        self.upstreams.store(Arc::new(new));
     }
 
     /// Per-attempt timeout.
@@ -373,8 +393,9 @@ impl Forwarder {
     /// The last upstream's error when none answered; [`ForwardError::NoUpstream`] when
     /// none is configured.
     pub async fn forward(&self, query: &Message) -> Result<(Message, UpstreamAddr), ForwardError> {
-        let healthy = self.upstreams.iter().filter(|u| u.is_healthy());
-        let down = self.upstreams.iter().filter(|u| !u.is_healthy());
+        let upstreams = self.upstreams();
+        let healthy = upstreams.iter().filter(|u| u.is_healthy());
+        let down = upstreams.iter().filter(|u| !u.is_healthy());
         let mut last = ForwardError::NoUpstream;
         for up in healthy.chain(down) {
             up.queries.fetch_add(1, Ordering::Relaxed);
@@ -396,7 +417,7 @@ impl Forwarder {
     /// Probes every upstream that is marked down with a root NS query; any answer marks
     /// it up again.
     pub async fn check_health(&self) {
-        for up in self.upstreams.iter().filter(|u| !u.is_healthy()) {
+        for up in self.upstreams().iter().filter(|u| !u.is_healthy()) {
             let q = build_query(&Name::root(), RecordType::NS);
             let t0 = Instant::now();
             if exchange(&up.addr, &q, self.timeout).await.is_ok() {
