@@ -158,8 +158,25 @@ impl Server {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (StatusCode, serde_json::Value) {
+        self.api_as(None, method, path, body).await
+    }
+
+    /// As [`Server::api`], with the headers the web role adds for a logged-in user
+    /// (`x-pinas-user`, `x-pinas-role`) when `user` is `Some((name, role))`.
+    pub async fn api_as(
+        &self,
+        user: Option<(&str, &str)>,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
         let router = pinas_dns::api::router(self.state().clone());
         let mut req = Request::builder().method(method).uri(path);
+        if let Some((name, role)) = user {
+            req = req
+                .header("x-pinas-user", name)
+                .header("x-pinas-role", role);
+        }
         let body = match body {
             Some(v) => {
                 req = req.header("content-type", "application/json");
