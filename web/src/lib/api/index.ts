@@ -20,6 +20,8 @@ import type {
 	Share,
 	SystemInfo,
 	UserAccount,
+	DnsBlocking,
+	DnsBlockingInput,
 	DnsBlocklist,
 	DnsBlocklistInput,
 	DnsBlocklistPatch,
@@ -28,10 +30,13 @@ import type {
 	DnsLoadReport,
 	DnsLogQuery,
 	DnsLogRow,
+	DnsPiholeToken,
 	DnsRecord,
 	DnsRecordInput,
 	DnsRule,
 	DnsRuleInput,
+	DnsSettings,
+	DnsSettingsState,
 	DnsStats,
 	DnsSwitch,
 	DnsSwitchInput,
@@ -119,7 +124,13 @@ export const api = {
 		querylog: (q: DnsLogQuery = {}) => request<DnsLogRow[]>('GET', '/api/dns/querylog' + queryString(q)),
 		stats: (hours = 24, top = 10) => request<DnsStats>('GET', '/api/dns/stats' + queryString({ hours, top })),
 		upstreams: () => request<DnsUpstream[]>('GET', '/api/dns/upstreams'),
-		flushCache: () => request<void>('POST', '/api/dns/cache/flush')
+		flushCache: () => request<void>('POST', '/api/dns/cache/flush'),
+		blocking: () => request<DnsBlocking>('GET', '/api/dns/blocking'),
+		setBlocking: (b: DnsBlockingInput) => request<DnsBlocking>('POST', '/api/dns/blocking', b),
+		settings: () => request<DnsSettingsState>('GET', '/api/dns/settings'),
+		saveSettings: (s: DnsSettings) => request<DnsSettingsState>('PUT', '/api/dns/settings', s),
+		piholeToken: () => request<DnsPiholeToken>('GET', '/api/dns/pihole/token'),
+		newPiholeToken: () => request<DnsPiholeToken>('POST', '/api/dns/pihole/token')
 	},
 	events: {
 		recent: (limit = 100) => request<PinasEvent[]>('GET', `/api/events?limit=${limit}`)

@@ -73,6 +73,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dns/blocking": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The blocking switch: whether blocklists and the denylist apply, and until when they
+         *     are off.
+         */
+        get: operations["get_blocking"];
+        put?: never;
+        /**
+         * Turns blocking on or off; the next query follows. While off, blocked names are
+         *     forwarded like any other (local records, the switch and conditional forwarding still
+         *     answer). Emits `dns.blocking.changed`. Admin only.
+         */
+        post: operations["post_blocking"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dns/blocklists": {
         parameters: {
             query?: never;
@@ -205,10 +230,39 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Pi-hole v5 compatible summary (`/admin/api.php?summaryRaw`), over the last 24 hours. */
+        /**
+         * Pi-hole v5 compatible API (`/admin/api.php`), as Pi-hole v5's `api.php` answers:
+         *     `?summaryRaw` / `?summary` (also with no query at all) give the summary over the
+         *     last 24 hours with `status`; `?status` gives `{"status":"enabled"}` or
+         *     `{"status":"disabled"}`; `?enable&auth=TOKEN` and `?disable[=SECONDS]&auth=TOKEN`
+         *     change the blocking switch and answer with the new `status`. Without a valid token
+         *     `enable` and `disable` are ignored, and a request that asked for nothing else gets
+         *     `[]`, as Pi-hole v5 answers. Always 200.
+         */
         get: operations["get_pihole"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/pihole/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Shows the Pi-hole v5 API token. Admin only. */
+        get: operations["get_pihole_token"];
+        put?: never;
+        /**
+         * Replaces the Pi-hole v5 API token with a new random one; the old one stops working at
+         *     once. Admin only.
+         */
+        post: operations["post_pihole_token"];
         delete?: never;
         options?: never;
         head?: never;
@@ -298,6 +352,32 @@ export interface paths {
         post?: never;
         /** Deletes an allowlist or denylist entry. */
         delete: operations["delete_rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dns/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Upstreams, cache limits, the blocked answer and query-log retention in force, and
+         *     whether they were saved through the API (`saved_at_ms`) or come from `config.toml`.
+         */
+        get: operations["get_settings"];
+        /**
+         * Saves the settings and applies them without a restart: the new upstreams (with health
+         *     checks), the cache resized (emptied when upstreams or TTL bounds change), the blocked
+         *     answer, the retention. From then on they take precedence over `config.toml`. A bad
+         *     value changes nothing. Emits `dns.settings.changed`. Admin only.
+         */
+        put: operations["put_settings"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -734,6 +814,43 @@ export interface components {
             name: string;
             role: components["schemas"]["Role"];
         };
+        /** @description Turn blocking on, or off (for `duration_s` seconds, or until turned on again). */
+        BlockingInput: {
+            /**
+             * Format: int64
+             * @description Only with `enabled: false`: seconds until blocking turns back on by itself, 1 to
+             *     86400. Absent: off until turned on again.
+             */
+            duration_s?: number | null;
+            enabled: boolean;
+            /** @description Why, in words (at most 500 characters); shown in the event log. */
+            reason?: string;
+        };
+        /**
+         * @description How blocked names are answered.
+         * @enum {string}
+         */
+        BlockingMode: "null" | "nxdomain";
+        /** @description The blocking switch as `GET /api/dns/blocking` shows it. */
+        BlockingState: {
+            /**
+             * Format: int64
+             * @description Unix milliseconds of the last change (0: never changed).
+             */
+            changed_at_ms: number;
+            /** @description Who made the last change: a user name, `pihole-api`, or `timer`. */
+            changed_by: string;
+            /** @description Whether blocklists and the denylist are applied. */
+            enabled: boolean;
+            /** @description Why, in words (may be empty). */
+            reason: string;
+            /**
+             * Format: int64
+             * @description Unix seconds when blocking turns back on by itself; `null` while on, or when off
+             *     until turned on again.
+             */
+            until?: number | null;
+        };
         /** @description One subscription, as the API shows it. */
         Blocklist: {
             /**
@@ -805,6 +922,45 @@ export interface components {
             system: boolean;
             /** @description How it is attached: `usb`, `ata`, `nvme`, `mmc`, `virtio`, `loop`, `scsi` or `unknown`. */
             transport: string;
+        };
+        /**
+         * @description The live DNS settings, as `GET /api/dns/settings` shows them and
+         *     `PUT /api/dns/settings` takes them (every field required).
+         */
+        DnsSettings: {
+            /** @description `null` answers blocked names with `0.0.0.0` / `::`, `nxdomain` with NXDOMAIN. */
+            blocking_mode: components["schemas"]["BlockingMode"];
+            /**
+             * Format: int64
+             * @description Longest time an answer is cached, seconds (1 to 604 800).
+             */
+            cache_max_ttl_secs: number;
+            /**
+             * Format: int64
+             * @description Shortest time an answer is cached, seconds (0 to 604 800, at most
+             *     `cache_max_ttl_secs`).
+             */
+            cache_min_ttl_secs: number;
+            /**
+             * Format: int64
+             * @description Most answers kept in the cache (1 to 1 000 000).
+             */
+            cache_size: number;
+            /**
+             * Format: int64
+             * @description Longest time an NXDOMAIN or empty answer is cached, seconds (0 to 604 800).
+             */
+            negative_ttl_secs: number;
+            /**
+             * Format: int64
+             * @description Days the query log is kept (1 to 365).
+             */
+            query_log_retention_days: number;
+            /**
+             * @description Upstream servers, tried in order (1 to 16): `9.9.9.9`, `udp://IP:port`,
+             *     `tcp://IP:port`, `tls://IP[:port]#name`, `https://host/path[#IP]`.
+             */
+            upstreams: string[];
         };
         /** @description The JSON body of an error response, for the OpenAPI document. */
         ErrorBody: {
@@ -1065,6 +1221,11 @@ export interface components {
             unique_clients: unknown;
             unique_domains: unknown;
         };
+        /** @description The Pi-hole v5 API token, for Home Assistant's Pi-hole integration ("API key"). */
+        PiholeToken: {
+            /** @description 64 hexadecimal characters. */
+            token: string;
+        };
         /** @description A record to create or replace. */
         RecordInput: {
             comment?: string;
@@ -1121,6 +1282,15 @@ export interface components {
             /** @description Send it back in `X-CSRF-Token` on every state-changing request. */
             csrf_token: string;
             user: components["schemas"]["Account"];
+        };
+        /** @description The settings in force and where they come from. */
+        SettingsState: components["schemas"]["DnsSettings"] & {
+            /**
+             * Format: int64
+             * @description Unix milliseconds when the settings were last saved through the API; `null` while
+             *     the values of `[dns]` in `config.toml` apply.
+             */
+            saved_at_ms?: number | null;
         };
         /** @description The first administrator. */
         SetupAdmin: {
@@ -1467,6 +1637,57 @@ export interface operations {
             };
         };
     };
+    get_blocking: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BlockingState"];
+                };
+            };
+        };
+    };
+    post_blocking: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BlockingInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BlockingState"];
+                };
+            };
+            /** @description invalid_duration (field duration_s), invalid_reason */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_blocklists: {
         parameters: {
             query?: never;
@@ -1741,6 +1962,12 @@ export interface operations {
                 summary?: string | null;
                 status?: string | null;
                 versions?: string | null;
+                /** @description Turns blocking on (needs `auth`). */
+                enable?: string | null;
+                /** @description Turns blocking off, for that many seconds when a number is given (needs `auth`). */
+                disable?: string | null;
+                /** @description The Pi-hole API token (`GET /api/dns/pihole/token`). */
+                auth?: string | null;
             };
             header?: never;
             path?: never;
@@ -1754,6 +1981,62 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PiholeSummary"];
+                };
+            };
+        };
+    };
+    get_pihole_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PiholeToken"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_pihole_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PiholeToken"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -2004,6 +2287,57 @@ export interface operations {
             };
             /** @description rule_not_found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsState"];
+                };
+            };
+        };
+    };
+    put_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DnsSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsState"];
+                };
+            };
+            /** @description invalid_settings, with the field */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

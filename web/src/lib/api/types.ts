@@ -75,6 +75,12 @@ export type DnsTop = Schemas['Top'];
 export type DnsLogRow = Schemas['LogRow'];
 export type DnsStatus = Schemas['Status'];
 export type DnsUpstream = Schemas['UpstreamStatus'];
+export type DnsBlocking = Schemas['BlockingState'];
+export type DnsBlockingInput = Schemas['BlockingInput'];
+export type DnsSettings = Schemas['DnsSettings'];
+export type DnsSettingsState = Schemas['SettingsState'];
+export type DnsBlockingMode = Schemas['BlockingMode'];
+export type DnsPiholeToken = Schemas['PiholeToken'];
 /** Filters and paging of `GET /api/dns/querylog`. */
 export type DnsLogQuery = NonNullable<import('./schema').operations['get_querylog']['parameters']['query']>;
 

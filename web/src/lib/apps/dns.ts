@@ -2,7 +2,7 @@
  * DNS app helpers: input checks that give the same words as the server before a
  * request is sent, and the geometry of the queries-over-time chart.
  */
-import type { DnsBucket, DnsRecordType } from '$lib/api';
+import type { DnsBlockingMode, DnsBucket, DnsRecordType, DnsSettings } from '$lib/api';
 
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/i;
 
@@ -180,3 +180,84 @@ export const STATUS_WORDS: Record<string, string> = {
 	local: 'Local record',
 	error: 'Error'
 };
+
+/** Time left until `untilSecs` (Unix seconds): `4:59`, `1:02:03`; `0:00` once passed. */
+export function countdown(untilSecs: number, nowMs: number): string {
+	const left = Math.max(0, Math.ceil(untilSecs - nowMs / 1000));
+	const h = Math.floor(left / 3600);
+	const m = Math.floor((left % 3600) / 60);
+	const sec = String(left % 60).padStart(2, '0');
+	return h ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
+}
+
+/** The settings form: upstreams one per line, numbers as typed. */
+export interface SettingsDraft {
+	upstreams: string;
+	cache_size: string;
+	cache_min_ttl_secs: string;
+	cache_max_ttl_secs: string;
+	negative_ttl_secs: string;
+	blocking_mode: DnsBlockingMode;
+	query_log_retention_days: string;
+}
+
+export function settingsDraft(s: DnsSettings): SettingsDraft {
+	return {
+		upstreams: s.upstreams.join('\n'),
+		cache_size: String(s.cache_size),
+		cache_min_ttl_secs: String(s.cache_min_ttl_secs),
+		cache_max_ttl_secs: String(s.cache_max_ttl_secs),
+		negative_ttl_secs: String(s.negative_ttl_secs),
+		blocking_mode: s.blocking_mode,
+		query_log_retention_days: String(s.query_log_retention_days)
+	};
+}
+
+/** The upstream lines of the form, trimmed, without empty lines. */
+export const upstreamLines = (text: string) =>
+	text
+		.split('\n')
+		.map((l) => l.trim())
+		.filter(Boolean);
+
+const UPSTREAM = /^(\d{1,3}(\.\d{1,3}){3}|\[?[0-9a-f:.]+\]?|(udp|tcp):\/\/\S+|tls:\/\/\S+|https:\/\/[^\s/]+\S*)$/i;
+
+/**
+ * Field → message for the settings form, the checks the server makes that can be
+ * made here (it checks upstream addresses fully and answers with the field).
+ */
+export function settingsErrors(d: SettingsDraft): Record<string, string> {
+	const e: Record<string, string> = {};
+	const ups = upstreamLines(d.upstreams);
+	if (ups.length === 0) e.upstreams = 'Add at least one upstream server.';
+	else if (ups.length > 16) e.upstreams = 'At most 16 upstream servers.';
+	else {
+		const bad = ups.find((u) => !UPSTREAM.test(u));
+		if (bad) e.upstreams = `${bad} is not an upstream: use an IP address, udp://, tcp://, tls:// or https://.`;
+	}
+	const num = (k: keyof SettingsDraft, min: number, max: number, words: string) => {
+		const n = Number(String(d[k]).trim());
+		if (String(d[k]).trim() === '' || !Number.isInteger(n) || n < min || n > max) e[k] = `${words} is a whole number from ${min.toLocaleString()} to ${max.toLocaleString()}.`;
+		return n;
+	};
+	num('cache_size', 1, 1_000_000, 'The cache size');
+	const min = num('cache_min_ttl_secs', 0, 604_800, 'The shortest time');
+	const max = num('cache_max_ttl_secs', 1, 604_800, 'The longest time');
+	if (!e.cache_min_ttl_secs && !e.cache_max_ttl_secs && min > max) e.cache_min_ttl_secs = 'The shortest time is above the longest.';
+	num('negative_ttl_secs', 0, 604_800, 'The time for negative answers');
+	num('query_log_retention_days', 1, 365, 'The number of days');
+	return e;
+}
+
+/** The request body for `PUT /api/dns/settings` from a draft that passed `settingsErrors`. */
+export function settingsBody(d: SettingsDraft): DnsSettings {
+	return {
+		upstreams: upstreamLines(d.upstreams),
+		cache_size: Number(d.cache_size),
+		cache_min_ttl_secs: Number(d.cache_min_ttl_secs),
+		cache_max_ttl_secs: Number(d.cache_max_ttl_secs),
+		negative_ttl_secs: Number(d.negative_ttl_secs),
+		blocking_mode: d.blocking_mode,
+		query_log_retention_days: Number(d.query_log_retention_days)
+	};
+}

@@ -1,8 +1,9 @@
 /**
  * State of the DNS app that outlives one tab: the switch record (kept current by
- * `dns.switch.changed` events) and the query log with its filters and pages.
+ * `dns.switch.changed` events), the blocking switch (`dns.blocking.changed`) and the
+ * query log with its filters and pages.
  */
-import { api, fieldErrors, type DnsLogQuery, type DnsLogRow, type DnsStatus, type DnsSwitch, type DnsSwitchTarget, type PinasEvent } from '$lib/api';
+import { api, fieldErrors, type DnsBlocking, type DnsLogQuery, type DnsLogRow, type DnsStatus, type DnsSwitch, type DnsSwitchTarget, type PinasEvent } from '$lib/api';
 import { events, type EventStream } from './events.svelte';
 
 export class SwitchStore {
@@ -53,6 +54,55 @@ export class SwitchStore {
 		} catch (e) {
 			const fe = fieldErrors(e);
 			return fe.general ? { ...fe.fields, general: fe.general } : fe.fields;
+		} finally {
+			this.busy = false;
+		}
+	}
+}
+
+/** The blocking switch: on, or off until a time or until turned on again. */
+export class BlockingStore {
+	state = $state<DnsBlocking | null>(null);
+	error = $state<string | null>(null);
+	busy = $state(false);
+
+	async load() {
+		try {
+			this.state = await api.dns.blocking();
+			this.error = null;
+		} catch (e) {
+			this.error = fieldErrors(e).general ?? 'Could not read whether blocking is on.';
+		}
+	}
+
+	/** Applies a `dns.blocking.changed` event: `{enabled, until, previous, changed_by, reason}`. */
+	apply(e: PinasEvent) {
+		if (e.type !== 'dns.blocking.changed') return;
+		const d = e.data ?? {};
+		if (typeof d.enabled !== 'boolean') return;
+		this.state = {
+			enabled: d.enabled,
+			until: typeof d.until === 'number' ? d.until : null,
+			changed_by: typeof d.changed_by === 'string' ? d.changed_by : '',
+			reason: typeof d.reason === 'string' ? d.reason : '',
+			changed_at_ms: typeof e.ts === 'number' && e.ts > 0 ? e.ts : Date.now()
+		};
+	}
+
+	follow(stream: EventStream = events): () => void {
+		return stream.on('dns.blocking.changed', (e) => this.apply(e));
+	}
+
+	/** Turns blocking on, or off for `seconds` (null: until turned on). Returns an error message or null. */
+	async set(enabled: boolean, seconds: number | null = null): Promise<string | null> {
+		this.busy = true;
+		try {
+			this.state = await api.dns.setBlocking(enabled ? { enabled } : { enabled, duration_s: seconds });
+			this.error = null;
+			return null;
+		} catch (e) {
+			const fe = fieldErrors(e);
+			return fe.general ?? Object.values(fe.fields)[0] ?? 'Could not change blocking.';
 		} finally {
 			this.busy = false;
 		}
