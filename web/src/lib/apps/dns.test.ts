@@ -3,7 +3,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { session } from '$lib/stores/session.svelte';
 import QueryChart from '$lib/components/QueryChart.svelte';
 import DnsApp from './DnsApp.svelte';
-import { blocklistUrlError, chartGeometry, fillBuckets, forwardErrors, isIPv4, isIPv6, nameError, niceCeil, patternError, recordErrors } from './dns';
+import { blocklistUrlError, chartGeometry, countdown, fillBuckets, forwardErrors, isIPv4, isIPv6, nameError, niceCeil, patternError, recordErrors, settingsBody, settingsErrors, type SettingsDraft } from './dns';
 
 // jsdom has <dialog> without its modal methods
 beforeAll(() => {
@@ -170,5 +170,36 @@ describe('DNS app', () => {
 		await screen.findByText('No local records yet.');
 		expect(screen.queryByRole('button', { name: 'Add record' })).toBeNull();
 		expect(screen.queryByRole('form', { name: 'Add a forwarding rule' })).toBeNull();
+	});
+});
+
+describe('blocking countdown and the settings form', () => {
+	it('counts down in minutes, then hours', () => {
+		const now = 1_700_000_000_000;
+		expect(countdown(1_700_000_300, now)).toBe('5:00');
+		expect(countdown(1_700_000_300, now + 1_500)).toBe('4:59');
+		expect(countdown(1_700_003_725, now)).toBe('1:02:05');
+		expect(countdown(1_699_999_000, now)).toBe('0:00');
+	});
+
+	const draft = (over: Partial<SettingsDraft> = {}): SettingsDraft => ({
+		upstreams: '9.9.9.9\n\n tcp://1.1.1.1:53 \nhttps://dns.quad9.net/dns-query#9.9.9.9',
+		cache_size: '10000',
+		cache_min_ttl_secs: '0',
+		cache_max_ttl_secs: '86400',
+		negative_ttl_secs: '300',
+		blocking_mode: 'null',
+		query_log_retention_days: '7',
+		...over
+	});
+
+	it('checks the fields the server checks and builds the body', () => {
+		expect(settingsErrors(draft())).toEqual({});
+		expect(settingsBody(draft())).toMatchObject({ upstreams: ['9.9.9.9', 'tcp://1.1.1.1:53', 'https://dns.quad9.net/dns-query#9.9.9.9'], cache_size: 10000 });
+		expect(Object.keys(settingsErrors(draft({ upstreams: '  ' })))).toEqual(['upstreams']);
+		expect(settingsErrors(draft({ upstreams: 'ftp://x' })).upstreams).toContain('ftp://x');
+		expect(Object.keys(settingsErrors(draft({ cache_size: '0' })))).toEqual(['cache_size']);
+		expect(Object.keys(settingsErrors(draft({ cache_min_ttl_secs: '600', cache_max_ttl_secs: '60' })))).toEqual(['cache_min_ttl_secs']);
+		expect(Object.keys(settingsErrors(draft({ query_log_retention_days: '1.5' })))).toEqual(['query_log_retention_days']);
 	});
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EventStream } from './events.svelte';
-import { QueryLogStore, SwitchStore } from './dns.svelte';
+import { BlockingStore, QueryLogStore, SwitchStore } from './dns.svelte';
 
 afterEach(() => vi.unstubAllGlobals());
 
@@ -43,6 +43,47 @@ describe('SwitchStore', () => {
 		expect(f.mock.calls[0][0]).toBe('/api/dns/switch');
 		expect(await s.flip('nas', 'x'.repeat(501))).toEqual({ reason: 'the reason is longer than 500 characters' });
 		expect(s.state?.target).toBe('companion');
+		expect(s.busy).toBe(false);
+	});
+});
+
+describe('BlockingStore', () => {
+	const ON = { enabled: true, until: null, changed_by: '', reason: '', changed_at_ms: 0 };
+
+	it('turns blocking off for a time and follows dns.blocking.changed events', async () => {
+		const sent: unknown[] = [];
+		vi.stubGlobal('fetch', async (_url: string, init?: RequestInit) => {
+			if (init?.method === 'POST') {
+				const b = JSON.parse(String(init.body));
+				sent.push(b);
+				return json(200, { ...ON, enabled: b.enabled, until: b.duration_s ? 1700000300 : null, changed_by: 'admin' });
+			}
+			return json(200, ON);
+		});
+		const s = new BlockingStore();
+		await s.load();
+		expect(s.state?.enabled).toBe(true);
+		expect(await s.set(false, 300)).toBeNull();
+		expect(sent[0]).toEqual({ enabled: false, duration_s: 300 });
+		expect(s.state).toMatchObject({ enabled: false, until: 1700000300 });
+		await s.set(false);
+		expect(sent[1]).toEqual({ enabled: false, duration_s: null });
+		await s.set(true);
+		expect(sent[2]).toEqual({ enabled: true });
+
+		const stream = new EventStream();
+		const stop = s.follow(stream);
+		stream.dispatch({ type: 'dns.blocking.changed', ts: 5, data: { enabled: false, until: 1700000900, changed_by: 'pihole-api', reason: 'Pi-hole API: disable' } });
+		expect(s.state).toMatchObject({ enabled: false, until: 1700000900, changed_by: 'pihole-api', changed_at_ms: 5 });
+		stream.dispatch({ type: 'dns.blocking.changed', ts: 6, data: { enabled: 'maybe' } });
+		expect(s.state?.enabled).toBe(false);
+		stop();
+	});
+
+	it('returns the server’s words for a bad duration', async () => {
+		vi.stubGlobal('fetch', async () => json(422, { error: { code: 'invalid_duration', message: 'duration_s is 1 to 86400 seconds', field: 'duration_s' } }));
+		const s = new BlockingStore();
+		expect(await s.set(false, 0)).toContain('86400');
 		expect(s.busy).toBe(false);
 	});
 });
