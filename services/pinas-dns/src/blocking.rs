@@ -116,6 +116,17 @@ impl DnsState {
             }
         }
         let _serial = self.blocking_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.store_blocking(enabled, off_for, changed_by, reason)
+    }
+
+    /// Saves and applies a blocking change; the caller holds `blocking_lock`.
+    fn store_blocking(
+        &self,
+        enabled: bool,
+        off_for: Option<Duration>,
+        changed_by: &str,
+        reason: &str,
+    ) -> Result<BlockingState, Error> {
         let now = now_ms();
         let until_ms = off_for.map(|d| now + d.as_millis() as i64);
         self.db
@@ -165,10 +176,12 @@ impl DnsState {
     /// # Errors
     /// [`Error`] when the database cannot be written.
     pub fn expire_blocking_timer(&self) -> Result<bool, Error> {
+        // Checked under the lock, so a change made meanwhile (a new timer) is not undone.
+        let _serial = self.blocking_lock.lock().unwrap_or_else(|e| e.into_inner());
         let st = self.blocking.load_full();
         match st.until_ms {
             Some(t) if !st.enabled && t <= now_ms() => {
-                self.set_blocking(true, None, BY_TIMER, "the timer ended")?;
+                self.store_blocking(true, None, BY_TIMER, "the timer ended")?;
                 Ok(true)
             }
             _ => Ok(false),
