@@ -183,7 +183,7 @@ export const STATUS_WORDS: Record<string, string> = {
 
 /** Time left until `untilSecs` (Unix seconds): `4:59`, `1:02:03`; `0:00` once passed. */
 export function countdown(untilSecs: number, nowMs: number): string {
-	const left = Math.max(0, Math.ceil(untilSecs - nowMs / 1000));
+	const left = Math.max(0, Math.floor(untilSecs - nowMs / 1000));
 	const h = Math.floor(left / 3600);
 	const m = Math.floor((left % 3600) / 60);
 	const sec = String(left % 60).padStart(2, '0');

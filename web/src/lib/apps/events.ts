@@ -28,6 +28,13 @@ export function describe(e: PinasEvent): string {
 			return 'Local DNS records changed';
 		case 'dns.rules.changed':
 			return 'DNS allowlist or denylist changed';
+		case 'dns.blocking.changed': {
+			const by = d.changed_by ? ` by ${d.changed_by === 'pihole-api' ? 'the Pi-hole API' : d.changed_by === 'timer' ? 'its timer' : d.changed_by}` : '';
+			const until = d.enabled === false && typeof d.until === 'number' ? ` until ${new Date(d.until * 1000).toLocaleTimeString()}` : '';
+			return `DNS blocking turned ${d.enabled ? 'on' : 'off'}${until}${by}${d.reason && d.changed_by !== 'timer' ? ` (${d.reason})` : ''}`;
+		}
+		case 'dns.settings.changed':
+			return 'DNS settings changed';
 		case 'dns.blocklists.updated':
 			return `Blocklists updated${typeof d.domains === 'number' ? `: ${d.domains.toLocaleString()} names blocked` : ''}`;
 		case 'notification.new':
