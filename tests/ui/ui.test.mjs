@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { axeViolations, formatViolations } from './lib/axe.mjs';
-import { ARTIFACTS as ARTIFACTS_DIR, attachLoopDisk, isRoot, launchBrowser, ROOT, SHOTS, startPinas, SWITCH, waitFor } from './lib/harness.mjs';
+import { ARTIFACTS as ARTIFACTS_DIR, attachLoopDisk, isRoot, launchBrowser, ROOT, SHOTS, startDnsmasq, startPinas, SWITCH, waitFor } from './lib/harness.mjs';
 
 const ADMIN = { name: 'admin', password: 'Correct-Horse-42' };
 const ALICE = { name: 'alice', password: 'Alice-share-2026' };
@@ -669,6 +669,91 @@ describe('PiNAS UI', () => {
 		await closeApp('DNS');
 	});
 
+	test('DNS: settings save and survive a reload, a bad upstream is explained, blocking off lets a blocked name through to the upstream and back on blocks it', async (t) => {
+		if (!server.has('/api/dns/settings', 'put') || !server.has('/api/dns/blocking', 'post')) return t.skip('the server has no DNS settings or blocking switch yet');
+		if (spawnSync('dig', ['-v']).error) return t.skip('dig is missing: scripts/setup --test installs it');
+		// an upstream on loopback that answers every name with 10.7.7.7
+		const up = await startDnsmasq(['--address=/#/10.7.7.7']);
+		if (!up) return t.skip('dnsmasq is missing: tests/ui/run installs dnsmasq-base as root');
+		try {
+			let win = await openApp('DNS');
+			let tab = (name) => win.getByRole('tab', { name, exact: true });
+
+			// settings: a bad upstream is refused next to the field, by the UI and by the server
+			await tab('Settings').click();
+			const ups = win.getByLabel(/^Upstream servers/);
+			await ups.waitFor();
+			await ups.fill('ftp://nope');
+			await win.getByRole('button', { name: 'Save settings' }).click();
+			await win.locator('#dns-set-upstreams-error', { hasText: 'ftp://nope is not an upstream' }).waitFor();
+			assert.equal(await ups.getAttribute('aria-invalid'), 'true');
+			await ups.fill('udp://127.0.0.1:0');
+			await win.getByRole('button', { name: 'Save settings' }).click();
+			await win.locator('#dns-set-upstreams-error', { hasText: 'port 0' }).waitFor();
+			await win.getByLabel(/^Shortest cache time/).fill('600');
+			await win.getByLabel(/^Longest cache time/).fill('60');
+			await win.getByRole('button', { name: 'Save settings' }).click();
+			await win.locator('#dns-set-min-ttl-error', { hasText: 'above the longest' }).waitFor();
+			await checkA11y('dns settings with errors');
+			// good values: saved, applied at once
+			await ups.fill(`udp://127.0.0.1:${up.port}`);
+			await win.getByLabel(/^Shortest cache time/).fill('0');
+			await win.getByLabel(/^Longest cache time/).fill('3600');
+			await win.getByLabel(/^Cache size/).fill('5000');
+			await win.getByRole('button', { name: 'Save settings' }).click();
+			await win.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+			const token = await win.locator('[data-pihole-token]').inputValue();
+			assert.match(token, /^[0-9a-f]{64}$/);
+			await checkA11y('dns settings');
+			await shot('dns-settings');
+			// a name no list blocks now comes from the new upstream
+			assert.deepEqual(dig('shop.example').answers.map((x) => x.data), ['10.7.7.7']);
+
+			// survive a reload
+			await page.reload();
+			// the open window comes back with the page
+			win = page.locator('section.window[data-app="dns"]');
+			await win.waitFor({ state: 'visible' });
+			tab = (name) => win.getByRole('tab', { name, exact: true });
+			await tab('Settings').click();
+			await waitFor(async () => (await win.getByLabel(/^Upstream servers/).inputValue()) === `udp://127.0.0.1:${up.port}`, 10000, 'the saved upstream after a reload');
+			assert.equal(await win.getByLabel(/^Cache size/).inputValue(), '5000');
+			assert.equal(await win.getByLabel(/^Longest cache time/).inputValue(), '3600');
+
+			// blocking off until turned on: the blocked name gets the upstream's answer
+			const bar = win.getByRole('region', { name: 'Blocking' });
+			assert.ok(isBlockAnswer(dig('tracker.example')), 'tracker.example is on the test list');
+			await bar.getByRole('button', { name: 'Until I turn it on' }).click();
+			await bar.getByText('Blocking off').waitFor();
+			await bar.getByText('until blocking is turned on again').waitFor();
+			let r = dig('tracker.example');
+			assert.deepEqual(r.answers.map((x) => x.data), ['10.7.7.7'], r.text);
+			await bar.getByRole('button', { name: 'Turn blocking on' }).click();
+			await bar.getByText('Blocking on').waitFor();
+			assert.ok(isBlockAnswer(dig('tracker.example')), 'blocked again');
+			// off for 5 minutes, with a countdown
+			await bar.getByRole('button', { name: '5 minutes' }).click();
+			const left = bar.locator('[data-countdown]');
+			await left.waitFor();
+			assert.match(await left.textContent(), /^(5:00|4:5\d)$/);
+			const first = await left.textContent();
+			await waitFor(async () => (await left.textContent()) !== first, 3000, 'the countdown to move');
+			r = dig('tracker.example');
+			assert.deepEqual(r.answers.map((x) => x.data), ['10.7.7.7'], r.text);
+			// the Pi-hole API (what Home Assistant calls) sees it and can turn it back on
+			const st = await (await fetch(`${server.url}/admin/api.php?status`)).json();
+			assert.deepEqual(st, { status: 'disabled' });
+			const on = await (await fetch(`${server.url}/admin/api.php?enable&auth=${token}`)).json();
+			assert.deepEqual(on, { status: 'enabled' });
+			await bar.getByText('Blocking on').waitFor();
+			assert.ok(isBlockAnswer(dig('tracker.example')), 'blocked again after the Pi-hole API call');
+			await checkA11y('dns blocking switch');
+			await closeApp('DNS');
+		} finally {
+			up.stop();
+		}
+	});
+
 	test('a user who is not an administrator gets only the apps for users', async (t) => {
 		if (!server.has('/api/users', 'post')) return t.skip('the server has no /api/users yet');
 		const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -692,6 +777,8 @@ describe('PiNAS UI', () => {
 		await dns.getByRole('tab', { name: 'Local records' }).click();
 		await dns.locator('tr[data-record="printer.home"]').waitFor();
 		assert.equal(await dns.getByRole('button', { name: 'Add record' }).count(), 0);
+		await dns.getByRole('region', { name: 'Blocking' }).getByText(/^Blocking (on|off)$/).waitFor();
+		assert.equal(await dns.getByRole('button', { name: 'Until I turn it on' }).count(), 0);
 		await c.close();
 	});
 

@@ -3,7 +3,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +31,7 @@ export const SWITCH = { nas: '192.168.77.10', companion: '192.168.77.11' };
 
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
-function freePort() {
+export function freePort() {
 	return new Promise((resolvePort, reject) => {
 		const srv = createServer();
 		srv.unref();
@@ -136,6 +136,51 @@ export async function launchBrowser() {
 }
 
 export { waitFor };
+
+/**
+ * Starts dnsmasq (Debian dnsmasq-base) on 127.0.0.1 and a free port, answering only
+ * from `args` (e.g. `--address=/#/10.7.7.7`), as an upstream that never leaves the
+ * machine. Returns { port, stop() }, or null when dnsmasq is not installed.
+ */
+export async function startDnsmasq(args) {
+	const bin = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find((p) => existsSync(p));
+	if (!bin) return null;
+	const port = await freePort();
+	const child = spawn(
+		bin,
+		[
+			'--keep-in-foreground',
+			'--conf-file=/dev/null',
+			'--no-resolv',
+			'--no-hosts',
+			'--pid-file=',
+			'--bind-interfaces',
+			'--listen-address=127.0.0.1',
+			`--port=${port}`,
+			...(isRoot ? ['--user=root'] : []),
+			...args
+		],
+		{ stdio: 'ignore' }
+	);
+	await waitFor(
+		() =>
+			new Promise((res) => {
+				const s = connect(port, '127.0.0.1', () => {
+					s.destroy();
+					res(true);
+				});
+				s.on('error', () => res(false));
+			}),
+		5000,
+		`dnsmasq on port ${port}`
+	);
+	return {
+		port,
+		stop() {
+			child.kill();
+		}
+	};
+}
 
 /**
  * Attaches a blank file as a loop disk (root only) and has udev announce it as a

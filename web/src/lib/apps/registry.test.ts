@@ -32,5 +32,12 @@ describe('app registry', () => {
 		expect(describeEvent({ type: 'dns.switch.changed', ts: 0, data: { name: 'nas.home', target: 'companion', reason: 'NAS asleep' } })).toBe(
 			'DNS switch nas.home now points to the companion (NAS asleep)'
 		);
+		expect(describeEvent({ type: 'dns.blocking.changed', ts: 0, data: { enabled: false, until: null, changed_by: 'admin', reason: 'shop checkout' } })).toBe(
+			'DNS blocking turned off by admin (shop checkout)'
+		);
+		expect(describeEvent({ type: 'dns.blocking.changed', ts: 0, data: { enabled: true, until: null, changed_by: 'timer', reason: 'the timer ended' } })).toBe(
+			'DNS blocking turned on by its timer'
+		);
+		expect(describeEvent({ type: 'dns.settings.changed', ts: 0, data: {} })).toBe('DNS settings changed');
 	});
 });
