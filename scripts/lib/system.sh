@@ -65,7 +65,7 @@ OSR
     sed -i 's/^hosts:.*/hosts:          files mdns4_minimal [NOTFOUND=return] dns/' "$R/etc/nsswitch.conf"
 
     # Units: pinas roles the binary has, networking on, file sharing off until configured.
-    units="pinas-firstboot.service pinas-ssh-keys.service pinas-grow-storage.service pinas-mark-good.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service avahi-daemon.service ssh.service"
+    units="pinas-ssh-keys.service pinas-grow-storage.service pinas-mark-good.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service avahi-daemon.service ssh.service"
     for u in $(pinas_roles "$R"); do units="$units pinas-$u.service"; done
     log "enabling: $units"
     run systemctl --root="$R" enable $units

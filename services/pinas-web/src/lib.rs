@@ -7,6 +7,7 @@
 //! OpenAPI documents and service reports to [`WebApp`], so this crate stays a leaf.
 
 mod auth;
+pub mod certificate;
 mod errors;
 mod listen;
 mod openapi;

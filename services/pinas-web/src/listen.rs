@@ -31,7 +31,7 @@ pub struct ListenConfig {
     pub https: Option<(SocketAddr, PathBuf, PathBuf)>,
 }
 
-fn tls_config(
+pub(crate) fn tls_config(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> anyhow::Result<rustls::ServerConfig> {

@@ -87,6 +87,25 @@ async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
 /// services and are reached through their sockets.
 pub async fn web(config: Config) -> anyhow::Result<()> {
     let ctx = open_context(config)?;
+    // A fresh storage partition has no certificate yet: make the self-signed one here,
+    // in milliseconds, rather than in a first-boot unit ahead of the web role.
+    let web = &ctx.config.web;
+    if !ctx.config.dev && !web.https_address.is_empty() {
+        let hostname = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "pinas".into());
+        match pinas_web::certificate::ensure(&web.tls_cert, &web.tls_key, &hostname) {
+            Ok(true) => {
+                tracing::info!(cert = %web.tls_cert.display(), "made the self-signed TLS certificate")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot make the TLS certificate; serving HTTP only")
+            }
+        }
+    }
     let listen = listen_config(&ctx.config);
     let (app, shares) = nas_app(&ctx).await?;
     let result = pinas_web::serve(app.build(), listen, shutdown_signal()).await;
