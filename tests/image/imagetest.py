@@ -344,6 +344,9 @@ def boot_virt(image, version, res, logdir, ports):
         res.check("storage partition was grown on first boot", ok, out)
         res.check("storage filesystem fills the grown partition",
                   ok and nums[5] * 2 > nums[3] * 0.9, out)
+        # The SSH host keys come after the web UI, at low priority: wait for them.
+        st, out = q.run("systemctl start pinas-ssh-keys.service", 600)
+        res.check("SSH host keys made after the web UI", st == 0, out)
         st, out = q.run("for u in $(systemctl list-unit-files 'pinas-*' --state=enabled --no-legend | awk '{print $1}'); "
                         "do echo \"$u $(systemctl is-active $u)\"; done")
         lines = [l for l in out.splitlines() if l.strip()]
