@@ -30,9 +30,11 @@ pub async fn handler(
 }
 
 /// `GET /admin/api.php`: the Pi-hole v5 API path that dashboards and Home Assistant's
-/// Pi-hole integration (API version 5, location `admin`) read. Like Pi-hole v5, the
+/// Pi-hole integration (API version 5, location `admin`) call. Like Pi-hole v5, the
 /// aggregate summary (`summaryRaw`, `summary`, `status`, `versions`) needs no login; it
-/// holds counts only, never names or clients. It is answered by the DNS role.
+/// holds counts only, never names or clients. `enable` and `disable` change blocking only
+/// with the Pi-hole API token in `auth=`, which the DNS role checks: the query string is
+/// passed through unchanged, and no user headers are sent.
 pub async fn pihole_v5(State(state): State<AppState>, req: Request) -> Result<Response, Error> {
     forward(&state, "dns", "pihole/api.php", req, None).await
 }
