@@ -79,9 +79,19 @@ async fn blocking_off_forwards_blocked_names_and_the_timer_turns_it_back_on() {
         return;
     }
     let up = Dnsmasq::start(&["--address=/#/10.7.7.7"]);
+    let router = Dnsmasq::start(&["--address=/lan/10.3.3.3"]);
     let s = blocking_server(&up).await;
+    let (st, body) = s
+        .api(
+            Method::POST,
+            "/forwards",
+            Some(json!({"domain": "lan", "server": router.addr()})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
     let mut events = s.ctx.events.subscribe();
     assert_blocked(&s).await;
+    assert_eq!(s.short("laptop.lan", "A").await, ["10.3.3.3"]);
     let (_, b) = s.api(Method::GET, "/blocking", None).await;
     assert_eq!(b["enabled"], true);
     assert!(b["until"].is_null());
@@ -97,6 +107,7 @@ async fn blocking_off_forwards_blocked_names_and_the_timer_turns_it_back_on() {
     assert_forwarded(&s).await;
     assert_eq!(s.short("printer.home", "A").await, ["192.168.1.20"]);
     assert_eq!(s.short("nas.home", "A").await.len(), 1);
+    assert_eq!(s.short("laptop.lan", "A").await, ["10.3.3.3"]);
     let ev = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
             let ev = events.recv().await.unwrap();
