@@ -674,7 +674,7 @@ describe('PiNAS UI', () => {
 		if (spawnSync('dig', ['-v']).error) return t.skip('dig is missing: scripts/setup --test installs it');
 		// an upstream on loopback that answers every name with 10.7.7.7
 		const up = await startDnsmasq(['--address=/#/10.7.7.7']);
-		if (!up) return t.skip('dnsmasq is missing: tests/ui/run installs dnsmasq-base as root');
+		if (!up) return t.skip('dnsmasq is missing: scripts/setup --test installs it');
 		try {
 			let win = await openApp('DNS');
 			let tab = (name) => win.getByRole('tab', { name, exact: true });

@@ -161,6 +161,37 @@ describe('DNS app', () => {
 		await vi.waitFor(() => expect(urls[urls.length - 1]).toBe('/api/dns/querylog?limit=51&name=printer'));
 	});
 
+	it('turns blocking off for 5 minutes with a countdown, and shows the server’s words for a bad upstream next to the field', async () => {
+		session.user = { name: 'admin', role: 'admin' };
+		const settings = { upstreams: ['9.9.9.9'], cache_size: 10000, cache_min_ttl_secs: 0, cache_max_ttl_secs: 86400, negative_ttl_secs: 300, blocking_mode: 'null', query_log_retention_days: 7, saved_at_ms: null };
+		const sent: { url: string; body: unknown }[] = [];
+		vi.stubGlobal('fetch', async (url: string, init?: RequestInit) => {
+			if (init?.method === 'POST' || init?.method === 'PUT') sent.push({ url, body: JSON.parse(String(init.body)) });
+			if (url === '/api/dns/blocking' && init?.method === 'POST')
+				return json(200, { enabled: false, until: Math.floor(Date.now() / 1000) + 300, changed_by: 'admin', reason: '', changed_at_ms: Date.now() });
+			if (url === '/api/dns/blocking') return json(200, { enabled: true, until: null, changed_by: '', reason: '', changed_at_ms: 0 });
+			if (url === '/api/dns/settings' && init?.method === 'PUT')
+				return json(422, { error: { code: 'invalid_settings', message: '"udp://10.0.0.1:0": port 0 is not a valid upstream port', field: 'upstreams' } });
+			if (url === '/api/dns/settings') return json(200, settings);
+			if (url === '/api/dns/pihole/token') return json(200, { token: 'ab'.repeat(32) });
+			return json(500, {});
+		});
+		render(DnsApp);
+		await fireEvent.click(await screen.findByRole('button', { name: '5 minutes' }));
+		expect(sent[0]).toEqual({ url: '/api/dns/blocking', body: { enabled: false, duration_s: 300 } });
+		expect((await screen.findByText(/^(5:00|4:59)$/)).dataset.countdown).toBeDefined();
+		expect(screen.getByRole('button', { name: 'Turn blocking on' })).toBeInTheDocument();
+
+		await fireEvent.click(screen.getByRole('tab', { name: 'Settings' }));
+		const ups = await screen.findByLabelText(/^Upstream servers/);
+		expect(await screen.findByLabelText('Pi-hole API token')).toHaveValue('ab'.repeat(32));
+		await fireEvent.input(ups, { target: { value: 'udp://10.0.0.1:0' } });
+		await fireEvent.click(screen.getByRole('button', { name: 'Save settings' }));
+		const err = await screen.findByText('"udp://10.0.0.1:0": port 0 is not a valid upstream port');
+		expect(err.id).toBe('dns-set-upstreams-error');
+		expect(sent[1].body).toMatchObject({ upstreams: ['udp://10.0.0.1:0'], cache_size: 10000, blocking_mode: 'null' });
+	});
+
 	it('hides changes from users who are not administrators', async () => {
 		session.user = { name: 'alice', role: 'user' };
 		vi.stubGlobal('fetch', async (url: string) => (url.startsWith('/api/dns/stats') ? json(500, {}) : json(200, [])));
