@@ -28,9 +28,9 @@ pub const MAX_TTL_SECS: u64 = 604_800;
 pub const MAX_RETENTION_DAYS: u64 = 365;
 
 /// The live DNS settings, as `GET /api/dns/settings` shows them and
-/// `PUT /api/dns/settings` takes them (every field required).
+/// `PUT /api/dns/settings` takes them (every field required; other fields, such as the
+/// `saved_at_ms` that `GET` adds, are ignored, so a client can send back what it read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DnsSettings {
     /// Upstream servers, tried in order (1 to 16): `9.9.9.9`, `udp://IP:port`,
     /// `tcp://IP:port`, `tls://IP[:port]#name`, `https://host/path[#IP]`.

@@ -925,7 +925,8 @@ export interface components {
         };
         /**
          * @description The live DNS settings, as `GET /api/dns/settings` shows them and
-         *     `PUT /api/dns/settings` takes them (every field required).
+         *     `PUT /api/dns/settings` takes them (every field required; other fields, such as the
+         *     `saved_at_ms` that `GET` adds, are ignored, so a client can send back what it read).
          */
         DnsSettings: {
             /** @description `null` answers blocked names with `0.0.0.0` / `::`, `nxdomain` with NXDOMAIN. */
