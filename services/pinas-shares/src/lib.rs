@@ -83,13 +83,24 @@ impl Shares {
     /// Samba's folders or files cannot be written.
     pub async fn start(ctx: Arc<Context>) -> Result<Arc<Shares>, pinas_core::Error> {
         let mut me = Self::build(ctx.clone())?;
+        if !ctx.config.dev {
+            // On the device Samba's files already exist from the last start: bring them in
+            // step with the database and start Samba / the NFS server when shares need
+            // them (they are off by default) while the API starts. testparm, systemctl and
+            // smbcontrol take seconds on a Pi 3; changes made meanwhile wait on the lock.
+            let me = Arc::new(me);
+            let bg = me.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = bg.render_all() {
+                    tracing::error!(error = %e, "cannot write Samba's configuration");
+                }
+                bg.reload();
+            });
+            return Ok(me);
+        }
         // A few small files and one testparm run: short enough to do in place.
         me.render_all()?;
-        if !ctx.config.dev {
-            // Start Samba / the NFS server when shares need them (they are off by default).
-            me.reload();
-        }
-        if ctx.config.dev && ctx.config.smb.enabled {
+        if ctx.config.smb.enabled {
             match &me.tools.usable {
                 Ok(()) => me.smbd = Some(smbd::Smbd::spawn(me.tools.clone())),
                 Err(why) => tracing::warn!("SMB unavailable: {why}"),
@@ -276,6 +287,8 @@ impl Shares {
     }
 
     fn reload(&self) {
+        // In dev mode there are no units: smbd is our child, and there is no NFS server.
+        let (mut smb_on, mut nfs_on) = (true, false);
         if !self.ctx.config.dev {
             let (smb, nfs) = self
                 .ctx
@@ -287,17 +300,18 @@ impl Shares {
                     |r| Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?)),
                 )
                 .unwrap_or((false, false));
-            let smb_on = self
+            smb_on = self
                 .tools
                 .sync_unit("smbd.service", smb && self.ctx.config.smb.enabled);
             self.tools.sync_unit("wsdd2.service", smb_on);
-            self.tools.sync_unit("nfs-server.service", nfs);
+            nfs_on = self.tools.sync_unit("nfs-server.service", nfs);
         }
         let running = self.smbd.as_ref().and_then(|s| s.pid());
         if self.ctx.config.dev && running.is_none() {
             return;
         }
-        if !self.tools.reload_smbd() {
+        // With smbd off there is nothing to tell (and smbcontrol would wait for it).
+        if smb_on && !self.tools.reload_smbd() {
             if let Some(pid) = running {
                 // smbcontrol could not reach it: SIGHUP also makes smbd reload.
                 let _ = nix::sys::signal::kill(
@@ -308,7 +322,9 @@ impl Shares {
                 tracing::warn!("smbd did not answer reload-config; is it running?");
             }
         }
-        self.tools.reload_nfs();
+        if nfs_on {
+            self.tools.reload_nfs();
+        }
     }
 
     /// Writes passwd/group(/shadow) for NSS from `conn`'s view of the database.
