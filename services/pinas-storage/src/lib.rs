@@ -47,6 +47,9 @@ impl Storage {
     /// # Errors
     /// None today; the signature leaves room for start-up checks.
     pub async fn start(ctx: Arc<Context>) -> Result<Arc<Storage>, pinas_core::Error> {
+        // Listen first: early in boot udev may still be announcing disks, and a disk it
+        // announces after the pass below is mounted by the monitor.
+        monitor::spawn(ctx.clone());
         let c = ctx.clone();
         let n = tokio::task::spawn_blocking(move || mount::reapply(&c))
             .await
@@ -54,7 +57,6 @@ impl Storage {
         if n > 0 {
             tracing::info!(count = n, "stored filesystems mounted");
         }
-        monitor::spawn(ctx.clone());
         Ok(Arc::new(Storage { ctx }))
     }
 

@@ -427,6 +427,10 @@ pub fn reapply(ctx: &Context) -> usize {
 /// Mounts stored filesystem `uuid` at its stored mount point if its disk is attached.
 /// `Ok(false)` when it is not stored or not attached.
 pub(crate) fn remount_stored(ctx: &Context, uuid: &str) -> Result<bool, StorageError> {
+    // The start-up pass and hotplug events may ask for the same filesystem at once:
+    // one looks at the mount table and mounts at a time.
+    static REMOUNT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = REMOUNT.lock().unwrap_or_else(|e| e.into_inner());
     let Some((mp, _, _)) = stored(ctx, uuid)? else {
         return Ok(false);
     };
