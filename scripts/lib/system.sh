@@ -71,15 +71,17 @@ OSR
     run systemctl --root="$R" enable $units
     # wsdd2 binds to smbd (BindsTo=): both start when pinas turns file sharing on.
     # smartd fails on boards with no S.M.A.R.T. disks; pinas runs smartctl when it needs data.
-    for u in smbd.service nmbd.service wsdd2.service smartmontools.service smartd.service samba-ad-dc.service nfs-server.service rpcbind.service rpcbind.socket nfs-blkmap.service; do
+    # NFS client parts (nfs-common) are not needed until the NFS server, which pulls in
+    # what it uses, is turned on.
+    for u in smbd.service nmbd.service wsdd2.service smartmontools.service smartd.service samba-ad-dc.service nfs-server.service rpcbind.service rpcbind.socket nfs-blkmap.service nfs-client.target rpc-statd-notify.service; do
         [ -e "$R/lib/systemd/system/$u" ] && run systemctl --root="$R" disable "$u"
     done
-    run systemctl --root="$R" mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service systemd-networkd-wait-online.service
+    run systemctl --root="$R" mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service systemd-networkd-wait-online.service systemd-binfmt.service
     run systemctl --root="$R" set-default multi-user.target
 
     rm -rf "$R"/var/cache/apt/* "$R"/var/lib/apt/lists/* "$R"/var/log/*.log "$R"/var/cache/debconf/*-old "$R"/tmp/* "$R"/usr/share/locale/*/ 
-    local comp_opts="-comp xz -b 1M"
-    [ "$SQFS_COMP" = zstd ] && comp_opts="-comp zstd -Xcompression-level 19 -b 1M"
+    local comp_opts="-comp zstd -Xcompression-level 19 -b 1M"
+    [ "$SQFS_COMP" = xz ] && comp_opts="-comp xz -b 1M"
     run mksquashfs "$R" "$SQFS.tmp" -noappend $comp_opts -all-root
     mv "$SQFS.tmp" "$SQFS"
     printf '%s\n' "$(du -sb "$R" | cut -f1)" >"$SQFS.unpacked-bytes"
