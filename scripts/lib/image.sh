@@ -56,7 +56,9 @@ build_web() {
     if [ -d "$WWW_DIR" ]; then log "web UI cached: $WWW_DIR"; return 0; fi
     # A broken web build must not hold back the system image: it ships without the UI
     # (the API and the serial console still work) and the build says so.
-    if ! (cd "$web" && npm ci --no-audit --no-fund >>"$LOG" 2>&1 && npm run build >>"$LOG" 2>&1) || [ ! -d "$web/build" ]; then
+    # The content key names the build (SvelteKit's version.json), not the build time, so
+    # the same sources give the same files.
+    if ! (cd "$web" && npm ci --no-audit --no-fund >>"$LOG" 2>&1 && PINAS_UI_VERSION=$key npm run build >>"$LOG" 2>&1) || [ ! -d "$web/build" ]; then
         note "WARNING: the web UI did not build (npm ci / npm run build failed, see $LOG): the image ships without the web UI"
         WWW_DIR=""
         return 0
