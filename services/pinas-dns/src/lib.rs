@@ -49,7 +49,8 @@ pub use state::DnsState;
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
 /// Binds `udp_sockets` UDP sockets (`SO_REUSEPORT`) and one TCP listener on `addr`. For
-/// port 0, UDP picks the port and TCP takes the same.
+/// port 0, UDP picks the port and TCP takes the same; when that port is taken for TCP
+/// (by an outgoing connection, say), UDP picks another, up to 16 times.
 ///
 /// # Errors
 /// [`Error`] naming the address when either bind fails (port in use, no permission).
@@ -68,12 +69,20 @@ pub async fn bind(
             format!("cannot listen on {proto} {addr}: {e}{hint}"),
         )
     };
-    let udp = udp::bind_reuseport(addr, udp_sockets).map_err(|e| fail("UDP", e))?;
-    let bound = udp[0].local_addr().map_err(|e| fail("UDP", e))?;
-    let tcp = tokio::net::TcpListener::bind(bound)
-        .await
-        .map_err(|e| fail("TCP", e))?;
-    Ok((udp, tcp))
+    let mut tries = 0;
+    loop {
+        let udp = udp::bind_reuseport(addr, udp_sockets).map_err(|e| fail("UDP", e))?;
+        let bound = udp[0].local_addr().map_err(|e| fail("UDP", e))?;
+        match tokio::net::TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e)
+                if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse && tries < 16 =>
+            {
+                tries += 1;
+            }
+            Err(e) => return Err(fail("TCP", e)),
+        }
+    }
 }
 
 /// The parts of a started DNS server, for callers that embed it (tests, `pinas dev`).
