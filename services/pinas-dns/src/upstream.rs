@@ -318,7 +318,7 @@ async fn exchange_tcp(
     exchange_stream(up, s, bytes, query).await
 }
 
-/// One length-prefixed exchange on a stream (RFC 1035 section 4.2.2; also DoT).
+/// One length-prefixed exchange on a stream (RFC 1035 section 4.2.2).
 async fn exchange_stream(
     up: &UpstreamAddr,
     mut s: impl AsyncRead + AsyncWrite + Unpin,

@@ -1,23 +1,63 @@
 //! Encrypted upstreams: DNS-over-TLS (RFC 7858) and DNS-over-HTTPS (RFC 8484).
 //!
 //! Certificates are checked against the system's CA store (Debian's ca-certificates),
-//! plus an optional extra CA file (`dns.upstream_ca_file`) for private resolvers. Each
-//! query opens its own connection: simple and robust for a home network's rate; the
-//! cache absorbs repeats.
+//! plus an optional extra CA file (`dns.upstream_ca_file`) for private resolvers.
+//!
+//! Connections are reused, as RFC 7858 section 3.4 and RFC 7766 section 6.2.1 ask:
+//! - DoT: each upstream (address and server name) keeps up to [`MAX_IDLE_PER_UPSTREAM`]
+//!   idle TLS connections for [`IDLE_TIMEOUT`]. A query takes one (or opens one), sends
+//!   one length-prefixed message, reads the answer, and gives the connection back only
+//!   when the whole exchange succeeded. When a reused connection turns out to have been
+//!   closed by the server while idle (end of file, reset or broken pipe on the write or
+//!   on the answer's length), the query is sent once more on a fresh connection, so a
+//!   server's idle timeout never marks the upstream down. No pipelining: one query at a
+//!   time per connection.
+//! - DoH: one HTTP client per (host, bootstrap address), kept for the life of the
+//!   process, so its pool reuses HTTP/1.1 keep-alive and HTTP/2 connections.
+//!
+//! The extra CAs never change once set (the first [`set_extra_ca`] wins, and the live
+//! settings do not include `upstream_ca_file`), so no pooled connection or cached client
+//! was made with CAs other than the current ones.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
-use super::{check_answer, exchange_stream, ForwardError, UpstreamAddr};
+use super::{check_answer, ForwardError, UpstreamAddr};
+
+/// Most idle DoT connections kept per upstream.
+const MAX_IDLE_PER_UPSTREAM: usize = 2;
+/// How long an idle DoT connection (or a DoH client's idle connection) is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most cached DoH clients; the list of upstreams is at most 16 long, so this is only
+/// reached after many changes of the settings, and then the cache starts over.
+const MAX_HTTP_CLIENTS: usize = 32;
 
 static EXTRA_CA: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
 static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
 static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
+
+/// A DoT upstream as the pool knows it: where to connect and the name to check.
+type PoolKey = (SocketAddr, Option<Arc<str>>);
+type Conn = TlsStream<TcpStream>;
+/// Idle connections per upstream, newest last, with the time each was given back.
+type Idle = HashMap<PoolKey, Vec<(Conn, Instant)>>;
+
+/// Idle DoT connections. The lock is only held to take or give back a connection, never
+/// across network I/O.
+static POOL: OnceLock<Mutex<Idle>> = OnceLock::new();
+/// DoH clients for URLs with a bootstrap address, by (host, address).
+static HTTP_BOOTSTRAP: OnceLock<Mutex<HashMap<(String, SocketAddr), reqwest::Client>>> =
+    OnceLock::new();
 
 /// Trusts the CA certificates in PEM `pem` for encrypted upstreams, besides the system
 /// store. Call before the first encrypted query; later calls are ignored.
@@ -64,12 +104,77 @@ fn config() -> Arc<ClientConfig> {
         .clone()
 }
 
-/// One query over TLS to `up` (`tls://IP:port#name`).
+/// One query over TLS to `up` (`tls://IP:port#name`), on an idle connection when one
+/// is pooled, else on a new one; retried once on a new connection when the idle one had
+/// been closed by the server.
 pub(super) async fn exchange(
     up: &UpstreamAddr,
     bytes: &[u8],
     query: &Message,
 ) -> Result<Message, ForwardError> {
+    let key: PoolKey = (up.addr, up.name.clone());
+    if let Some(mut conn) = take_idle(&key) {
+        match exchange_on(up, &mut conn, bytes, query).await {
+            Ok(m) => {
+                give_back(key, conn);
+                return Ok(m);
+            }
+            Err(Failure::Closed(e)) => {
+                tracing::debug!(
+                    upstream = %up,
+                    error = %e,
+                    "idle connection was closed by the server, reconnecting"
+                );
+            }
+            Err(Failure::Other(e)) => return Err(e),
+        }
+    }
+    let mut conn = connect(up).await?;
+    match exchange_on(up, &mut conn, bytes, query).await {
+        Ok(m) => {
+            give_back(key, conn);
+            Ok(m)
+        }
+        Err(Failure::Closed(e) | Failure::Other(e)) => Err(e),
+    }
+}
+
+fn pool() -> MutexGuard<'static, Idle> {
+    POOL.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The most recently used idle connection to `key`, unless it has been idle too long.
+fn take_idle(key: &PoolKey) -> Option<Conn> {
+    let mut pool = pool();
+    let idle = pool.get_mut(key)?;
+    let (conn, since) = idle.pop()?;
+    if since.elapsed() < IDLE_TIMEOUT {
+        Some(conn)
+    } else {
+        // Older ones were given back earlier still.
+        idle.clear();
+        None
+    }
+}
+
+/// Keeps `conn` for the next query to `key`, when there is room; forgets connections
+/// idle for too long, of any upstream (including ones no longer configured).
+fn give_back(key: PoolKey, conn: Conn) {
+    let now = Instant::now();
+    let mut pool = pool();
+    pool.retain(|_, idle| {
+        idle.retain(|(_, since)| now.duration_since(*since) < IDLE_TIMEOUT);
+        !idle.is_empty()
+    });
+    let idle = pool.entry(key).or_default();
+    if idle.len() < MAX_IDLE_PER_UPSTREAM {
+        idle.push((conn, now));
+    }
+}
+
+async fn connect(up: &UpstreamAddr) -> Result<Conn, ForwardError> {
     let io = |e| ForwardError::Io(up.clone(), e);
     let name = match up.name.as_deref() {
         Some(n) => ServerName::try_from(n.to_string()),
@@ -78,27 +183,99 @@ pub(super) async fn exchange(
     .map_err(|e| ForwardError::Malformed(up.clone(), format!("server name: {e}")))?;
     let tcp = TcpStream::connect(up.addr).await.map_err(io)?;
     tcp.set_nodelay(true).map_err(io)?;
-    let tls = TlsConnector::from(config())
+    TlsConnector::from(config())
         .connect(name, tcp)
         .await
-        .map_err(io)?;
-    exchange_stream(up, tls, bytes, query).await
+        .map_err(io)
+}
+
+/// Why an exchange on a DoT connection failed.
+enum Failure {
+    /// The connection was already closed by the server when the query was sent: the
+    /// query is worth sending again on a new connection.
+    Closed(ForwardError),
+    Other(ForwardError),
+}
+
+/// One length-prefixed exchange (RFC 7858 section 3.3, RFC 1035 section 4.2.2) on `s`,
+/// which stays usable for the next one when this succeeds.
+async fn exchange_on(
+    up: &UpstreamAddr,
+    s: &mut Conn,
+    bytes: &[u8],
+    query: &Message,
+) -> Result<Message, Failure> {
+    let io = |e| ForwardError::Io(up.clone(), e);
+    let closed = |e: std::io::Error| {
+        use std::io::ErrorKind;
+        match e.kind() {
+            ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe => Failure::Closed(io(e)),
+            _ => Failure::Other(io(e)),
+        }
+    };
+    let mut out = Vec::with_capacity(bytes.len() + 2);
+    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    out.extend_from_slice(bytes);
+    s.write_all(&out).await.map_err(closed)?;
+    s.flush().await.map_err(closed)?;
+    let len = s.read_u16().await.map_err(closed)? as usize;
+    let mut buf = vec![0u8; len];
+    s.read_exact(&mut buf)
+        .await
+        .map_err(|e| Failure::Other(io(e)))?;
+    check_answer(up, query, &buf)
+        .map_err(Failure::Other)?
+        .ok_or_else(|| {
+            Failure::Other(ForwardError::Malformed(
+                up.clone(),
+                "answer does not match the question".into(),
+            ))
+        })
+}
+
+/// A client builder with the PiNAS user agent, a small pool and the extra CAs.
+fn http_builder() -> reqwest::ClientBuilder {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .user_agent(concat!("PiNAS/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(MAX_IDLE_PER_UPSTREAM)
+        .pool_idle_timeout(IDLE_TIMEOUT);
+    for c in EXTRA_CA.get().into_iter().flatten() {
+        if let Ok(cert) = reqwest::Certificate::from_der(c) {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b
 }
 
 fn http() -> reqwest::Client {
-    HTTP.get_or_init(|| {
-        let mut b = reqwest::Client::builder()
-            .use_rustls_tls()
-            .user_agent(concat!("PiNAS/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(2);
-        for c in EXTRA_CA.get().into_iter().flatten() {
-            if let Ok(cert) = reqwest::Certificate::from_der(c) {
-                b = b.add_root_certificate(cert);
-            }
-        }
-        b.build().unwrap_or_default()
-    })
-    .clone()
+    HTTP.get_or_init(|| http_builder().build().unwrap_or_default())
+        .clone()
+}
+
+/// The client that connects to `addr` for `host`, without asking any resolver (possibly
+/// ourselves) for the host name; made on first use, then shared.
+fn http_bootstrap(host: &str, addr: SocketAddr) -> Result<reqwest::Client, reqwest::Error> {
+    let clients = || {
+        HTTP_BOOTSTRAP
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    let key = (host.to_string(), addr);
+    if let Some(c) = clients().get(&key) {
+        return Ok(c.clone());
+    }
+    // Built without the lock: reading the system's CA store takes a while.
+    let c = http_builder().resolve(host, addr).build()?;
+    let mut clients = clients();
+    if clients.len() >= MAX_HTTP_CLIENTS {
+        clients.clear();
+    }
+    Ok(clients.entry(key).or_insert(c).clone())
 }
 
 /// One query over HTTPS (RFC 8484 POST) to `up` (`https://host/path[#IP]`).
@@ -110,23 +287,12 @@ pub(super) async fn exchange_https(
 ) -> Result<Message, ForwardError> {
     let url = up.name.as_deref().unwrap_or("");
     let fail = |e: String| ForwardError::Malformed(up.clone(), e);
-    let mut client = http();
-    if !up.addr.ip().is_unspecified() {
-        // Connect to the bootstrap address without asking any resolver (possibly
-        // ourselves) for the host name.
+    let client = if up.addr.ip().is_unspecified() {
+        http()
+    } else {
         let host = reqwest::Url::parse(url).map_err(|e| fail(e.to_string()))?;
-        let host = host.host_str().unwrap_or("").to_string();
-        let mut b = reqwest::Client::builder()
-            .use_rustls_tls()
-            .resolve(&host, up.addr)
-            .user_agent(concat!("PiNAS/", env!("CARGO_PKG_VERSION")));
-        for c in EXTRA_CA.get().into_iter().flatten() {
-            if let Ok(cert) = reqwest::Certificate::from_der(c) {
-                b = b.add_root_certificate(cert);
-            }
-        }
-        client = b.build().map_err(|e| fail(e.to_string()))?;
-    }
+        http_bootstrap(host.host_str().unwrap_or(""), up.addr).map_err(|e| fail(e.to_string()))?
+    };
     let resp = client
         .post(url)
         .header("content-type", "application/dns-message")
