@@ -120,6 +120,7 @@ def structure(board, img, version, res):
             res.check("pinas console is built in", r.returncode == 0, r.stdout + r.stderr)
             with open(f"{mnt}/usr/bin/pinas", "rb") as f:
                 binary = f.read()
+            res.check("the web UI is in the system", os.path.isfile(f"{mnt}/usr/share/pinas/www/index.html"))
             res.check("pinas names no path of the build machine", ROOT.encode() not in binary
                       and os.path.expanduser("~/.cargo").encode() not in binary)
             units = [u for u in ("pinas-web.service",) if not os.path.lexists(
