@@ -82,7 +82,11 @@ OSR
     rm -rf "$R"/var/cache/apt/* "$R"/var/lib/apt/lists/* "$R"/var/log/*.log "$R"/var/cache/debconf/*-old "$R"/tmp/* "$R"/usr/share/locale/*/ 
     local comp_opts="-comp zstd -Xcompression-level 19 -b 1M"
     [ "$SQFS_COMP" = xz ] && comp_opts="-comp xz -b 1M"
-    run mksquashfs "$R" "$SQFS.tmp" -noappend $comp_opts -all-root
+    # Every file gets the commit's time: mmdebstrap leaves the time of its own run, so
+    # two builds of one commit would differ in nothing but that. (mksquashfs refuses
+    # SOURCE_DATE_EPOCH together with the explicit times.)
+    run env -u SOURCE_DATE_EPOCH mksquashfs "$R" "$SQFS.tmp" -noappend $comp_opts -all-root \
+        -all-time "$SOURCE_DATE_EPOCH" -mkfs-time "$SOURCE_DATE_EPOCH"
     mv "$SQFS.tmp" "$SQFS"
     printf '%s\n' "$(du -sb "$R" | cut -f1)" >"$SQFS.unpacked-bytes"
     rm -rf "$R"
