@@ -128,3 +128,23 @@ impl IntoResponse for Error {
         (self.status, Json(body)).into_response()
     }
 }
+
+/// Runs `f` on tokio's blocking pool (SQLite, mount(2), Samba's tools: work that must not
+/// hold an async worker) and turns its error into an API [`Error`]. A task that panicked
+/// becomes a 500 naming `what` (e.g. `"storage"`).
+///
+/// # Errors
+/// `f`'s error, converted; 500 `internal` when the task panicked.
+pub async fn run_blocking<T, E>(
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, Error>
+where
+    T: Send + 'static,
+    E: Into<Error> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("{what} task failed: {e}")))?
+        .map_err(Into::into)
+}

@@ -33,9 +33,7 @@ type ApiResult<T> = Result<T, Error>;
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(format!("task failed: {e}")))?
+    pinas_core::error::run_blocking("DNS", f).await
 }
 
 /// The control router; state is the running role's.

@@ -21,10 +21,7 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Shares) -> Result<T, SharesError> + Send + 'static,
 ) -> ApiResult<T> {
     let s = s.clone();
-    tokio::task::spawn_blocking(move || f(&s))
-        .await
-        .map_err(|e| Error::internal(format!("shares task failed: {e}")))?
-        .map_err(Error::from)
+    pinas_core::error::run_blocking("shares", move || f(&s)).await
 }
 
 /// Lists shares.

@@ -23,10 +23,7 @@ type ApiResult<T> = Result<T, Error>;
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::StorageError> + Send + 'static,
 ) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(format!("storage task failed: {e}")))?
-        .map_err(Error::from)
+    pinas_core::error::run_blocking("storage", f).await
 }
 
 /// `POST /api/storage/mount` body.
