@@ -380,7 +380,9 @@ mod sys {
     ) -> io::Result<usize> {
         // SAFETY: all-zero is a valid value for these plain C structs.
         let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
+        // SAFETY: as above.
         let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+        // SAFETY: as above.
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
         for i in 0..BATCH {
             iovs[i].iov_base = bufs[i].as_mut_ptr().cast();
@@ -419,7 +421,9 @@ mod sys {
             .map(|(_, a)| socket2::SockAddr::from(*a))
             .collect();
         // SAFETY: all-zero is a valid value for these plain C structs.
+        // SAFETY: as above.
         let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+        // SAFETY: as above.
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
         for i in 0..n {
             iovs[i].iov_base = msgs[i].0.as_ptr() as *mut libc::c_void;

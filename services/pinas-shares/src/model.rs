@@ -257,7 +257,7 @@ pub fn check_valid_users(conn: &Connection, names: &[String]) -> Result<(), Shar
     Ok(())
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<Share> {
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Share> {
     let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
     Ok(Share {
         id: r.get(0)?,

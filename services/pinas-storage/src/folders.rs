@@ -73,7 +73,7 @@ pub fn resolve_inside(raw: &str, roots: &[PathBuf]) -> Result<PathBuf, StorageEr
         return Err(outside());
     }
     // Longest prefix that exists (a symlink counts, even a dangling one).
-    let comps: Vec<Component> = p.components().collect();
+    let comps: Vec<Component<'_>> = p.components().collect();
     let mut split = comps.len();
     while split > 0 {
         let prefix: PathBuf = comps[..split].iter().collect();
