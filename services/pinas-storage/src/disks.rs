@@ -46,6 +46,9 @@ pub struct Partition {
     pub path: String,
     pub size_bytes: u64,
     pub filesystem: Option<Filesystem>,
+    /// What `POST /api/storage/format` takes as `confirm` for this partition: the disk's
+    /// serial number, else the filesystem UUID, else the device path.
+    pub format_confirm: String,
 }
 
 /// A disk: a whole block device.
@@ -71,6 +74,9 @@ pub struct Disk {
     /// A filesystem on the whole disk (no partition table), or null.
     pub filesystem: Option<Filesystem>,
     pub partitions: Vec<Partition>,
+    /// What `POST /api/storage/format` takes as `confirm` for the whole disk: its serial
+    /// number, else the UUID of the filesystem on the whole disk, else the device path.
+    pub format_confirm: String,
     /// Mounted anywhere (the disk or a partition).
     #[serde(skip)]
     pub(crate) mounted: bool,
@@ -80,6 +86,35 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// The identities that confirm formatting `device` (this disk or one of its
+    /// partitions): the disk's serial number and the UUID of the filesystem now on
+    /// `device`, those that exist; the device path only when neither does. Empty when
+    /// `device` is not on this disk.
+    ///
+    /// Device paths are handed out again when disks come and go (`/dev/sdb` may be
+    /// another disk a minute later), so a confirmation must name the disk itself.
+    pub fn confirm_ids(&self, device: &str) -> Vec<String> {
+        let fs = if device == self.path {
+            self.filesystem.as_ref()
+        } else {
+            match self.partitions.iter().find(|p| p.path == device) {
+                Some(p) => p.filesystem.as_ref(),
+                None => return Vec::new(),
+            }
+        };
+        let ids: Vec<String> = [Some(&self.serial), fs.map(|f| &f.uuid)]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect();
+        if ids.is_empty() {
+            vec![device.to_string()]
+        } else {
+            ids
+        }
+    }
+
     /// The disk's and partitions' device paths.
     pub fn device_paths(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.path.as_str()).chain(self.partitions.iter().map(|p| p.path.as_str()))
@@ -390,6 +425,7 @@ pub fn list_disks(disks_dir: &Path) -> Result<Vec<Disk>, StorageError> {
                 path: devnode(p),
                 size_bytes: size_bytes(p),
                 filesystem: filesystem(p, source, &mounts, disks_dir),
+                format_confirm: String::new(),
             })
             .collect();
         partitions.sort_by_key(|p| natural_key(&p.name));
@@ -407,7 +443,14 @@ pub fn list_disks(disks_dir: &Path) -> Result<Vec<Disk>, StorageError> {
             mounted: !all_mounts.is_empty(),
             held: all.iter().any(|x| has_holders(x)),
             name,
+            format_confirm: String::new(),
         });
+        let disk = disks.last_mut().expect("just pushed");
+        disk.format_confirm = disk.confirm_ids(&disk.path).remove(0);
+        for i in 0..disk.partitions.len() {
+            let path = disk.partitions[i].path.clone();
+            disk.partitions[i].format_confirm = disk.confirm_ids(&path).remove(0);
+        }
     }
     disks.sort_by_key(|d| natural_key(&d.name));
     Ok(disks)

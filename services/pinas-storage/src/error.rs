@@ -32,14 +32,20 @@ pub enum StorageError {
     /// The device is not a disk or partition PiNAS lists.
     #[error("{0:?} is not a disk or partition of this machine")]
     UnknownDevice(String),
-    /// `confirm` does not repeat the device path.
-    #[error("to format {0}, set \"confirm\" to exactly {0:?}")]
-    ConfirmMismatch(String),
+    /// `confirm` names neither the disk's serial number nor the filesystem's UUID (nor,
+    /// for a device with neither, its path).
+    #[error("to format {device}, set \"confirm\" to {expected} as the disk list shows it (its format_confirm)")]
+    ConfirmMismatch {
+        /// The device asked for.
+        device: String,
+        /// What would have been accepted, in words.
+        expected: String,
+    },
     /// The device (or one of its partitions) is mounted or used by another device.
     #[error("{0} is in use (mounted or held by another device); unmount it first")]
     DeviceInUse(String),
     /// The device holds the running system.
-    #[error("{0} holds the running system and cannot be formatted")]
+    #[error("{0} holds the running system: PiNAS neither formats it nor mounts its filesystems")]
     SystemDisk(String),
     /// The label is not valid for the filesystem type.
     #[error("invalid label for {fs_type}: {reason}")]
@@ -78,7 +84,7 @@ impl From<StorageError> for Error {
             MountInUse { .. } => Error::conflict("mount_in_use", msg),
             Busy(_) => Error::conflict("device_busy", msg),
             UnknownDevice(_) => Error::invalid("unknown_device", msg).with_field("device"),
-            ConfirmMismatch(_) => Error::invalid("confirm_mismatch", msg).with_field("confirm"),
+            ConfirmMismatch { .. } => Error::invalid("confirm_mismatch", msg).with_field("confirm"),
             DeviceInUse(_) => Error::conflict("device_in_use", msg).with_field("device"),
             SystemDisk(_) => Error::conflict("system_disk", msg).with_field("device"),
             InvalidLabel { .. } => Error::invalid("invalid_label", msg).with_field("label"),

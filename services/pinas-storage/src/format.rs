@@ -24,7 +24,10 @@ pub struct FormatRequest {
     /// Volume label; may be empty.
     #[serde(default)]
     pub label: String,
-    /// Must repeat `device` exactly: formatting erases everything on it.
+    /// The identity of the disk the user chose, as `GET /api/storage/disks` shows it in
+    /// `format_confirm`: the disk's serial number or the UUID of the filesystem now on
+    /// `device`; the device path only for a device that has neither. A device path can
+    /// name another disk after a replug, so the path alone does not confirm.
     pub confirm: String,
 }
 
@@ -136,9 +139,6 @@ fn mkfs_command(
 /// [`StorageError::InvalidLabel`], [`StorageError::UnknownDevice`],
 /// [`StorageError::SystemDisk`], [`StorageError::DeviceInUse`].
 pub fn start_format(ctx: &Arc<Context>, req: FormatRequest) -> Result<TaskStarted, StorageError> {
-    if req.confirm != req.device {
-        return Err(StorageError::ConfirmMismatch(req.device));
-    }
     if !SUPPORTED_FS.contains(&req.fs_type.as_str()) {
         return Err(StorageError::UnsupportedFilesystem(req.fs_type));
     }
@@ -148,6 +148,26 @@ pub fn start_format(ctx: &Arc<Context>, req: FormatRequest) -> Result<TaskStarte
         .iter()
         .find(|d| d.device_paths().any(|p| p == req.device))
         .ok_or_else(|| StorageError::UnknownDevice(req.device.clone()))?;
+    let ids = disk.confirm_ids(&req.device);
+    let confirmed = ids
+        .iter()
+        .any(|id| id.eq_ignore_ascii_case(req.confirm.trim()));
+    if !confirmed {
+        let expected = if disk.serial.is_empty() && ids.first() == Some(&req.device) {
+            format!(
+                "the device path {:?} (it has no serial number or filesystem)",
+                req.device
+            )
+        } else if disk.serial.is_empty() {
+            "the UUID of its filesystem".to_string()
+        } else {
+            "the disk's serial number".to_string()
+        };
+        return Err(StorageError::ConfirmMismatch {
+            device: req.device,
+            expected,
+        });
+    }
     if disk.system {
         return Err(StorageError::SystemDisk(disk.path.clone()));
     }

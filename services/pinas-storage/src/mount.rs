@@ -127,6 +127,7 @@ pub fn list_mounts(ctx: &Context) -> Result<Vec<MountInfo>, StorageError> {
 /// # Errors
 /// [`StorageError::InvalidUuid`], [`StorageError::FilesystemNotFound`],
 /// [`StorageError::UnsupportedFilesystem`], [`StorageError::MountedElsewhere`],
+/// [`StorageError::SystemDisk`] for a filesystem on the disk that holds the system,
 /// [`StorageError::NotPermitted`] when not root, [`StorageError::Failed`].
 pub fn mount_uuid(ctx: &Context, uuid: &str) -> Result<MountInfo, StorageError> {
     check_uuid(uuid)?;
@@ -147,6 +148,7 @@ pub fn mount_uuid(ctx: &Context, uuid: &str) -> Result<MountInfo, StorageError> 
             mount_point: m.display().to_string(),
         });
     }
+    refuse_system_disk(ctx, &fs)?;
     let mp = match stored(ctx, &fs.uuid)? {
         Some((mp, _, _)) => PathBuf::from(mp),
         None => choose_mount_point(ctx, &fs, &table)?,
@@ -160,6 +162,18 @@ pub fn mount_uuid(ctx: &Context, uuid: &str) -> Result<MountInfo, StorageError> 
     );
     tracing::info!(uuid = %fs.uuid, device = %fs.device.display(), mount_point = %mp.display(), "mounted");
     Ok(out)
+}
+
+/// Refuses a filesystem on a disk that holds the running system (boot, root, the other
+/// system slot, /storage, swap): mounting its boot partition or the inactive slot under
+/// the data disks would let a share rewrite what the device boots.
+fn refuse_system_disk(ctx: &Context, fs: &FoundFs) -> Result<(), StorageError> {
+    let device = fs.device.display().to_string();
+    let disks = disks::list_disks(&ctx.paths.disks_dir)?;
+    match disks.iter().find(|d| d.device_paths().any(|p| p == device)) {
+        Some(d) if d.system => Err(StorageError::SystemDisk(d.path.clone())),
+        _ => Ok(()),
+    }
 }
 
 fn info(fs: &FoundFs, mp: &Path, mounted: bool) -> MountInfo {

@@ -27,29 +27,23 @@ pub fn read() -> std::io::Result<Vec<MountEntry>> {
 }
 
 /// Parses mountinfo text; malformed lines are skipped.
+///
+/// Fields are split by procfs-core's parser (`MountInfo::from_line`); the kernel's octal
+/// escapes in paths (`\040` for a space), which it leaves as they are, are undone here.
 pub fn parse(text: &str) -> Vec<MountEntry> {
     text.lines().filter_map(parse_line).collect()
 }
 
 fn parse_line(line: &str) -> Option<MountEntry> {
-    // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-    let (left, right) = line.split_once(" - ")?;
-    let mut l = left.split(' ');
-    let _id = l.next()?;
-    let _parent = l.next()?;
-    let (major, minor) = l.next()?.split_once(':')?;
-    let root = unescape(l.next()?);
-    let mount_point = unescape(l.next()?);
-    let mut r = right.split(' ');
-    let fs_type = r.next()?.to_string();
-    let source = unescape(r.next().unwrap_or(""));
+    let m = procfs_core::process::MountInfo::from_line(line).ok()?;
+    let (major, minor) = m.majmin.split_once(':')?;
     Some(MountEntry {
         major: major.parse().ok()?,
         minor: minor.parse().ok()?,
-        root: root.into(),
-        mount_point: mount_point.into(),
-        fs_type,
-        source,
+        root: unescape(&m.root).into(),
+        mount_point: unescape(&m.mount_point.to_string_lossy()).into(),
+        fs_type: m.fs_type,
+        source: m.mount_source.as_deref().map(unescape).unwrap_or_default(),
     })
 }
 

@@ -125,6 +125,8 @@ fn loop_disk_lifecycle() {
     assert_eq!(d.transport, "loop");
     assert!(!d.system);
     let fs = d.filesystem.clone().expect("ext4 seen through udev");
+    // A loop disk has no serial number: formatting is confirmed by the filesystem's UUID.
+    assert_eq!(d.format_confirm, fs.uuid);
     assert_eq!(
         (fs.fs_type.as_str(), fs.label.as_str()),
         ("ext4", label.as_str())
@@ -164,10 +166,13 @@ fn loop_disk_lifecycle() {
         confirm: confirm.into(),
     };
     rt.block_on(async {
-        let e = pinas_storage::format::start_format(&ctx, fmt(&disk.dev, &disk.dev)).unwrap_err();
+        let e = pinas_storage::format::start_format(&ctx, fmt(&disk.dev, &fs.uuid)).unwrap_err();
         assert!(matches!(e, StorageError::DeviceInUse(_)), "{e}");
         let e = pinas_storage::format::start_format(&ctx, fmt(&disk.dev, "/dev/sdz")).unwrap_err();
-        assert!(matches!(e, StorageError::ConfirmMismatch(_)), "{e}");
+        assert!(matches!(e, StorageError::ConfirmMismatch { .. }), "{e}");
+        // The path alone does not confirm a disk that has a filesystem UUID.
+        let e = pinas_storage::format::start_format(&ctx, fmt(&disk.dev, &disk.dev)).unwrap_err();
+        assert!(matches!(e, StorageError::ConfirmMismatch { .. }), "{e}");
         let e =
             pinas_storage::format::start_format(&ctx, fmt("/dev/nonexistent", "/dev/nonexistent"))
                 .unwrap_err();
@@ -177,8 +182,8 @@ fn loop_disk_lifecycle() {
             .into_iter()
             .find(|d| d.system)
         {
-            let e =
-                pinas_storage::format::start_format(&ctx, fmt(&sys.path, &sys.path)).unwrap_err();
+            let e = pinas_storage::format::start_format(&ctx, fmt(&sys.path, &sys.format_confirm))
+                .unwrap_err();
             assert!(matches!(e, StorageError::SystemDisk(_)), "{e}");
         }
     });
@@ -228,7 +233,7 @@ fn loop_disk_lifecycle() {
         device: disk.dev.clone(),
         fs_type: "vfat".into(),
         label: "NEWFS".into(),
-        confirm: disk.dev.clone(),
+        confirm: fs.uuid.clone(),
     };
     rt.block_on(async {
         let started = pinas_storage::format::start_format(&ctx, req).unwrap();
@@ -392,12 +397,12 @@ async fn storage_api() {
         a.clone(),
         "POST",
         "/api/storage/format",
-        r#"{"device":"/dev/x","fs_type":"ext4","label":"","confirm":"/dev/y"}"#,
+        r#"{"device":"/dev/x","fs_type":"ext4","label":"","confirm":"/dev/x"}"#,
     )
     .await;
     assert_eq!(
         (st, code(&v).as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "confirm_mismatch")
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_device")
     );
     // Folder picker: roots, then inside, never outside.
     let (st, v) = call(&app, a.clone(), "GET", "/api/storage/folders", "").await;
@@ -530,4 +535,97 @@ impl Drop for LoopAgain {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
         let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
     }
+}
+
+/// A disk that holds a mounted filesystem outside the data-disk folder counts as a
+/// system disk: none of its other partitions may be mounted or formatted through the
+/// API (on the device: the boot partition and the inactive system slot).
+#[test]
+fn system_disk_partitions_are_refused() {
+    if !ready() {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let ctx = context(state.path());
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("sys.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let mut sfdisk = Command::new("sfdisk")
+        .arg("-q")
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sfdisk");
+    use std::io::Write as _;
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"label: dos\n,24M,L\n,,L\n")
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+    let dev = run("losetup", &["-f", "--show", "-P", img.to_str().unwrap()]);
+    let disk = LoopDisk {
+        dev: dev.clone(),
+        _dir: dir,
+    };
+    let (p1, p2) = (format!("{dev}p1"), format!("{dev}p2"));
+    run("udevadm", &["settle", "--timeout=10"]);
+    if !Path::new(&p2).exists() {
+        // Kernels whose loop driver does not scan partitions: add them by hand.
+        run("partx", &["-a", &dev]);
+    }
+    for _ in 0..50 {
+        if Path::new(&p2).exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run("mkfs.ext4", &["-q", "-L", "sysroot", &p1]);
+    run("mkfs.ext4", &["-q", "-L", "other", &p2]);
+    settle(&dev);
+    // p1 mounted outside <disks_dir>, as the running system's partitions are.
+    let sysmnt = tempfile::tempdir().unwrap();
+    run("mount", &[&p1, sysmnt.path().to_str().unwrap()]);
+    let d = disks::list_disks(&ctx.paths.disks_dir)
+        .unwrap()
+        .into_iter()
+        .find(|d| d.name == disk.name())
+        .expect("listed");
+    assert!(
+        d.system,
+        "a disk with a mount outside the data disks is a system disk"
+    );
+    let other = d
+        .partitions
+        .iter()
+        .find(|p| p.path == p2)
+        .and_then(|p| p.filesystem.clone())
+        .expect("p2 has ext4");
+    let e = mount::mount_uuid(&ctx, &other.uuid).unwrap_err();
+    assert!(matches!(e, StorageError::SystemDisk(_)), "{e}");
+    assert!(mount::list_mounts(&ctx).unwrap().is_empty());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let req = FormatRequest {
+        device: p2.clone(),
+        fs_type: "ext4".into(),
+        label: "x".into(),
+        confirm: other.uuid.clone(),
+    };
+    let e = rt
+        .block_on(async { pinas_storage::format::start_format(&ctx, req) })
+        .unwrap_err();
+    assert!(matches!(e, StorageError::SystemDisk(_)), "{e}");
+
+    // Once the disk holds nothing of the system, the same partition mounts.
+    run("umount", &[sysmnt.path().to_str().unwrap()]);
+    let m = mount::mount_uuid(&ctx, &other.uuid).expect("a data disk's partition mounts");
+    assert!(Path::new(&m.mount_point).starts_with(&ctx.paths.disks_dir));
+    run("umount", &[&m.mount_point]);
 }

@@ -903,6 +903,9 @@ export interface components {
         /** @description A disk: a whole block device. */
         Disk: {
             filesystem?: null | components["schemas"]["Filesystem"];
+            /** @description What `POST /api/storage/format` takes as `confirm` for the whole disk: its serial
+             *     number, else the UUID of the filesystem on the whole disk, else the device path. */
+            format_confirm: string;
             /** @description Model as the device reports it, empty when unknown. */
             model: string;
             /** @description Kernel name, e.g. `sda`, `mmcblk0`, `loop3`. */
@@ -1191,6 +1194,9 @@ export interface components {
         /** @description A partition of a disk. */
         Partition: {
             filesystem?: null | components["schemas"]["Filesystem"];
+            /** @description What `POST /api/storage/format` takes as `confirm` for this partition: the disk's
+             *     serial number, else the filesystem UUID, else the device path. */
+            format_confirm: string;
             /** @description Kernel name, e.g. `sda1`. */
             name: string;
             /** @description Device node, e.g. `/dev/sda1`. */

@@ -119,6 +119,7 @@ interface PartitionFallback {
 	path: string;
 	size_bytes: number;
 	filesystem: Filesystem | null;
+	format_confirm: string;
 }
 
 interface DiskFallback {
@@ -133,6 +134,7 @@ interface DiskFallback {
 	system: boolean;
 	filesystem: Filesystem | null;
 	partitions: Partition[];
+	format_confirm: string;
 }
 
 interface FolderListingFallback {

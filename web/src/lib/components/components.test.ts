@@ -7,10 +7,10 @@ import UsageBar from './UsageBar.svelte';
 
 afterEach(() => vi.unstubAllGlobals());
 
-const target = { name: 'sdb', path: '/dev/sdb', size_bytes: 64 * 1024 ** 3, model: 'USB stick' };
+const target = { name: 'sdb', path: '/dev/sdb', size_bytes: 64 * 1024 ** 3, model: 'USB stick', serial: 'AA11BB22', format_confirm: 'AA11BB22' };
 
 describe('FormatForm', () => {
-	it('formats only after the device name is typed, then follows progress', async () => {
+	it('formats only after the device name is typed, names the disk by its serial, then follows progress', async () => {
 		const fetch = vi.fn(async () => new Response(JSON.stringify({ task_id: 'fmt-1' }), { status: 202 }));
 		vi.stubGlobal('fetch', fetch);
 		const ondone = vi.fn();
@@ -26,7 +26,7 @@ describe('FormatForm', () => {
 		await vi.waitFor(() => expect(fetch).toHaveBeenCalled());
 		const [url, init] = fetch.mock.calls[0] as unknown as [string, RequestInit];
 		expect(url).toBe('/api/storage/format');
-		expect(JSON.parse(String(init.body))).toEqual({ device: '/dev/sdb', fs_type: 'ext4', label: 'data', confirm: '/dev/sdb' });
+		expect(JSON.parse(String(init.body))).toEqual({ device: '/dev/sdb', fs_type: 'ext4', label: 'data', confirm: 'AA11BB22' });
 
 		events.dispatch({ type: 'task.progress', ts: 1, data: { task_id: 'fmt-1', label: 'Formatting sdb', percent: 60, done: false, error: null } });
 		await vi.waitFor(() => expect(screen.getByRole('progressbar')).toHaveAttribute('aria-valuenow', '60'));
