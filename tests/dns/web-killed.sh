@@ -40,7 +40,7 @@ export PINAS_CONFIG_PATH="$W/config.toml"
 start_web() { "$PINAS" web 2>>"$W/web.log" & PIDS+=($!); WEB_PID=$!; }
 start_web
 for _ in $(seq 1 100); do [ -S "$W/run/dns.sock" ] && curl -s -o /dev/null "http://127.0.0.1:$WEB_PORT/" && break; sleep 0.1; done
-curl -sf --unix-socket "$W/run/dns.sock" -H 'content-type: application/json' \
+curl -sf --unix-socket "$W/run/dns.sock" -H 'content-type: application/json' -H 'x-pinas-role: admin' \
     -X POST http://pinas/records -d '{"name":"printer.home","type":"A","value":"192.168.1.20"}' >/dev/null
 
 ask() { dig +short +tries=1 +time=1 @127.0.0.1 -p "$DNS_PORT" printer.home A; }

@@ -37,8 +37,22 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The control router; state is the running role's.
+///
+/// Every route but the Pi-hole summary needs the caller's role in `x-pinas-role`, which
+/// the web role sets for every proxied request (see [`access`]): reads need any role,
+/// changes and anything that shows clients' lookups (query log, statistics) or a secret
+/// (the Pi-hole token) need `admin`. A request without the header is refused, so a
+/// caller that reaches the socket some other way is never taken for an administrator.
 pub fn router(st: Arc<DnsState>) -> Router {
-    Router::new()
+    let admin_reads = Router::new()
+        .route("/querylog", get(get_querylog))
+        .route("/stats", get(get_stats))
+        .route(
+            "/pihole/token",
+            get(get_pihole_token).post(post_pihole_token),
+        )
+        .route_layer(axum::middleware::from_fn(require_admin_role));
+    let members = Router::new()
         .route("/records", get(get_records).post(post_record))
         .route("/records/{id}", put(put_record).delete(delete_record))
         .route("/forwards", get(get_forwards).post(post_forward))
@@ -52,19 +66,74 @@ pub fn router(st: Arc<DnsState>) -> Router {
         )
         .route("/rules", get(get_rules).post(post_rule))
         .route("/rules/{id}", axum::routing::delete(delete_rule))
-        .route("/querylog", get(get_querylog))
-        .route("/stats", get(get_stats))
         .route("/upstreams", get(get_upstreams))
         .route("/cache/flush", post(post_cache_flush))
         .route("/metrics", get(get_metrics))
-        .route("/pihole/api.php", get(get_pihole))
-        .route(
-            "/pihole/token",
-            get(get_pihole_token).post(post_pihole_token),
-        )
         .route("/blocking", get(get_blocking).post(post_blocking))
         .route("/settings", get(get_settings).put(put_settings))
+        .route_layer(axum::middleware::from_fn(require_role));
+    Router::new()
+        .merge(admin_reads)
+        .merge(members)
+        // Counts only, never names or clients; Pi-hole v5 serves it without a login.
+        .route("/pihole/api.php", get(get_pihole))
         .with_state(st)
+}
+
+/// Who may call the control API, from the headers the web role sets.
+pub mod access {
+    use axum::http::{HeaderMap, Method};
+    use pinas_core::Error;
+
+    /// The role the web role named in `x-pinas-role`.
+    ///
+    /// # Errors
+    /// 403 `role_required` when the header is missing or not text: the caller did not
+    /// come through the web role, which always sets it.
+    pub fn role(headers: &HeaderMap) -> Result<&str, Error> {
+        headers
+            .get("x-pinas-role")
+            .and_then(|v| v.to_str().ok())
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| {
+                Error::forbidden(
+                    "role_required",
+                    "the caller's role is unknown (x-pinas-role is missing)",
+                )
+            })
+    }
+
+    /// Checks that the caller may use `method`: reads need any role, changes `admin`.
+    ///
+    /// # Errors
+    /// 403 `role_required` (no role) or `admin_required` (a change by a non-admin).
+    pub fn check(headers: &HeaderMap, method: &Method, admin_only: bool) -> Result<(), Error> {
+        let role = role(headers)?;
+        let read = matches!(*method, Method::GET | Method::HEAD);
+        if (admin_only || !read) && role != "admin" {
+            return Err(Error::forbidden(
+                "admin_required",
+                "only an administrator may do this",
+            ));
+        }
+        Ok(())
+    }
+}
+
+async fn require_role(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, Error> {
+    access::check(req.headers(), req.method(), false)?;
+    Ok(next.run(req).await)
+}
+
+async fn require_admin_role(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, Error> {
+    access::check(req.headers(), req.method(), true)?;
+    Ok(next.run(req).await)
 }
 
 // ---- local records ----
@@ -623,8 +692,9 @@ pub async fn delete_rule(
 
 // ---- query log, statistics, health ----
 
-/// The query log, newest first, filtered.
-#[utoipa::path(get, path = "/api/dns/querylog", tag = "dns", params(LogFilter), responses((status = 200, body = [LogRow])))]
+/// The query log, newest first, filtered. Admin only: it shows every client's lookups.
+#[utoipa::path(get, path = "/api/dns/querylog", tag = "dns", params(LogFilter), responses((status = 200, body = [LogRow]),
+    (status = 403, description = "admin_required, role_required", body = ErrorBody)))]
 pub async fn get_querylog(
     State(st): State<Arc<DnsState>>,
     Query(f): Query<LogFilter>,
@@ -644,7 +714,9 @@ pub struct StatsParams {
 }
 
 /// Totals, blocked share, top domains, top blocked, top clients and queries over time.
-#[utoipa::path(get, path = "/api/dns/stats", tag = "dns", params(StatsParams), responses((status = 200, body = Stats)))]
+/// Admin only: the top lists name clients and what they looked up.
+#[utoipa::path(get, path = "/api/dns/stats", tag = "dns", params(StatsParams), responses((status = 200, body = Stats),
+    (status = 403, description = "admin_required, role_required", body = ErrorBody)))]
 pub async fn get_stats(
     State(st): State<Arc<DnsState>>,
     Query(p): Query<StatsParams>,
@@ -937,26 +1009,13 @@ pub async fn get_pihole(
 
 // ---- the blocking switch ----
 
-/// Who is asking, as the web role tells it (`x-pinas-user`); `admin` for direct socket
-/// callers, which only root reaches.
+/// Who is asking, as the web role tells it (`x-pinas-user`).
 fn caller(headers: &HeaderMap) -> String {
     headers
         .get("x-pinas-user")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("admin")
+        .unwrap_or("unknown")
         .to_string()
-}
-
-/// Refuses callers the web role marked as non-admins (`x-pinas-role`), for reads that
-/// reveal a secret. Changes are refused for them by the web role already.
-fn require_admin(headers: &HeaderMap) -> ApiResult<()> {
-    match headers.get("x-pinas-role").and_then(|v| v.to_str().ok()) {
-        None | Some("admin") => Ok(()),
-        Some(_) => Err(Error::forbidden(
-            "admin_required",
-            "only an administrator may do this",
-        )),
-    }
 }
 
 /// Turn blocking on, or off (for `duration_s` seconds, or until turned on again).
@@ -1062,11 +1121,7 @@ pub struct PiholeToken {
 /// Shows the Pi-hole v5 API token. Admin only.
 #[utoipa::path(get, path = "/api/dns/pihole/token", tag = "dns",
     responses((status = 200, body = PiholeToken), (status = 403, description = "admin_required", body = ErrorBody)))]
-pub async fn get_pihole_token(
-    State(st): State<Arc<DnsState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<PiholeToken>> {
-    require_admin(&headers)?;
+pub async fn get_pihole_token(State(st): State<Arc<DnsState>>) -> ApiResult<Json<PiholeToken>> {
     Ok(Json(PiholeToken {
         token: (**st.pihole_token.load()).clone(),
     }))
@@ -1076,11 +1131,7 @@ pub async fn get_pihole_token(
 /// once. Admin only.
 #[utoipa::path(post, path = "/api/dns/pihole/token", tag = "dns",
     responses((status = 200, body = PiholeToken), (status = 403, description = "admin_required", body = ErrorBody)))]
-pub async fn post_pihole_token(
-    State(st): State<Arc<DnsState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<PiholeToken>> {
-    require_admin(&headers)?;
+pub async fn post_pihole_token(State(st): State<Arc<DnsState>>) -> ApiResult<Json<PiholeToken>> {
     let token = blocking(move || st.regenerate_pihole_token()).await?;
     Ok(Json(PiholeToken { token }))
 }

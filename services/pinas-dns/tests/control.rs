@@ -370,3 +370,74 @@ async fn settings_switch_the_upstream_live_and_a_bad_put_changes_nothing() {
     assert_eq!(s.short("which.test", "A").await, ["10.2.2.2"]);
     assert_eq!(status_of(&s.dig(&["ads.test", "A"]).await), "NXDOMAIN");
 }
+
+/// The query log and statistics show every client's lookups: only an administrator may
+/// read them. A request without the role header the web role always sets is refused,
+/// never taken for an administrator's. The Pi-hole summary (counts only) needs no role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_are_for_admins_and_a_missing_role_is_refused() {
+    if skip_without(&["dig"]) {
+        return;
+    }
+    let s = Server::start(cfg(&["127.0.0.1:9".into()])).await;
+    let (st, b) = s
+        .api(
+            Method::POST,
+            "/records",
+            Some(json!({"name": "printer.home", "type": "A", "value": "192.168.1.20"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    assert_eq!(s.short("printer.home", "A").await, ["192.168.1.20"]);
+    let admin = Some(("alice", "admin"));
+    let viewer = Some(("bob", "user"));
+
+    // The log writer batches: wait for the row.
+    let mut rows = json!([]);
+    for _ in 0..50 {
+        let (st, b) = s.api_as(admin, Method::GET, "/querylog", None).await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        if b.as_array().is_some_and(|a| !a.is_empty()) {
+            rows = b;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows[0]["name"], "printer.home", "{rows}");
+    let (st, b) = s.api_as(admin, Method::GET, "/stats", None).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["top_clients"][0]["key"], "127.0.0.1", "{b}");
+
+    for path in ["/querylog", "/stats?hours=1", "/pihole/token"] {
+        let (st, b) = s.api_as(viewer, Method::GET, path, None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "viewer {path}: {b}");
+        assert_eq!(b["error"]["code"], "admin_required", "{b}");
+        let (st, b) = s.api_as(None, Method::GET, path, None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "no role {path}: {b}");
+        assert_eq!(b["error"]["code"], "role_required", "{b}");
+    }
+    // Reads of the configuration: any logged-in role, but not an unknown caller.
+    let (st, b) = s.api_as(viewer, Method::GET, "/records", None).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (st, b) = s.api_as(None, Method::GET, "/records", None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{b}");
+    // Changes: administrators only; nothing changes otherwise.
+    let rec = json!({"name": "evil.home", "type": "A", "value": "10.6.6.6"});
+    for who in [viewer, None] {
+        let (st, b) = s
+            .api_as(who, Method::POST, "/records", Some(rec.clone()))
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{who:?}: {b}");
+        let (st, b) = s.api_as(who, Method::POST, "/cache/flush", None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{who:?}: {b}");
+    }
+    let (_, b) = s.api(Method::GET, "/records", None).await;
+    assert_eq!(b.as_array().unwrap().len(), 1, "{b}");
+    assert!(s.short("evil.home", "A").await.is_empty());
+    // The Pi-hole summary: counts for anyone, as Pi-hole v5 serves them.
+    let (st, b) = s
+        .api_as(None, Method::GET, "/pihole/api.php?summaryRaw", None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert!(b["dns_queries_today"].as_i64().unwrap() >= 1, "{b}");
+}

@@ -151,18 +151,21 @@ impl Server {
         &self.running.as_ref().unwrap().state
     }
 
-    /// Calls the control API in-process; returns status and JSON body.
+    /// Calls the control API in-process as an administrator (the headers the web role
+    /// sets); returns status and JSON body.
     pub async fn api(
         &self,
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (StatusCode, serde_json::Value) {
-        self.api_as(None, method, path, body).await
+        self.api_as(Some(("admin", "admin")), method, path, body)
+            .await
     }
 
     /// As [`Server::api`], with the headers the web role adds for a logged-in user
-    /// (`x-pinas-user`, `x-pinas-role`) when `user` is `Some((name, role))`.
+    /// (`x-pinas-user`, `x-pinas-role`) when `user` is `Some((name, role))`, and none
+    /// when it is `None`.
     pub async fn api_as(
         &self,
         user: Option<(&str, &str)>,
