@@ -66,7 +66,7 @@ OSR
 
     # Units: pinas roles the binary has, networking on, file sharing off until configured.
     units="pinas-ssh-keys.service pinas-grow-storage.service pinas-mark-good.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service avahi-daemon.service ssh.service"
-    for u in $(pinas_roles "$R"); do units="$units pinas-$u.service"; done
+    units="$units $(pinas_roles)"
     log "enabling: $units"
     run systemctl --root="$R" enable $units
     # wsdd2 binds to smbd (BindsTo=): both start when pinas turns file sharing on.
@@ -92,16 +92,10 @@ OSR
     rm -rf "$R"
 }
 
-# pinas_roles ROOT: the long-running roles whose unit file exists in the overlay and whose
-# subcommand the built binary lists in --help (run through qemu-user).
+# pinas_roles: the units of the roles in the binary's registry (`pinas roles --units`,
+# run through qemu-user); a test keeps them in step with the rootfs overlay.
 pinas_roles() {
-    local R=$1 help role
     [ -n "$PINAS_BIN" ] || return 0
-    help=$("$PINAS_BIN" --help 2>/dev/null || true)
-    log "pinas --help: $help"
-    for role in web dns companion power sync board; do
-        [ -f "$R/lib/systemd/system/pinas-$role.service" ] || [ -f "$R/usr/lib/systemd/system/pinas-$role.service" ] || continue
-        printf '%s\n' "$help" | grep -qE "^ +$role( |$)" && echo "$role"
-    done
+    "$PINAS_BIN" roles --units
 }
 

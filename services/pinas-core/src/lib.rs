@@ -4,7 +4,8 @@
 //! overrides ([`config`]), where state lives ([`paths`]), the SQLite database with its
 //! embedded migrations ([`db`]), the event envelope sent to browsers ([`events`]), the
 //! error type every HTTP API answers with ([`error`]), password hashing and session tokens
-//! ([`auth`]), and atomic file writes ([`fsutil`]).
+//! ([`auth`]), atomic file writes ([`fsutil`]), and the registry of roles ([`roles`]) that
+//! the binary, the web proxy, setup, the services list and the image are derived from.
 //!
 //! It does not own any role's behaviour: DNS, storage, shares and the web API live in
 //! their own crates and depend on this one, never on each other.
@@ -18,6 +19,7 @@ pub mod events;
 pub mod fsutil;
 pub mod paths;
 pub mod role;
+pub mod roles;
 
 pub use config::Config;
 pub use context::Context;

@@ -1,7 +1,7 @@
 //! Serving a role's control API on its Unix socket.
 //!
-//! Each long-running role (`pinas dns`, `pinas companion`, ...) serves HTTP on
-//! `<run_dir>/<role>.sock` (mode 0600: root only). The web role authenticates the browser
+//! Each role of [`crate::roles::ROLES`] with its own process and a socket (`pinas dns`)
+//! serves HTTP on `<run_dir>/<role>.sock` (mode 0600: root only). The web role authenticates the browser
 //! and proxies `/api/<role>/...` to `/...` on that socket. Every role socket also serves
 //! `GET /events`: the role's events as newline-delimited JSON ([`crate::Event`] per line),
 //! which the web role merges into `/api/ws`.

@@ -2,9 +2,10 @@
 //!
 //! It owns the first-boot setup, accounts' sessions (login, CSRF, rate limit), system
 //! information and metrics, the event WebSocket `/api/ws`, the OpenAPI document, serving
-//! the static UI, and proxying `/api/<role>/...` to other roles' Unix sockets. Storage,
-//! shares and the other roles are not imported here: the binary hands their routers,
-//! OpenAPI documents and service reports to [`WebApp`], so this crate stays a leaf.
+//! the static UI, and proxying `/api/<role>/...` to the Unix sockets of the roles that
+//! [`pinas_core::roles`] lists. Storage, shares and the other roles are not imported
+//! here: the binary hands their routers, OpenAPI documents and service reports to
+//! [`WebApp`], so this crate stays a leaf.
 
 mod auth;
 pub mod certificate;
@@ -28,9 +29,6 @@ pub use listen::{serve, ListenConfig};
 pub use state::{AccountHook, ServiceSource, ServiceState, ServiceStatus};
 
 use state::AppState;
-
-/// Roles whose control API the web role proxies under `/api/<role>/...`.
-pub const PROXIED_ROLES: &[&str] = &["dns", "companion", "power", "sync"];
 
 /// Builder of the web application from the pieces other roles contribute.
 pub struct WebApp {
@@ -102,10 +100,12 @@ impl WebApp {
             .route("/api/system/shutdown", post(system::shutdown))
             .route("/api/events", get(system::events))
             .route("/api/ws", get(ws::handler));
-        for role in PROXIED_ROLES {
+        // Only roles that exist: `/api/<anything else>` stays a JSON 404.
+        for role in pinas_core::roles::proxied() {
+            let name = role.name;
             protected = protected
-                .route(&format!("/api/{role}"), any(proxy::handler))
-                .route(&format!("/api/{role}/{{*rest}}"), any(proxy::handler));
+                .route(&format!("/api/{name}"), any(proxy::handler))
+                .route(&format!("/api/{name}/{{*rest}}"), any(proxy::handler));
         }
         let protected = self
             .routers

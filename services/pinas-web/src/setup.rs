@@ -143,19 +143,29 @@ pub async fn complete(
     auth::check_password_policy(&req.admin.password).map_err(|e| e.with_field("admin.password"))?;
     check_hostname(&req.hostname)?;
     check_timezone(&req.timezone)?;
-    let mut roles = req.roles.clone();
-    roles.sort();
-    roles.dedup();
-    if roles.is_empty() || roles.iter().any(|r| r != "nas" && r != "companion") {
-        return Err(Error::invalid(
-            "invalid_roles",
-            format!(
-                "roles must be \"nas\", \"companion\" or both, got {:?}",
-                req.roles
-            ),
-        )
-        .with_field("roles"));
-    }
+    let roles: Vec<String> = pinas_core::roles::parse_setup_roles(&req.roles)
+        .map_err(|bad| {
+            let names: Vec<_> = pinas_core::roles::SetupRole::ALL
+                .iter()
+                .map(|r| format!("{:?}", r.as_str()))
+                .collect();
+            let got = if bad.is_empty() {
+                "none".to_string()
+            } else {
+                format!("{bad:?}")
+            };
+            Error::invalid(
+                "invalid_roles",
+                format!(
+                    "roles must be one or more of {}, got {got}",
+                    names.join(", ")
+                ),
+            )
+            .with_field("roles")
+        })?
+        .into_iter()
+        .map(|r| r.as_str().to_string())
+        .collect();
     let hash = {
         let pw = req.admin.password.clone();
         tokio::task::spawn_blocking(move || auth::hash_password(&pw))

@@ -202,8 +202,8 @@ pub fn spawn_background(state: &AppState) {
         }
     });
     if !state.ctx.config.dev {
-        for role in crate::PROXIED_ROLES {
-            tokio::spawn(crate::proxy::relay_events(state.clone(), role));
+        for role in pinas_core::roles::proxied() {
+            tokio::spawn(crate::proxy::relay_events(state.clone(), role.name));
         }
     }
 }

@@ -159,32 +159,57 @@ pub async fn info(State(state): State<AppState>) -> Json<SystemInfo> {
     })
 }
 
-/// The services PiNAS manages and their state.
+/// The services PiNAS manages and their state: the roles of [`pinas_core::roles::ROLES`]
+/// that this box's setup roles run (every role before setup), in registry order, then
+/// what the in-process roles report (Samba, NFS). A role with a socket is `running`
+/// when its socket accepts a connection, `stopped` otherwise.
 #[utoipa::path(get, path = "/api/system/services", tag = "system",
     responses((status = 200, body = [ServiceStatus])))]
 pub async fn services(State(state): State<AppState>) -> Json<Vec<ServiceStatus>> {
-    let mut out = vec![ServiceStatus {
-        name: "web".into(),
-        state: ServiceState::Running,
-        detail: format!("API on {}", state.ctx.config.web.bind_address),
-    }];
+    use pinas_core::roles::{Process, SetupRole, ROLES};
+    let setup: Vec<SetupRole> = {
+        let host = state.host.read().unwrap_or_else(|e| e.into_inner());
+        host.roles
+            .iter()
+            .filter_map(|r| SetupRole::parse(r))
+            .collect()
+    };
+    let mut out = Vec::new();
+    for role in ROLES.iter().filter(|r| r.enabled_for(&setup)) {
+        match role.process {
+            // This process.
+            Process::Own { socket: false, .. } if role.name == "web" => {
+                out.push(ServiceStatus {
+                    name: role.name.into(),
+                    state: ServiceState::Running,
+                    detail: format!("API on {}", state.ctx.config.web.bind_address),
+                });
+            }
+            Process::Own {
+                socket: true, unit, ..
+            } => {
+                let sock = state.ctx.paths.role_socket(role.name);
+                let up = tokio::net::UnixStream::connect(&sock).await.is_ok();
+                out.push(ServiceStatus {
+                    name: role.name.into(),
+                    state: if up {
+                        ServiceState::Running
+                    } else {
+                        ServiceState::Stopped
+                    },
+                    detail: if up {
+                        format!("control socket {}", sock.display())
+                    } else {
+                        format!("not answering on {} ({unit})", sock.display())
+                    },
+                });
+            }
+            // In-web roles report their daemons through the sources below.
+            Process::Own { .. } | Process::InWeb => {}
+        }
+    }
     for src in &state.services {
         out.extend(src.services());
-    }
-    for role in crate::PROXIED_ROLES {
-        let sock = state.ctx.paths.role_socket(role);
-        if sock.exists() {
-            let up = tokio::net::UnixStream::connect(&sock).await.is_ok();
-            out.push(ServiceStatus {
-                name: role.to_string(),
-                state: if up {
-                    ServiceState::Running
-                } else {
-                    ServiceState::Stopped
-                },
-                detail: format!("control socket {}", sock.display()),
-            });
-        }
     }
     Json(out)
 }

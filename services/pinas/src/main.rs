@@ -36,10 +36,63 @@ enum Command {
     Dns,
     /// Serial console menu: status, admin password reset, network, reboot, factory reset.
     Console,
+    /// List the roles PiNAS has (name, where it runs, systemd unit, setup roles that run
+    /// it), or with `--units` only the systemd units to enable.
+    Roles {
+        /// Print only the units of the roles the given setup roles run, one per line
+        /// (every role's unit when none is given); the image build enables these.
+        #[arg(long)]
+        units: bool,
+        /// Setup roles: `nas`, `companion`.
+        #[arg(value_name = "SETUP_ROLE")]
+        setup: Vec<String>,
+    },
+}
+
+/// `pinas roles`: the registry, for people and for the image build. Needs no config.
+fn roles(units: bool, setup: &[String]) -> std::process::ExitCode {
+    use pinas_core::roles::{self, Process, ROLES};
+    let setup = if setup.is_empty() {
+        Vec::new()
+    } else {
+        match roles::parse_setup_roles(setup) {
+            Ok(s) => s,
+            Err(bad) => {
+                eprintln!("pinas: unknown setup role {bad:?}: expected nas or companion");
+                return std::process::ExitCode::from(64); // EX_USAGE
+            }
+        }
+    };
+    if units {
+        for u in roles::units_for(&setup) {
+            println!("{u}");
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
+    for r in ROLES.iter().filter(|r| r.enabled_for(&setup)) {
+        let runs = match r.process {
+            Process::Own {
+                subcommand, unit, ..
+            } => format!("pinas {subcommand} ({unit})"),
+            Process::InWeb => "in pinas web".to_string(),
+        };
+        let by: Vec<_> = r.enabled_by.iter().map(|s| s.as_str()).collect();
+        println!(
+            "{:<8} {:<38} {:<14} {}",
+            r.name,
+            runs,
+            by.join(","),
+            r.summary
+        );
+    }
+    std::process::ExitCode::SUCCESS
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Roles { units, setup } = &cli.command {
+        return roles(*units, setup);
+    }
     let mode = match &cli.command {
         Command::Dev { state } => Mode::Dev {
             state_dir: absolute(state),
@@ -70,6 +123,7 @@ fn main() -> std::process::ExitCode {
             Command::Web => run::web(config).await,
             Command::Dns => run::dns(config).await,
             Command::Console => pinas_console::run(&config).map_err(Into::into),
+            Command::Roles { .. } => unreachable!("answered before the configuration is read"),
         }
     });
     match result {
@@ -121,5 +175,37 @@ fn init_logging(config: &Config) {
             )
             .init(),
         None => registry.init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// The registry and the subcommands agree: every role with its own process can be
+    /// started, and every long-running subcommand is a registered role.
+    #[test]
+    fn every_registered_process_has_its_subcommand() {
+        let cli = super::Cli::command();
+        let subcommands: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+        for role in pinas_core::roles::ROLES {
+            if let Some(sub) = role.subcommand() {
+                assert!(
+                    subcommands.contains(&sub),
+                    "no `pinas {sub}` for role {}",
+                    role.name
+                );
+            }
+        }
+        // Tools and development entry points, not roles with a unit.
+        let not_roles = ["dev", "console", "roles", "help"];
+        for sub in subcommands.iter().filter(|s| !not_roles.contains(s)) {
+            assert!(
+                pinas_core::roles::ROLES
+                    .iter()
+                    .any(|r| r.subcommand() == Some(sub)),
+                "`pinas {sub}` runs a role that the registry does not list"
+            );
+        }
     }
 }

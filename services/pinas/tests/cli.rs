@@ -67,3 +67,69 @@ fn malformed_config_stops_start_up_naming_key_and_value() {
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("log.level") && err.contains("chatty"), "{err}");
 }
+
+/// The image enables `pinas roles --units`: each is a unit file in the rootfs overlay that
+/// starts its role's subcommand, and no unit in the overlay starts a `pinas` subcommand
+/// that the registry does not list (a role that does not exist).
+#[test]
+fn rootfs_units_match_the_role_registry() {
+    let units_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../rootfs/usr/lib/systemd/system");
+    let out = pinas().args(["roles", "--units"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let units: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        units.contains(&"pinas-web.service".to_string()),
+        "{units:?}"
+    );
+    for unit in &units {
+        let role = unit
+            .strip_prefix("pinas-")
+            .and_then(|u| u.strip_suffix(".service"))
+            .unwrap_or_else(|| panic!("unexpected unit name {unit}"));
+        let text = std::fs::read_to_string(units_dir.join(unit))
+            .unwrap_or_else(|e| panic!("{unit} is not in the rootfs overlay: {e}"));
+        assert!(
+            text.lines()
+                .any(|l| l.trim() == format!("ExecStart=/usr/bin/pinas {role}")),
+            "{unit} does not start `pinas {role}`"
+        );
+    }
+    for entry in std::fs::read_dir(&units_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if text.contains("ExecStart=/usr/bin/pinas ") {
+            assert!(
+                units.contains(&name),
+                "{name} starts a pinas role that the registry does not list"
+            );
+        }
+    }
+}
+
+#[test]
+fn roles_lists_units_per_setup_role_and_refuses_unknown_ones() {
+    let run = |args: &[&str]| {
+        let out = pinas().arg("roles").args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["--units", "companion"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out, "pinas-web.service\npinas-dns.service\n");
+    let (code, out, _) = run(&[]);
+    assert_eq!(code, Some(0));
+    for role in ["web", "dns", "storage", "shares"] {
+        assert!(out.lines().any(|l| l.starts_with(role)), "{role}: {out}");
+    }
+    let (code, out, err) = run(&["--units", "power"]);
+    assert_eq!(code, Some(64));
+    assert!(out.is_empty() && err.contains("\"power\""), "{err}");
+}

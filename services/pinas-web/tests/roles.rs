@@ -1,0 +1,195 @@
+//! The role registry drives the web role: which `/api/<role>/...` paths are proxied to a
+//! role's socket and what `GET /api/system/services` lists.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use http_body_util::BodyExt;
+use pinas_core::auth::Role;
+use pinas_core::config::{Config, Mode};
+use pinas_core::Context;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// A web app whose setup is done (admin `admin`, setup roles `roles`), logged in.
+struct App {
+    router: Router,
+    ctx: Arc<Context>,
+    _dir: tempfile::TempDir,
+    cookie: String,
+}
+
+impl App {
+    async fn new(roles: &str) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let mode = Mode::Dev {
+            state_dir: dir.path().to_path_buf(),
+        };
+        let config = Config::load_with_env(&mode, |_| None).unwrap();
+        let ctx: Arc<Context> = Context::open(config).unwrap();
+        {
+            let conn = ctx.db.conn();
+            pinas_core::auth::create_account(&conn, "admin", Role::Admin, "correct horse").unwrap();
+        }
+        ctx.db.set_setting("roles", roles).unwrap();
+        ctx.db.set_setting("setup_done", "true").unwrap();
+        let router = pinas_web::WebApp::new(ctx.clone()).build();
+        let resp = router
+            .clone()
+            .oneshot(
+                Request::post("/api/auth/login")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(
+                        r#"{"username":"admin","password":"correct horse"}"#,
+                    ))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let cookie = resp.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        App {
+            router,
+            ctx,
+            _dir: dir,
+            cookie,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let resp = self
+            .router
+            .clone()
+            .oneshot(
+                Request::get(path)
+                    .header(header::COOKIE, &self.cookie)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let (s, body) = self.get(path).await;
+        (s, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    /// Serves `router` on the role's socket, as the role's own process would.
+    fn serve_role(&self, role: &str, router: Router) -> tokio::sync::oneshot::Sender<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let sock = self.ctx.paths.role_socket(role);
+        let events = self.ctx.events.clone();
+        tokio::spawn(async move {
+            pinas_core::role::serve_socket(&sock, router, events, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        tx
+    }
+}
+
+async fn wait_for_socket(path: &std::path::Path) {
+    for _ in 0..100 {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{} never answered", path.display());
+}
+
+#[tokio::test]
+async fn only_registered_roles_are_proxied() {
+    let app = App::new(r#"["nas","companion"]"#).await;
+    // Roles that do not exist are no API at all, even with a socket in place.
+    let _fake = app.serve_role(
+        "companion",
+        Router::new().route("/status", get(|| async { "up" })),
+    );
+    wait_for_socket(&app.ctx.paths.role_socket("companion")).await;
+    for path in ["/api/companion/status", "/api/power", "/api/sync/folders"] {
+        let (s, v) = app.get_json(path).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "not_found", "{path}: {v}");
+    }
+
+    // A registered role with its process down: the proxy says so.
+    let (s, v) = app.get_json("/api/dns/status").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "role_unavailable");
+
+    // ... and once it serves its socket, requests reach it with the user named.
+    let _dns = app.serve_role(
+        "dns",
+        Router::new().route(
+            "/status",
+            get(|h: axum::http::HeaderMap| async move {
+                format!(
+                    "dns sees {}",
+                    h.get("x-pinas-user")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("nobody")
+                )
+            }),
+        ),
+    );
+    wait_for_socket(&app.ctx.paths.role_socket("dns")).await;
+    let (s, body) = app.get("/api/dns/status").await;
+    assert_eq!((s, body.as_str()), (StatusCode::OK, "dns sees admin"));
+}
+
+fn service<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
+    list.as_array().unwrap().iter().find(|s| s["name"] == name)
+}
+
+#[tokio::test]
+async fn services_list_follows_the_registry() {
+    let app = App::new(r#"["companion"]"#).await;
+    let (s, v) = app.get_json("/api/system/services").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(service(&v, "web").unwrap()["state"], "running", "{v}");
+    let dns = service(&v, "dns").unwrap();
+    assert_eq!(dns["state"], "stopped", "{v}");
+    assert!(
+        dns["detail"]
+            .as_str()
+            .unwrap()
+            .contains("pinas-dns.service"),
+        "{v}"
+    );
+    for gone in ["companion", "power", "sync", "board"] {
+        assert!(service(&v, gone).is_none(), "{gone} listed: {v}");
+    }
+
+    let _dns = app.serve_role("dns", Router::new());
+    wait_for_socket(&app.ctx.paths.role_socket("dns")).await;
+    let (_, v) = app.get_json("/api/system/services").await;
+    assert_eq!(service(&v, "dns").unwrap()["state"], "running", "{v}");
+    let names: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<_> = pinas_core::roles::ROLES
+        .iter()
+        .filter(|r| r.subcommand().is_some())
+        .map(|r| r.name.to_string())
+        .collect();
+    assert_eq!(names, expected);
+}
