@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use common::*;
 use pinas_dns::DnsConfig;
+use pinas_testkit::{require, require_tools};
 use serde_json::json;
 
 fn cfg(upstreams: &[String]) -> DnsConfig {
@@ -75,9 +76,7 @@ async fn post_blocking(s: &Server, body: serde_json::Value) -> (StatusCode, serd
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_off_forwards_blocked_names_and_the_timer_turns_it_back_on() {
-    if skip_without(&["dig", "dnsmasq"]) {
-        return;
-    }
+    require!(require_tools(&["dig", "dnsmasq"]));
     let up = Dnsmasq::start(&["--address=/#/10.7.7.7"]);
     let router = Dnsmasq::start(&["--address=/lan/10.3.3.3"]);
     let s = blocking_server(&up).await;
@@ -167,9 +166,7 @@ async fn blocking_off_forwards_blocked_names_and_the_timer_turns_it_back_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_state_and_its_deadline_survive_a_restart() {
-    if skip_without(&["dig", "dnsmasq"]) {
-        return;
-    }
+    require!(require_tools(&["dig", "dnsmasq"]));
     let up = Dnsmasq::start(&["--address=/#/10.7.7.7"]);
     let mut s = blocking_server(&up).await;
     let c = cfg(&[up.addr()]);
@@ -209,9 +206,7 @@ async fn blocking_state_and_its_deadline_survive_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pihole_v5_enable_and_disable_need_the_token() {
-    if skip_without(&["dig", "dnsmasq"]) {
-        return;
-    }
+    require!(require_tools(&["dig", "dnsmasq"]));
     let up = Dnsmasq::start(&["--address=/#/10.7.7.7"]);
     let s = blocking_server(&up).await;
     let admin = Some(("alice", "admin"));
@@ -297,9 +292,7 @@ async fn pihole_v5_enable_and_disable_need_the_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_switch_the_upstream_live_and_a_bad_put_changes_nothing() {
-    if skip_without(&["dig", "dnsmasq"]) {
-        return;
-    }
+    require!(require_tools(&["dig", "dnsmasq"]));
     let a = Dnsmasq::start(&["--address=/which.test/10.1.1.1"]);
     let b = Dnsmasq::start(&["--address=/which.test/10.2.2.2"]);
     let mut s = Server::start(cfg(&[a.addr()])).await;

@@ -10,6 +10,7 @@ use axum::http::{Method, StatusCode};
 use common::*;
 use pinas_dns::querylog::Status;
 use pinas_dns::DnsConfig;
+use pinas_testkit::{require, require_tools};
 use serde_json::json;
 
 fn cfg(upstreams: &[String]) -> DnsConfig {
@@ -34,9 +35,7 @@ async fn add_record(s: &Server, name: &str, t: &str, value: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_records_cname_chain_wildcard_ptr_and_tcp_fallback() {
-    if skip_without(&["dig", "dnsmasq"]) {
-        return;
-    }
+    require!(require_tools(&["dig", "dnsmasq"]));
     let up = Dnsmasq::start(&["--address=/up.test/10.9.9.9"]);
     let s = Server::start(cfg(&[up.addr()])).await;
     add_record(&s, "printer.home", "A", "192.168.1.20").await;
@@ -138,9 +137,7 @@ async fn local_records_cname_chain_wildcard_ptr_and_tcp_fallback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switch_flips_on_next_query_and_survives_restart() {
-    if skip_without(&["dig"]) {
-        return;
-    }
+    require!(require_tools(&["dig"]));
     let mut c = cfg(&["127.0.0.1:9".into()]);
     c.switch.nas_addresses = vec!["10.0.0.10".parse().unwrap()];
     c.switch.companion_addresses = vec!["10.0.0.11".parse().unwrap(), "fd00::11".parse().unwrap()];
@@ -201,9 +198,7 @@ async fn switch_flips_on_next_query_and_survives_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_cache_failover_and_conditional_forwarding() {
-    if skip_without(&["dig", "dnsmasq"]) {
-        return;
-    }
+    require!(require_tools(&["dig", "dnsmasq"]));
     let mut a = Dnsmasq::start(&["--address=/up.test/10.9.9.1"]);
     let b = Dnsmasq::start(&["--address=/up.test/10.9.9.2"]);
     let router = Dnsmasq::start(&[
@@ -300,12 +295,8 @@ fn sample(path: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_blocklists_every_syntax_allowlist_denylist() {
-    if skip_without(&["dig", "dnsmasq"]) {
-        return;
-    }
-    let Some(dir) = shared_blocklists() else {
-        return;
-    };
+    require!(require_tools(&["dig", "dnsmasq"]));
+    let dir = require!(shared_blocklists());
     let up = Dnsmasq::start(&["--address=/#/10.7.7.7"]);
     let s = Server::start(cfg(&[up.addr()])).await;
     let files = [
@@ -438,9 +429,7 @@ async fn real_blocklists_every_syntax_allowlist_denylist() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nxdomain_blocking_mode() {
-    if skip_without(&["dig"]) {
-        return;
-    }
+    require!(require_tools(&["dig"]));
     let mut c = cfg(&["127.0.0.1:9".into()]);
     c.blocking_mode = pinas_dns::config::BlockingMode::Nxdomain;
     let s = Server::start(c).await;
@@ -457,9 +446,7 @@ async fn nxdomain_blocking_mode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_log_stats_metrics_and_pihole_summary() {
-    if skip_without(&["dig", "dnsmasq"]) {
-        return;
-    }
+    require!(require_tools(&["dig", "dnsmasq"]));
     let up = Dnsmasq::start(&["--address=/#/10.7.7.7"]);
     let s = Server::start(cfg(&[up.addr()])).await;
     s.api(
@@ -540,9 +527,7 @@ async fn query_log_stats_metrics_and_pihole_summary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_and_truncated_packets_get_formerr_or_are_dropped() {
-    if skip_without(&["dig"]) {
-        return;
-    }
+    require!(require_tools(&["dig"]));
     let s = Server::start(cfg(&["127.0.0.1:9".into()])).await;
     add_record(&s, "printer.home", "A", "192.168.1.20").await;
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -13,6 +13,7 @@ use common::*;
 use hickory_proto::op::{Message, MessageType};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record};
+use pinas_testkit::{require, require_tools};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -290,9 +291,7 @@ async fn upstream_health(s: &Server) -> (bool, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_over_tls_and_https_upstreams() {
-    if skip_without(&["dig", "openssl"]) {
-        return;
-    }
+    require!(require_tools(&["dig", "openssl"]));
     let certs = certs();
     let (dot, _) = dot_server(certs.path(), Close::Never).await;
     let (doh, _) = doh_server(certs.path()).await;
@@ -321,9 +320,7 @@ async fn dns_over_tls_and_https_upstreams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dot_connections_are_reused() {
-    if skip_without(&["dig", "openssl"]) {
-        return;
-    }
+    require!(require_tools(&["dig", "openssl"]));
     let certs = certs();
     let (dot, accepted) = dot_server(certs.path(), Close::Never).await;
     let s = Server::start(cfg(certs.path(), format!("tls://127.0.0.1:{dot}#dot.test"))).await;
@@ -335,9 +332,7 @@ async fn dot_connections_are_reused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dot_server_closing_a_connection_costs_no_failure() {
-    if skip_without(&["dig", "openssl"]) {
-        return;
-    }
+    require!(require_tools(&["dig", "openssl"]));
     let certs = certs();
     // Closed after every third answer: the next query finds its idle connection dead.
     let (dot, accepted) = dot_server(certs.path(), Close::After(3)).await;
@@ -359,9 +354,7 @@ async fn dot_server_closing_a_connection_costs_no_failure() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doh_connections_are_reused() {
-    if skip_without(&["dig", "openssl"]) {
-        return;
-    }
+    require!(require_tools(&["dig", "openssl"]));
     let certs = certs();
     let (doh, accepted) = doh_server(certs.path()).await;
     let s = Server::start(cfg(

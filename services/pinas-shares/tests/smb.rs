@@ -13,6 +13,7 @@ use pinas_core::auth::{Account, CurrentUser, Role};
 use pinas_core::config::{Config, Mode};
 use pinas_core::Context;
 use pinas_shares::{NewGroup, NewShare, NewUser, ShareUpdate, Shares, SharesError, UserUpdate};
+use pinas_testkit::{require, require_root, require_tools, Skip};
 use tower::ServiceExt;
 
 fn free_port() -> u16 {
@@ -48,12 +49,10 @@ fn plain(name: &str) -> CurrentUser {
     })
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn have(prog: &str) -> bool {
-    pinas_shares::samba::find_program(prog).is_some()
+/// What a test running smbd and smbclient needs.
+fn smb_peers() -> Result<(), Skip> {
+    require_root("smbd switches to each share user")?;
+    require_tools(&["smbd", "smbclient"])
 }
 
 fn new_share(name: &str, path: &Path) -> NewShare {
@@ -107,10 +106,7 @@ async fn wait_port(port: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smbclient_reads_and_writes_as_a_pinas_user() {
-    if !is_root() || !have("smbd") || !have("smbclient") {
-        eprintln!("skipped: needs root, smbd and smbclient");
-        return;
-    }
+    require!(smb_peers());
     let d = tempfile::tempdir().unwrap();
     let ctx = context(d.path());
     seed_admin(&ctx);
@@ -279,10 +275,7 @@ async fn smbclient_reads_and_writes_as_a_pinas_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_members_get_in_and_others_do_not() {
-    if !is_root() || !have("smbd") || !have("smbclient") {
-        eprintln!("skipped: needs root, smbd and smbclient");
-        return;
-    }
+    require!(smb_peers());
     let d = tempfile::tempdir().unwrap();
     let ctx = context(d.path());
     seed_admin(&ctx);
@@ -547,10 +540,7 @@ async fn rejected_config_changes_nothing() {
     let d = tempfile::tempdir().unwrap();
     let ctx = context(d.path());
     let shares = Shares::new(ctx.clone()).unwrap();
-    if !have("testparm") {
-        eprintln!("skipped: needs testparm");
-        return;
-    }
+    require!(require_tools(&["testparm"]));
     let tools = pinas_shares::samba::SambaTools::new(pinas_shares::render::SambaLayout::new(&ctx));
     let e = tools
         .check_config("[global]\n   bogus option = 1\n")

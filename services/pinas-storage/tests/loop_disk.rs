@@ -16,6 +16,7 @@ use pinas_core::config::{Config, Mode};
 use pinas_core::Context;
 use pinas_storage::format::FormatRequest;
 use pinas_storage::{disks, mount, Storage, StorageError};
+use pinas_testkit::{require, require_root, require_tools, Skip};
 use tower::ServiceExt;
 
 fn run(cmd: &str, args: &[&str]) -> String {
@@ -31,18 +32,17 @@ fn run(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn ready() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root for loop devices and mount");
-        return false;
-    }
+/// Root and the tools of a loop disk; starts a udev daemon when none answers.
+fn ready() -> Result<(), Skip> {
+    require_root("loop devices and mount(2)")?;
+    require_tools(&["losetup", "mkfs.ext4", "mkfs.vfat", "udevadm", "umount"])?;
     if !disks::udev_alive() {
         let _ = Command::new("/lib/systemd/systemd-udevd")
             .arg("--daemon")
             .status();
         std::thread::sleep(Duration::from_millis(500));
     }
-    true
+    Ok(())
 }
 
 /// A loop disk that is detached (and unmounted) when dropped.
@@ -108,9 +108,7 @@ fn fs_of(name: &str, dir: &Path) -> Option<disks::Filesystem> {
 
 #[test]
 fn loop_disk_lifecycle() {
-    if !ready() {
-        return;
-    }
+    require!(ready());
     let state = tempfile::tempdir().unwrap();
     let ctx = context(state.path());
     let label = format!("t{}", std::process::id() % 100000);
@@ -471,9 +469,7 @@ async fn hotplug_by_rescanning() {
 }
 
 async fn hotplug(polling: bool) {
-    if !ready() {
-        return;
-    }
+    require!(ready());
     let state = tempfile::tempdir().unwrap();
     let ctx = context(state.path());
     let mut rx = ctx.events.subscribe();

@@ -77,7 +77,8 @@ mod tests {
         // The listener's own loader accepts the pair.
         crate::listen::tls_config(&cert, &key).unwrap();
         // openssl reads the names and dates back.
-        if let Ok(out) = std::process::Command::new("openssl")
+        pinas_testkit::require!(pinas_testkit::require_tools(&["openssl"]));
+        let out = std::process::Command::new("openssl")
             .args([
                 "x509",
                 "-noout",
@@ -89,12 +90,11 @@ mod tests {
             ])
             .arg(&cert)
             .output()
-        {
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(text.contains("CN = nas-lab.local"), "{text}");
-            assert!(text.contains("DNS:nas-lab.local"), "{text}");
-            assert!(text.contains("IP Address:127.0.0.1"), "{text}");
-            assert!(text.contains("2049"), "{text}");
-        }
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("CN = nas-lab.local"), "{text}");
+        assert!(text.contains("DNS:nas-lab.local"), "{text}");
+        assert!(text.contains("IP Address:127.0.0.1"), "{text}");
+        assert!(text.contains("2049"), "{text}");
     }
 }

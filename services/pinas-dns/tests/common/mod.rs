@@ -15,33 +15,7 @@ use pinas_core::Context;
 use pinas_dns::{DnsConfig, Running};
 use tower::ServiceExt;
 
-/// True when `prog` is on PATH (or in /usr/sbin, where Debian puts dnsmasq).
-pub fn have(prog: &str) -> bool {
-    which(prog).is_some()
-}
-
-pub fn which(prog: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin"])
-        .map(|d| Path::new(d).join(prog))
-        .find(|p| p.is_file());
-    found
-}
-
-/// Prints why a test is skipped; returns true when it must be.
-pub fn skip_without(progs: &[&str]) -> bool {
-    for p in progs {
-        if !have(p) {
-            eprintln!(
-                "SKIP: {p} is not installed (Debian: dnsutils for dig, dnsmasq-base for dnsmasq)"
-            );
-            return true;
-        }
-    }
-    false
-}
+pub use pinas_testkit::which;
 
 /// A free loopback port for both UDP and TCP (best effort).
 pub fn free_port() -> u16 {
@@ -272,14 +246,16 @@ pub fn answers(out: &str) -> Vec<(String, u32, String, String)> {
     v
 }
 
-/// `../shared/data/blocklists` from the repository root, when present.
-pub fn shared_blocklists() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = root.join("../shared/data/blocklists");
-    if p.is_dir() {
-        Some(p.canonicalize().unwrap())
-    } else {
-        eprintln!("SKIP: ../shared/data/blocklists (relative to the repository root) is absent");
-        None
-    }
+/// The real blocklists: `$PINAS_TEST_DATA/blocklists`, by default
+/// `../shared/data/blocklists` from the repository root. Absent, the test is skipped.
+pub fn shared_blocklists() -> Result<PathBuf, pinas_testkit::Skip> {
+    let data = match std::env::var_os("PINAS_TEST_DATA") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+    };
+    let p = pinas_testkit::require_dir(
+        &data.join("blocklists"),
+        "the real blocklists (set PINAS_TEST_DATA to the shared test data)",
+    )?;
+    Ok(p.canonicalize().unwrap())
 }
