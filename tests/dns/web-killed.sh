@@ -3,13 +3,14 @@
 # `pinas web` run as separate processes (as their systemd units do); the web role is
 # killed with SIGKILL and dig must keep getting answers from the DNS role.
 #   tests/dns/web-killed.sh [path/to/pinas]     (default target/debug/pinas, built if missing)
-# Needs dig (dnsutils) and curl; runs unprivileged on loopback high ports.
+# Needs dig (dnsutils), curl and python3; runs unprivileged on loopback high ports. Skips
+# (exit 77) without them, fails under CI=true. Ends with "dns-web-killed: N passed, ...".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PINAS=${1:-target/debug/pinas}
-for t in dig curl; do
-    command -v "$t" >/dev/null || { echo "SKIP: $t is not installed"; exit 0; }
-done
+SUITE=dns-web-killed
+source tests/lib/skip.sh
+suite_require_tools dig curl python3
 [ -x "$PINAS" ] || cargo build -p pinas >/dev/null
 
 W=$(mktemp -d /tmp/pinas-dns-web-killed.XXXXXX)
@@ -44,7 +45,10 @@ curl -sf --unix-socket "$W/run/dns.sock" -H 'content-type: application/json' -H 
     -X POST http://pinas/records -d '{"name":"printer.home","type":"A","value":"192.168.1.20"}' >/dev/null
 
 ask() { dig +short +tries=1 +time=1 @127.0.0.1 -p "$DNS_PORT" printer.home A; }
-fail() { echo "FAIL: $*"; echo "--- dns.log"; cat "$W/dns.log"; echo "--- web.log"; tail -20 "$W/web.log"; exit 1; }
+fail() {
+    echo "FAIL: $*"; echo "--- dns.log"; cat "$W/dns.log"; echo "--- web.log"; tail -20 "$W/web.log"
+    suite_summary 0 1 || exit 1
+}
 
 [ "$(ask)" = "192.168.1.20" ] || fail "no answer before the web role was killed"
 curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$WEB_PORT/" | grep -qv 000 || fail "web role did not start"
@@ -62,3 +66,4 @@ for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$WEB_PORT/" && 
 [ "$(ask)" = "192.168.1.20" ] || fail "no answer after the web role came back"
 kill -0 "$DNS_PID" || fail "the DNS role died"
 echo "PASS: 20 of 20 DNS answers while the web role was killed; still answering after it restarted"
+suite_summary 1 0

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { axeViolations, formatViolations } from './lib/axe.mjs';
-import { ARTIFACTS as ARTIFACTS_DIR, attachLoopDisk, isRoot, launchBrowser, ROOT, SHOTS, startDnsmasq, startPinas, SWITCH, waitFor } from './lib/harness.mjs';
+import { ARTIFACTS as ARTIFACTS_DIR, attachLoopDisk, haveTool, isRoot, launchBrowser, ROOT, SHOTS, skip, startDnsmasq, startPinas, SWITCH, waitFor } from './lib/harness.mjs';
 
 const ADMIN = { name: 'admin', password: 'Correct-Horse-42' };
 const ALICE = { name: 'alice', password: 'Alice-share-2026' };
@@ -206,7 +206,7 @@ describe('PiNAS UI', () => {
 			await page.getByRole('button', { name: 'Continue' }).click();
 			formatted = `${wizardDisk.dev} (formatted)`;
 		} else {
-			t.diagnostic('not root: the wizard skips the data disk (formatting a loop disk needs root)');
+			skip(t, 'not root: the data-disk step (formatting a loop disk needs root); the rest of the wizard runs');
 			await page.getByText(/Disks|No data disk found/).first().waitFor();
 			await checkA11y('wizard disk');
 			await shot('wizard-disk');
@@ -360,7 +360,7 @@ describe('PiNAS UI', () => {
 	});
 
 	test('users: short password refused in words, user and group created, duplicate refused', async (t) => {
-		if (!server.has('/api/users', 'post')) return t.skip('the server has no /api/users yet');
+		server.requireRoute('/api/users', 'post');
 		// straight from the search: "add user" opens the app with its form
 		await page.keyboard.press('Control+k');
 		await page.keyboard.type('add user');
@@ -386,25 +386,24 @@ describe('PiNAS UI', () => {
 		await dlg.getByRole('button', { name: 'Add user' }).click();
 		await dlg.getByRole('alert').first().waitFor();
 		await dlg.getByRole('button', { name: 'Cancel' }).click();
-		if (server.has('/api/groups', 'post')) {
-			await win.getByRole('tab', { name: 'Groups' }).click();
-			await win.getByRole('button', { name: 'New group' }).click();
-			const g = page.getByRole('dialog', { name: 'New group' });
-			await g.getByLabel('Group name').fill('family');
-			await g.getByLabel('Description').fill('Everyone at home');
-			await g.getByLabel('alice').check();
-			await g.getByRole('button', { name: 'Create group' }).click();
-			await g.waitFor({ state: 'hidden' });
-			await win.locator('tr[data-group="family"]').waitFor();
-			await win.getByRole('tab', { name: 'Users' }).click();
-		}
+		server.requireRoute('/api/groups', 'post');
+		await win.getByRole('tab', { name: 'Groups' }).click();
+		await win.getByRole('button', { name: 'New group' }).click();
+		const g = page.getByRole('dialog', { name: 'New group' });
+		await g.getByLabel('Group name').fill('family');
+		await g.getByLabel('Description').fill('Everyone at home');
+		await g.getByLabel('alice').check();
+		await g.getByRole('button', { name: 'Create group' }).click();
+		await g.waitFor({ state: 'hidden' });
+		await win.locator('tr[data-group="family"]').waitFor();
+		await win.getByRole('tab', { name: 'Users' }).click();
 		await shot('users');
 		await checkA11y('users app');
 		await closeApp('Users & Groups');
 	});
 
 	test('shares: path outside the data disks and duplicate names refused; created share takes files over SMB', async (t) => {
-		if (!server.has('/api/shares', 'post')) return t.skip('the server has no /api/shares yet');
+		server.requireRoute('/api/shares', 'post');
 		const win = await openApp('Shares');
 		await win.getByRole('button', { name: 'New share' }).click();
 		const dlg = page.getByRole('dialog', { name: 'New share' });
@@ -425,7 +424,8 @@ describe('PiNAS UI', () => {
 		// a new folder inside the chosen one is created with the share
 		const chosen = `${root}/media`;
 		await dlg.getByLabel('Folder', { exact: true }).fill(chosen);
-		if (server.has('/api/users')) await dlg.getByLabel('alice').check();
+		server.requireRoute('/api/users');
+		await dlg.getByLabel('alice').check();
 		await checkA11y('share editor');
 		await shot('share-editor');
 		await dlg.getByRole('button', { name: 'Create share' }).click();
@@ -447,9 +447,10 @@ describe('PiNAS UI', () => {
 		const services = await page.evaluate(async () => (await fetch('/api/system/services')).json());
 		const smb = services.find((s) => /smb|samba/i.test(s.name));
 		const port = smb?.detail?.match(/(?:port |:)(\d+)\b/)?.[1];
-		if (!smb || smb.state !== 'running' || !port) {
-			t.diagnostic(`SMB is not running in pinas dev (${smb ? `${smb.state}: ${smb.detail}` : 'no smb service'}): smbclient step skipped`);
+		if (!isRoot || !haveTool('smbd') || !haveTool('smbclient')) {
+			skip(t, 'the smbclient step needs root (smbd switches users), smbd and smbclient');
 		} else {
+			assert.ok(smb && smb.state === 'running' && port, `SMB is not running in pinas dev as root: ${JSON.stringify(smb)}`);
 			const file = join(tmpdir(), `pinas-ui-${process.pid}.txt`);
 			writeFileSync(file, 'written by smbclient\n');
 			const r = spawnSync(
@@ -466,8 +467,8 @@ describe('PiNAS UI', () => {
 	});
 
 	test('DNS: a record added in the UI answers dig, the switch flips live with TTL 5, a deny entry and a blocklist block, bad input is explained', async (t) => {
-		if (!server.has('/api/dns/records', 'post')) return t.skip('the server has no /api/dns yet');
-		if (spawnSync('dig', ['-v']).error) return t.skip('dig is missing: scripts/setup --test installs it');
+		server.requireRoute('/api/dns/records', 'post');
+		if (!haveTool('dig')) return skip(t, 'dig is missing: scripts/setup --test installs it');
 		const win = await openApp('DNS');
 		const tab = (name) => win.getByRole('tab', { name, exact: true });
 
@@ -670,11 +671,12 @@ describe('PiNAS UI', () => {
 	});
 
 	test('DNS: settings save and survive a reload, a bad upstream is explained, blocking off lets a blocked name through to the upstream and back on blocks it', async (t) => {
-		if (!server.has('/api/dns/settings', 'put') || !server.has('/api/dns/blocking', 'post')) return t.skip('the server has no DNS settings or blocking switch yet');
-		if (spawnSync('dig', ['-v']).error) return t.skip('dig is missing: scripts/setup --test installs it');
+		server.requireRoute('/api/dns/settings', 'put');
+		server.requireRoute('/api/dns/blocking', 'post');
+		if (!haveTool('dig')) return skip(t, 'dig is missing: scripts/setup --test installs it');
 		// an upstream on loopback that answers every name with 10.7.7.7
 		const up = await startDnsmasq(['--address=/#/10.7.7.7']);
-		if (!up) return t.skip('dnsmasq is missing: scripts/setup --test installs it');
+		if (!up) return skip(t, 'dnsmasq is missing: scripts/setup --test installs it');
 		try {
 			let win = await openApp('DNS');
 			let tab = (name) => win.getByRole('tab', { name, exact: true });
@@ -755,7 +757,7 @@ describe('PiNAS UI', () => {
 	});
 
 	test('a user who is not an administrator gets only the apps for users', async (t) => {
-		if (!server.has('/api/users', 'post')) return t.skip('the server has no /api/users yet');
+		server.requireRoute('/api/users', 'post');
 		const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
 		const p = await c.newPage();
 		await p.goto(server.url + '/');
@@ -783,14 +785,14 @@ describe('PiNAS UI', () => {
 	});
 
 	test('storage: disks listed, a loop disk appears without reload, format asks for the typed name', async (t) => {
-		if (!server.has('/api/storage/disks')) return t.skip('the server has no /api/storage yet');
+		server.requireRoute('/api/storage/disks');
 		const win = await openApp('Storage Manager');
 		await win.getByRole('heading', { name: 'Disks' }).waitFor();
 		await page.waitForTimeout(500);
 		await checkA11y('storage manager');
 		if (!isRoot) {
 			await shot('storage');
-			return t.skip('not root: the loop-disk part needs root (losetup)');
+			return skip(t, 'not root: the loop-disk part needs root (losetup)');
 		}
 		const disk = await attachLoopDisk(96);
 		const { name } = disk;

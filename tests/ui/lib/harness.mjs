@@ -1,7 +1,8 @@
 // Starts `pinas dev` on a free port with a fresh state folder, and the system
 // Chromium through playwright-core. Shared by every browser test.
+import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,6 +31,24 @@ export const CHROMIUM_ARGS = [
 export const SWITCH = { nas: '192.168.77.10', companion: '192.168.77.11' };
 
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/**
+ * Marks test `t` skipped for `reason` (what is missing here and how to get it): the TAP
+ * output says `# SKIP`, tests/ui/run counts it as skipped, and the line
+ * `ui::<test>: <reason>` is appended to $PINAS_TEST_SKIPS when set. Under CI=true (root,
+ * every tool installed) a skip is a failure: this throws instead. The test function
+ * goes on unless the caller returns; a test that skips a part still runs the rest.
+ */
+export function skip(t, reason) {
+	if (process.env.CI === 'true') assert.fail(`skipped under CI=true, where a skip is a failure: ${reason}`);
+	t.skip(reason);
+	if (process.env.PINAS_TEST_SKIPS) appendFileSync(process.env.PINAS_TEST_SKIPS, `ui::${t.name}: ${reason.replace(/\n/g, ' ')}\n`);
+}
+
+/** Whether `prog` is installed (PATH, then /usr/sbin and /sbin). */
+export function haveTool(prog) {
+	return spawnSync('sh', ['-c', 'command -v "$1" || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]', 'sh', prog]).status === 0;
+}
 
 export function freePort() {
 	return new Promise((resolvePort, reject) => {
@@ -112,9 +131,12 @@ export async function startPinas(name = 'pinas') {
 		log,
 		proc,
 		openapi,
-		/** Whether the server documents this path (for features that land later). */
-		has(path, method = 'get') {
-			return !!openapi.paths?.[path]?.[method];
+		/**
+		 * Fails the test unless the server's OpenAPI document has `method` `path`: a
+		 * route that goes missing is a failure, never a skip.
+		 */
+		requireRoute(path, method = 'get') {
+			assert.ok(openapi.paths?.[path]?.[method], `the server's OpenAPI document has no ${method.toUpperCase()} ${path}`);
 		},
 		logText() {
 			return readFileSync(log, 'utf8');
