@@ -369,9 +369,7 @@ async fn settings_switch_the_upstream_live_and_a_bad_put_changes_nothing() {
 /// never taken for an administrator's. The Pi-hole summary (counts only) needs no role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_are_for_admins_and_a_missing_role_is_refused() {
-    if skip_without(&["dig"]) {
-        return;
-    }
+    require!(require_tools(&["dig"]));
     let s = Server::start(cfg(&["127.0.0.1:9".into()])).await;
     let (st, b) = s
         .api(

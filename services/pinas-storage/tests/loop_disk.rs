@@ -538,9 +538,8 @@ impl Drop for LoopAgain {
 /// API (on the device: the boot partition and the inactive system slot).
 #[test]
 fn system_disk_partitions_are_refused() {
-    if !ready() {
-        return;
-    }
+    require!(ready());
+    require!(require_tools(&["sfdisk"]));
     let state = tempfile::tempdir().unwrap();
     let ctx = context(state.path());
     let dir = tempfile::tempdir().unwrap();
