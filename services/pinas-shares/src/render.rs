@@ -150,7 +150,7 @@ pub fn smb_conf(layout: &SambaLayout, shares: &[Share]) -> String {
     );
     let _ = writeln!(s, "[global]");
     let g = |s: &mut String, k: &str, v: &str| {
-        let _ = writeln!(s, "   {k} = {v}");
+        let _ = writeln!(s, "   {k} = {}", single_line(v));
     };
     g(&mut s, "server role", "standalone server");
     g(&mut s, "workgroup", "WORKGROUP");
@@ -187,7 +187,7 @@ pub fn smb_conf(layout: &SambaLayout, shares: &[Share]) -> String {
     }
     for sh in shares.iter().filter(|x| x.smb) {
         let _ = writeln!(s, "\n[{}]", sh.name);
-        g(&mut s, "path", &sh.path);
+        g(&mut s, "path", &smb_path(&sh.path));
         if !sh.description.is_empty() {
             g(&mut s, "comment", &sh.description);
         }
@@ -202,6 +202,24 @@ pub fn smb_conf(layout: &SambaLayout, shares: &[Share]) -> String {
         g(&mut s, "directory mask", "2775");
     }
     s
+}
+
+/// `value` as one smb.conf line. smb.conf has no escapes: a line whose last
+/// non-blank character is `\` continues on the next line (Samba's `params.c`), which
+/// would swallow the parameter after it. Those backslashes are dropped, with the blanks
+/// Samba would trim anyway.
+fn single_line(value: &str) -> &str {
+    value.trim_end_matches(|c: char| c == '\\' || c.is_whitespace())
+}
+
+/// A share's path as smb.conf can hold it: a folder whose name ends in `\` or a blank
+/// gets a trailing `/`, which names the same folder and keeps the line whole.
+fn smb_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.ends_with(|c: char| c == '\\' || c.is_whitespace()) {
+        format!("{path}/").into()
+    } else {
+        path.into()
+    }
 }
 
 /// Renders the NFS exports file for `shares` (those with `nfs` on).

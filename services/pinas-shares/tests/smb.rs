@@ -558,6 +558,48 @@ async fn rejected_config_changes_nothing() {
         .unwrap();
 }
 
+/// What testparm reads for `param` of section `share` in `conf`.
+fn testparm_value(conf: &Path, share: &str, param: &str) -> String {
+    let out = Command::new("testparm")
+        .arg("-s")
+        .arg(format!("--section-name={share}"))
+        .arg(format!("--parameter-name={param}"))
+        .arg(conf)
+        .output()
+        .expect("testparm runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn trailing_backslash_does_not_continue_the_line() {
+    if !have("testparm") {
+        eprintln!("skipped: needs testparm");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let ctx = context(d.path());
+    let shares = Shares::new(ctx.clone()).unwrap();
+    // `$` shares are rendered `browseable = no` right after the path or the comment: a
+    // line continued by `\` would swallow it and leave Samba's default, yes.
+    let folder = ctx.paths.shares_root.join("odd \\");
+    let s = shares.create_share(new_share("odd$", &folder)).unwrap();
+    assert!(s.path.ends_with('\\'), "{}", s.path);
+    let mut described = new_share("films$", &ctx.paths.shares_root.join("films"));
+    described.description = "Films \\ ".into();
+    shares.create_share(described).unwrap();
+    let conf = shares.smb_conf_path();
+    assert_eq!(testparm_value(conf, "odd$", "browseable"), "No");
+    assert_eq!(testparm_value(conf, "films$", "browseable"), "No");
+    assert_eq!(testparm_value(conf, "films$", "comment"), "Films");
+    // The path still names the folder that was made.
+    let path = testparm_value(conf, "odd$", "path");
+    assert_eq!(
+        std::fs::canonicalize(&path).unwrap(),
+        std::fs::canonicalize(&folder).unwrap(),
+        "{path}"
+    );
+}
+
 #[tokio::test]
 async fn users_and_groups_api() {
     let d = tempfile::tempdir().unwrap();
