@@ -572,10 +572,7 @@ fn testparm_value(conf: &Path, share: &str, param: &str) -> String {
 
 #[tokio::test]
 async fn trailing_backslash_does_not_continue_the_line() {
-    if !have("testparm") {
-        eprintln!("skipped: needs testparm");
-        return;
-    }
+    require!(require_tools(&["testparm"]));
     let d = tempfile::tempdir().unwrap();
     let ctx = context(d.path());
     let shares = Shares::new(ctx.clone()).unwrap();
