@@ -27,6 +27,7 @@ pub mod pihole;
 pub mod querylog;
 pub mod settings;
 pub mod state;
+pub mod store;
 pub mod testing;
 pub mod udp;
 pub mod upstream;
@@ -38,7 +39,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::Server;
-use pinas_core::{Context, Error};
+use std::path::{Path, PathBuf};
+
+use pinas_core::db::Db;
+use pinas_core::{Config, Error, EventBus};
 
 pub use api::ApiDoc;
 pub use config::DnsConfig;
@@ -114,14 +118,22 @@ impl Running {
     }
 }
 
-/// Starts the DNS server on `listen` with `cfg`: loads records, rules, the switch and the
-/// local copies of the blocklists, then answers on UDP and TCP, and starts the query-log
-/// writer, upstream health checks and the blocklist schedule.
+/// Starts the DNS server on `listen` with `cfg` and the role's database `db` (see
+/// [`store::open`]) in its folder `dir` (`<state_dir>/dns`): loads records, rules, the
+/// switch and the local copies of the blocklists, then answers on UDP and TCP, and starts
+/// the query-log writer, upstream health checks and the blocklist schedule. Events go to
+/// `events`.
 ///
 /// # Errors
 /// [`Error`] when the configuration is invalid, the database cannot be read, or the
 /// address cannot be bound.
-pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<Running, Error> {
+pub async fn start(
+    db: Db,
+    dir: &Path,
+    events: EventBus,
+    cfg: DnsConfig,
+    listen: SocketAddr,
+) -> Result<Running, Error> {
     let (log_tx, log_rx) = if cfg.query_log {
         let (tx, rx) = tokio::sync::mpsc::channel(querylog::CHANNEL_CAPACITY);
         (Some(tx), Some(rx))
@@ -142,13 +154,7 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
             )
         })?;
     }
-    let state = DnsState::new(
-        cfg,
-        ctx.db.clone(),
-        ctx.events.clone(),
-        ctx.paths.state_dir.clone(),
-        log_tx,
-    )?;
+    let state = DnsState::new(cfg, db, events, dir.to_path_buf(), log_tx)?;
     {
         let st = state.clone();
         tokio::task::spawn_blocking(move || blocklists::rebuild(&st))
@@ -229,34 +235,58 @@ pub async fn start(ctx: &Context, cfg: DnsConfig, listen: SocketAddr) -> Result<
     })
 }
 
+/// Where `pinas dns` reads `config.toml`: `$CREDENTIALS_DIRECTORY/config.toml` when
+/// systemd passed it as a credential (`LoadCredential=config.toml:...`), so the role
+/// needs no read access to the state folder's copy; `None` otherwise (the usual
+/// `<state_dir>/config.toml`, or `PINAS_CONFIG_PATH`, which wins over both). `env` looks
+/// up an environment variable.
+pub fn config_path(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if env("PINAS_CONFIG_PATH").is_some() {
+        return None;
+    }
+    let dir = env("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty())?;
+    let p = Path::new(&dir).join("config.toml");
+    p.is_file().then_some(p)
+}
+
 /// Runs the DNS server (UDP+TCP on `dns.listen`) and the control API on
-/// `ctx.paths.role_socket("dns")` until `shutdown` resolves.
+/// `<run_dir>/dns.sock` until `shutdown` resolves. Everything it writes is under
+/// `<state_dir>/dns/` (created 0700) and the socket: it opens no other role's files, so
+/// it can run as its own user with only those two paths writable. Events go to `events`.
 ///
 /// `dns.listen` defaults to `0.0.0.0:53` on the device and `127.0.0.1:5353` when
-/// `ctx.config.dev` is set.
+/// `config.dev` is set.
 ///
 /// # Errors
-/// [`Error`] when `[dns]` is invalid, the port or the socket cannot be bound, or the
-/// control socket fails.
+/// [`Error`] when `[dns]` is invalid, the role's folder or database cannot be opened,
+/// the port or the socket cannot be bound, or the control socket fails.
 pub async fn run(
-    ctx: Arc<Context>,
+    config: &Config,
+    events: EventBus,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let cfg: DnsConfig = ctx
-        .config
+    let cfg: DnsConfig = config
         .section("dns")
         .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
-    cfg.validate(ctx.config.dev)
+    cfg.validate(config.dev)
         .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
     let listen = cfg
-        .listen_addr(ctx.config.dev)
+        .listen_addr(config.dev)
         .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
-    let running = start(&ctx, cfg, listen).await?;
-    let socket = ctx.paths.role_socket("dns");
+    let dir = store::role_dir(&config.paths.state_dir);
+    let legacy = config.db_path();
+    let db = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || store::open(&dir, Some(&legacy)))
+            .await
+            .map_err(|e| Error::internal(format!("opening the DNS database failed: {e}")))??
+    };
+    let running = start(db, &dir, events.clone(), cfg, listen).await?;
+    let socket = pinas_core::Paths::new(config).role_socket("dns");
     let router = api::router(running.state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let control = tokio::spawn({
-        let events = ctx.events.clone();
+        let events = events.clone();
         let socket = socket.clone();
         async move {
             let r = pinas_core::role::serve_socket(&socket, router, events, async {

@@ -7,29 +7,30 @@
 //! query string. With it, `?enable` and `?disable[=seconds]` change the blocking switch;
 //! without it (missing or wrong) they do nothing, as in Pi-hole.
 
-use pinas_core::db::Db;
-use pinas_core::events::now_ms;
+use std::path::Path;
+
 use pinas_core::Error;
-use rusqlite::OptionalExtension;
 
 /// Who changes blocking through the Pi-hole API, in `dns.blocking.changed` events.
 pub const BY_PIHOLE_API: &str = "pihole-api";
 
-/// The saved token, creating one the first time.
+/// The token's file inside the role's folder; mode 0600.
+pub const TOKEN_FILE: &str = "pihole-token";
+
+/// The saved token (`<dir>/pihole-token`), creating one the first time.
 ///
 /// # Errors
-/// [`Error`] when the database cannot be read or written.
-pub fn load_or_create(db: &Db) -> Result<String, Error> {
-    let got: Option<String> = db
-        .conn()
-        .query_row("SELECT token FROM dns_pihole_token WHERE id = 1", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(|e| Error::internal(format!("reading the Pi-hole API token: {e}")))?;
-    match got {
-        Some(t) => Ok(t),
-        None => regenerate(db),
+/// [`Error`] naming the file when it cannot be read or written.
+pub fn load_or_create(dir: &Path) -> Result<String, Error> {
+    let path = dir.join(TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        Ok(_) => regenerate(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => regenerate(dir),
+        Err(e) => Err(Error::internal(format!(
+            "reading the Pi-hole API token {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -37,17 +38,25 @@ pub fn load_or_create(db: &Db) -> Result<String, Error> {
 /// one stops working at once.
 ///
 /// # Errors
-/// [`Error`] when the database cannot be written.
-pub fn regenerate(db: &Db) -> Result<String, Error> {
+/// [`Error`] naming the file when it cannot be written.
+pub fn regenerate(dir: &Path) -> Result<String, Error> {
     let token = pinas_core::auth::new_token();
-    db.conn()
-        .execute(
-            "INSERT INTO dns_pihole_token (id, token, created_at) VALUES (1, ?1, ?2)
-             ON CONFLICT(id) DO UPDATE SET token = excluded.token, created_at = excluded.created_at",
-            rusqlite::params![token, now_ms()],
-        )
-        .map_err(|e| Error::internal(format!("saving the Pi-hole API token: {e}")))?;
+    save_token(dir, &token)?;
     Ok(token)
+}
+
+/// Writes `token` to `<dir>/pihole-token` atomically, mode 0600.
+///
+/// # Errors
+/// [`Error`] naming the file when it cannot be written.
+pub fn save_token(dir: &Path, token: &str) -> Result<(), Error> {
+    let path = dir.join(TOKEN_FILE);
+    pinas_core::fsutil::write_atomic(&path, format!("{token}\n").as_bytes(), 0o600).map_err(|e| {
+        Error::internal(format!(
+            "saving the Pi-hole API token {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Compares two tokens in time that depends only on their lengths, so a client cannot

@@ -91,7 +91,8 @@ pub struct DnsState {
     pub pihole_token: ArcSwap<String>,
     pub db: Db,
     pub events: EventBus,
-    pub state_dir: std::path::PathBuf,
+    /// The role's folder, `<state_dir>/dns`: database, blocklists, token.
+    pub dir: std::path::PathBuf,
     pub blocked: ArcSwap<DomainSet>,
     pub allow: ArcSwap<DomainSet>,
     pub deny: ArcSwap<DomainSet>,
@@ -137,7 +138,7 @@ impl DnsState {
         cfg: DnsConfig,
         db: Db,
         events: EventBus,
-        state_dir: std::path::PathBuf,
+        dir: std::path::PathBuf,
         log: Option<LogSender>,
     ) -> Result<Arc<Self>, Error> {
         let upstreams = cfg
@@ -187,7 +188,7 @@ impl DnsState {
         let cache = Cache::new(limits);
         let forwarder = Forwarder::new(&upstreams, Duration::from_millis(cfg.upstream_timeout_ms));
         let blocking_state = blocking::load(&db)?;
-        let token = crate::pihole::load_or_create(&db)?;
+        let token = crate::pihole::load_or_create(&dir)?;
         let switch_name = crate::domains::normalize(&cfg.switch.name).ok_or_else(|| {
             Error::invalid(
                 "invalid_config",
@@ -215,7 +216,7 @@ impl DnsState {
             pihole_token: ArcSwap::from_pointee(token),
             db,
             events,
-            state_dir,
+            dir,
             blocked: ArcSwap::from_pointee(DomainSet::default()),
             allow: ArcSwap::from_pointee(DomainSet::default()),
             deny: ArcSwap::from_pointee(DomainSet::default()),
@@ -278,7 +279,7 @@ impl DnsState {
     /// # Errors
     /// [`Error`] when the database cannot be written (the old token then stays).
     pub fn regenerate_pihole_token(&self) -> Result<String, Error> {
-        let t = crate::pihole::regenerate(&self.db)?;
+        let t = crate::pihole::regenerate(&self.dir)?;
         self.pihole_token.store(Arc::new(t.clone()));
         tracing::info!("Pi-hole API token regenerated");
         Ok(t)
@@ -286,7 +287,7 @@ impl DnsState {
 
     /// Directory of downloaded blocklists: `<state>/dns/lists`.
     pub fn lists_dir(&self) -> std::path::PathBuf {
-        self.state_dir.join("dns").join("lists")
+        self.dir.join("lists")
     }
 
     // ---- local records and forwarding rules ----

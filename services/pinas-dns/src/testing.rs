@@ -14,10 +14,7 @@ use crate::DnsConfig;
 /// # Panics
 /// When the database in `dir` cannot be created (a fixture, not production code).
 pub async fn handler_with_fixtures(dir: &Path) -> Handler {
-    let cfg = pinas_core::Config::defaults(&pinas_core::config::Mode::Dev {
-        state_dir: dir.to_path_buf(),
-    });
-    let ctx = pinas_core::Context::open(cfg).expect("test database");
+    let db = crate::store::open(dir, None).expect("test database");
     let dns = DnsConfig {
         upstreams: Vec::new(),
         query_log: false,
@@ -25,8 +22,8 @@ pub async fn handler_with_fixtures(dir: &Path) -> Handler {
     };
     let st = DnsState::new(
         dns,
-        ctx.db.clone(),
-        ctx.events.clone(),
+        db,
+        pinas_core::EventBus::new(None),
         dir.to_path_buf(),
         None,
     )

@@ -88,7 +88,7 @@ async fn blocking_off_forwards_blocked_names_and_the_timer_turns_it_back_on() {
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
-    let mut events = s.ctx.events.subscribe();
+    let mut events = s.events.subscribe();
     assert_blocked(&s).await;
     assert_eq!(s.short("laptop.lan", "A").await, ["10.3.3.3"]);
     let (_, b) = s.api(Method::GET, "/blocking", None).await;

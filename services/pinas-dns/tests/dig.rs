@@ -142,7 +142,7 @@ async fn switch_flips_on_next_query_and_survives_restart() {
     c.switch.nas_addresses = vec!["10.0.0.10".parse().unwrap()];
     c.switch.companion_addresses = vec!["10.0.0.11".parse().unwrap(), "fd00::11".parse().unwrap()];
     let mut s = Server::start(c.clone()).await;
-    let mut events = s.ctx.events.subscribe();
+    let mut events = s.events.subscribe();
 
     let a = answers(&s.dig(&["nas.home", "A"]).await);
     assert_eq!(a.len(), 1);

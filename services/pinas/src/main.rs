@@ -99,7 +99,18 @@ fn main() -> std::process::ExitCode {
         },
         _ => Mode::Device,
     };
-    let config = match Config::load(&mode) {
+    let env = |k: &str| std::env::var(k).ok();
+    let loaded = match &cli.command {
+        // systemd hands the DNS role its config.toml as a credential.
+        Command::Dns => Config::load_with_env(&mode, |k| match k {
+            "PINAS_CONFIG_PATH" => {
+                env(k).or_else(|| pinas_dns::config_path(env).map(|p| p.display().to_string()))
+            }
+            _ => env(k),
+        }),
+        _ => Config::load(&mode),
+    };
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("pinas: configuration error: {e}");

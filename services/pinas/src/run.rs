@@ -113,10 +113,11 @@ pub async fn web(config: Config) -> anyhow::Result<()> {
     result
 }
 
-/// `pinas dns`: the DNS role alone; it keeps answering while `pinas web` restarts.
+/// `pinas dns`: the DNS role alone; it keeps answering while `pinas web` restarts. It
+/// opens nothing of the other roles (no shared database), so it runs as its own user.
+/// Its events reach browsers through the web role's relay of the role socket.
 pub async fn dns(config: Config) -> anyhow::Result<()> {
-    let ctx = open_context(config)?;
-    pinas_dns::run(ctx, shutdown_signal()).await?;
+    pinas_dns::run(&config, pinas_core::EventBus::new(None), shutdown_signal()).await?;
     Ok(())
 }
 
@@ -153,7 +154,7 @@ pub async fn dev(config: Config) -> anyhow::Result<()> {
     let dns = {
         let (ctx, stop) = (ctx.clone(), stopped());
         tokio::spawn(async move {
-            if let Err(e) = pinas_dns::run(ctx, stop).await {
+            if let Err(e) = pinas_dns::run(&ctx.config, ctx.events.clone(), stop).await {
                 tracing::error!(error = %e, "DNS role stopped; the rest of PiNAS keeps running");
             }
         })

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use pinas_core::config::{Config, Mode};
-use pinas_core::Context;
+use pinas_core::EventBus;
 use pinas_dns::{DnsConfig, Running};
 use tower::ServiceExt;
 
@@ -86,19 +85,12 @@ pub fn nix_is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A running pinas-dns with its context.
+/// A running pinas-dns with its state folder (`<dir>/dns`) and event bus.
 pub struct Server {
     pub dir: tempfile::TempDir,
-    pub ctx: Arc<Context>,
+    pub events: EventBus,
     pub running: Option<Running>,
     pub addr: SocketAddr,
-}
-
-pub fn context(dir: &Path) -> Arc<Context> {
-    let cfg = Config::defaults(&Mode::Dev {
-        state_dir: dir.to_path_buf(),
-    });
-    Context::open(cfg).unwrap()
 }
 
 impl Server {
@@ -108,14 +100,22 @@ impl Server {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, cfg: DnsConfig) -> Server {
-        let ctx = context(dir.path());
-        let running = pinas_dns::start(&ctx, cfg, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let events = EventBus::new(None);
+        let state = dir.path().join("dns");
+        let db = pinas_dns::store::open(&state, None).unwrap();
+        let running = pinas_dns::start(
+            db,
+            &state,
+            events.clone(),
+            cfg,
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
         let addr = running.addr;
         Server {
             dir,
-            ctx,
+            events,
             running: Some(running),
             addr,
         }
