@@ -36,23 +36,22 @@ pub struct StaticAddress {
 /// out of range for the address family.
 pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), ConsoleError> {
     let s = s.trim();
-    let (addr, prefix) = s.split_once('/').ok_or_else(|| {
-        ConsoleError::Invalid(format!(
-            "{s:?}: give the address with its prefix, like 192.168.1.20/24"
-        ))
-    })?;
-    let addr: IpAddr = addr
-        .parse()
-        .map_err(|_| ConsoleError::Invalid(format!("{addr:?} is not an IPv4 or IPv6 address")))?;
-    let prefix: u8 = prefix
-        .parse()
-        .map_err(|_| ConsoleError::Invalid(format!("{prefix:?} is not a prefix length")))?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    if prefix > max {
+    let Some((addr, prefix)) = s.split_once('/') else {
         return Err(ConsoleError::Invalid(format!(
-            "prefix /{prefix} is longer than {max} bits"
+            "{s:?}: give the address with its prefix, like 192.168.1.20/24"
         )));
-    }
+    };
+    // ipnet keeps the host bits, so the host address survives beside its prefix.
+    let net: ipnet::IpNet = s.parse().map_err(|_| {
+        ConsoleError::Invalid(match (addr.parse::<IpAddr>(), prefix.parse::<u8>()) {
+            (Err(_), _) => format!("{addr:?} is not an IPv4 or IPv6 address"),
+            (Ok(_), Err(_)) => format!("{prefix:?} is not a prefix length"),
+            (Ok(a), Ok(p)) => {
+                format!("prefix /{p} is longer than {} bits", if a.is_ipv4() { 32 } else { 128 })
+            }
+        })
+    })?;
+    let (addr, prefix) = (net.addr(), net.prefix_len());
     if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
         return Err(ConsoleError::Invalid(format!(
             "{addr} cannot be a host address"
