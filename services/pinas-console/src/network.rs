@@ -47,7 +47,10 @@ pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), ConsoleError> {
             (Err(_), _) => format!("{addr:?} is not an IPv4 or IPv6 address"),
             (Ok(_), Err(_)) => format!("{prefix:?} is not a prefix length"),
             (Ok(a), Ok(p)) => {
-                format!("prefix /{p} is longer than {} bits", if a.is_ipv4() { 32 } else { 128 })
+                format!(
+                    "prefix /{p} is longer than {} bits",
+                    if a.is_ipv4() { 32 } else { 128 }
+                )
             }
         })
     })?;

@@ -19,6 +19,11 @@
 //! query_log = true
 //! query_log_retention_days = 7
 //! query_log_max_rows = 1000000
+//! allowed_networks = ["local"]     # clients answered; "local" = loopback, RFC 1918,
+//!                                  # link-local, IPv6 ULA and the box's own subnets
+//! rate_limit_per_sec = 1000        # UDP responses per second per /24 (IPv4) or /56
+//!                                  # (IPv6); 0: no limit
+//! rate_limit_slip = 2              # over the limit, every 2nd query gets a TC answer
 //!
 //! [dns.switch]
 //! name = "nas.home"
@@ -95,8 +100,20 @@ pub struct DnsConfig {
     pub query_log: bool,
     pub query_log_retention_days: u32,
     pub query_log_max_rows: u64,
+    /// Clients answered: `local`, networks (`203.0.113.0/24`) or addresses.
+    pub allowed_networks: Vec<String>,
+    /// UDP responses per second per client network; 0: no limit.
+    pub rate_limit_per_sec: u32,
+    /// Every `rate_limit_slip`-th query over the limit gets a TC answer; 0: never.
+    pub rate_limit_slip: u32,
     pub switch: SwitchConfig,
 }
+
+/// Default UDP responses per second per client network (/24, /56): far above what a
+/// household asks, far below what a reflection attack needs.
+pub const DEFAULT_RATE_LIMIT_PER_SEC: u32 = 1000;
+/// Default slip: every second query over the limit gets a TC answer, as BIND's default.
+pub const DEFAULT_RATE_LIMIT_SLIP: u32 = 2;
 
 impl Default for DnsConfig {
     fn default() -> Self {
@@ -118,6 +135,9 @@ impl Default for DnsConfig {
             query_log: true,
             query_log_retention_days: 7,
             query_log_max_rows: 1_000_000,
+            allowed_networks: crate::networks::default_list(),
+            rate_limit_per_sec: DEFAULT_RATE_LIMIT_PER_SEC,
+            rate_limit_slip: DEFAULT_RATE_LIMIT_SLIP,
             switch: SwitchConfig::default(),
         }
     }
@@ -191,6 +211,11 @@ impl DnsConfig {
                 self.cache_min_ttl_secs.to_string(),
                 "must not exceed cache_max_ttl_secs",
             ));
+        }
+        for n in &self.allowed_networks {
+            if let Err(e) = crate::networks::parse_entry(n) {
+                return Err(bad("allowed_networks", n.clone(), &e.to_string()));
+            }
         }
         if self.upstream_timeout_ms == 0 {
             return Err(bad("upstream_timeout_ms", "0".into(), "must be at least 1"));

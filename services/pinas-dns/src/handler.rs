@@ -124,7 +124,13 @@ impl Reply {
 }
 
 impl Handler {
-    async fn answer(&self, qname_text: &str, qname: &Name, qtype: RecordType) -> Reply {
+    async fn answer(
+        &self,
+        qname_text: &str,
+        qname: &Name,
+        qtype: RecordType,
+        dnssec_ok: bool,
+    ) -> Reply {
         let st = &self.state;
 
         // 1. The switch record.
@@ -192,7 +198,7 @@ impl Handler {
             if let Some(target) = continue_with {
                 // A local CNAME to an outside name: resolve the target as usual.
                 let tname = name_of(&target);
-                let rest = Box::pin(self.answer(&target, &tname, qtype)).await;
+                let rest = Box::pin(self.answer(&target, &tname, qtype, dnssec_ok)).await;
                 answers.extend(rest.answers);
                 return Reply {
                     rcode: rest.rcode,
@@ -271,24 +277,40 @@ impl Handler {
                 };
             }
         }
-        let query = build_query(qname, qtype);
-        let result = match zone.forward_for(qname_text) {
-            Some(rule) => exchange(&rule.server, &query, st.forwarder.timeout())
-                .await
-                .map(|m| (m, rule.server.clone())),
-            None => st.forwarder.forward(&query).await,
+        let key = crate::inflight::Key {
+            name: qname_text.to_string(),
+            qtype,
+            dnssec_ok,
         };
-        match result {
-            Ok((m, up)) => {
-                st.cache.insert(qname_text, qtype, &m, now);
+        let rule = zone.forward_for(qname_text).map(|r| r.server.clone());
+        let (st2, qname2, text) = (self.state.clone(), qname.clone(), key.name.clone());
+        let upstream = move || async move {
+            let query = build_query(&qname2, qtype);
+            let result = match rule {
+                Some(server) => exchange(&server, &query, st2.forwarder.timeout())
+                    .await
+                    .map(|m| (m, server)),
+                None => st2.forwarder.forward(&query).await,
+            };
+            match result {
+                Ok((m, up)) => {
+                    st2.cache.insert(&text, qtype, &m, now);
+                    Ok(Arc::new((m, up.to_string())))
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        match st.inflight.run(key, upstream).await {
+            Ok(got) => {
+                let (m, up) = &*got;
                 Reply {
                     rcode: m.metadata.response_code,
                     authoritative: false,
-                    answers: m.answers,
-                    authorities: m.authorities,
+                    answers: m.answers.clone(),
+                    authorities: m.authorities.clone(),
                     status: Status::Forwarded,
                     shared: None,
-                    upstream: Some(up.to_string()),
+                    upstream: Some(up.clone()),
                 }
             }
             Err(e) => {
@@ -372,6 +394,11 @@ impl RequestHandler for Handler {
         rh: R,
     ) -> ResponseInfo {
         let t0 = Instant::now();
+        // The UDP loops check before parsing; this covers TCP.
+        if !self.state.allows(request.src().ip()) {
+            self.state.metrics.refused();
+            return send(request, rh, ResponseCode::Refused, false, &[], &[]).await;
+        }
         let meta = &request.metadata;
         if meta.message_type != MessageType::Query || meta.op_code != OpCode::Query {
             return send(request, rh, ResponseCode::NotImp, false, &[], &[]).await;
@@ -392,7 +419,8 @@ impl RequestHandler for Handler {
             let s = qname.to_ascii().to_ascii_lowercase();
             s.strip_suffix('.').map(str::to_string).unwrap_or(s)
         });
-        let reply = self.answer(&text, qname, qtype).await;
+        let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        let reply = self.answer(&text, qname, qtype, dnssec_ok).await;
         let info = send(
             request,
             rh,

@@ -21,10 +21,13 @@ pub mod cache;
 pub mod config;
 pub mod domains;
 pub mod handler;
+pub mod inflight;
 pub mod lists;
 pub mod metrics;
+pub mod networks;
 pub mod pihole;
 pub mod querylog;
+pub mod rrl;
 pub mod settings;
 pub mod state;
 pub mod store;
@@ -209,9 +212,15 @@ pub async fn start(
         let st = state.clone();
         let every = Duration::from_secs(st.cfg.health_check_interval_secs.max(1));
         tasks.push(tokio::spawn(async move {
+            let mut last_networks = std::time::Instant::now();
             loop {
                 tokio::time::sleep(every).await;
                 st.forwarder.check_health().await;
+                if last_networks.elapsed() >= Duration::from_secs(60) {
+                    last_networks = std::time::Instant::now();
+                    let st = st.clone();
+                    let _ = tokio::task::spawn_blocking(move || st.refresh_networks()).await;
+                }
             }
         }));
     }

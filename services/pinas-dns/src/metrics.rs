@@ -20,6 +20,9 @@ struct Shard {
     sum_us: AtomicU64,
     count: AtomicU64,
     log_dropped: AtomicU64,
+    refused: AtomicU64,
+    rate_dropped: AtomicU64,
+    rate_slipped: AtomicU64,
 }
 
 const SHARDS: usize = 8;
@@ -75,6 +78,21 @@ impl Metrics {
     /// Counts a query-log entry dropped because the writer fell behind.
     pub fn log_dropped(&self) {
         self.mine().log_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a query refused because its client is not on an allowed network.
+    pub fn refused(&self) {
+        self.mine().refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a query over the rate limit: dropped, or answered with TC (`slipped`).
+    pub fn rate_limited(&self, slipped: bool) {
+        let me = self.mine();
+        if slipped {
+            me.rate_slipped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            me.rate_dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Queries answered with `status` since start.
@@ -144,6 +162,21 @@ impl Metrics {
             s,
             "pinas_dns_query_log_dropped_total {}",
             l(|s| &s.log_dropped)
+        );
+        s.push_str("# HELP pinas_dns_refused_total Queries refused: the client is not on an allowed network.\n");
+        s.push_str("# TYPE pinas_dns_refused_total counter\n");
+        let _ = writeln!(s, "pinas_dns_refused_total {}", l(|s| &s.refused));
+        s.push_str("# HELP pinas_dns_rate_limited_total UDP queries over the rate limit, dropped or answered with TC.\n");
+        s.push_str("# TYPE pinas_dns_rate_limited_total counter\n");
+        let _ = writeln!(
+            s,
+            "pinas_dns_rate_limited_total{{action=\"dropped\"}} {}",
+            l(|s| &s.rate_dropped)
+        );
+        let _ = writeln!(
+            s,
+            "pinas_dns_rate_limited_total{{action=\"slipped\"}} {}",
+            l(|s| &s.rate_slipped)
         );
         for (name, help, v) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

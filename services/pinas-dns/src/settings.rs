@@ -1,5 +1,6 @@
 //! DNS settings that can change while the role runs: upstreams, cache limits, how blocked
-//! names are answered, and how long the query log is kept.
+//! names are answered, how long the query log is kept, which clients are answered and
+//! how fast.
 //!
 //! `[dns]` in `config.toml` gives their defaults. Once an admin saves settings through
 //! the API they are kept in the database (`dns_settings`) and take precedence over the
@@ -48,13 +49,41 @@ pub struct DnsSettings {
     pub blocking_mode: BlockingMode,
     /// Days the query log is kept (1 to 365).
     pub query_log_retention_days: u64,
+    /// Clients answered (1 to 64 entries): `local` (loopback, private and link-local
+    /// ranges, IPv6 ULA, and the box's own subnets), networks such as `203.0.113.0/24`,
+    /// or addresses. Others get REFUSED. Absent in settings saved by earlier versions:
+    /// `["local"]`.
+    #[serde(default = "crate::networks::default_list")]
+    pub allowed_networks: Vec<String>,
+    /// UDP responses per second per client network (/24, /56) before queries are
+    /// dropped (0: no limit; at most 1 000 000). Absent: 1000.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_sec: u64,
+    /// Over the limit, every `rate_limit_slip`-th query gets an empty truncated answer
+    /// so a real client retries over TCP (0: never; at most 10). Absent: 2.
+    #[serde(default = "default_slip")]
+    pub rate_limit_slip: u64,
 }
+
+fn default_rate_limit() -> u64 {
+    crate::config::DEFAULT_RATE_LIMIT_PER_SEC.into()
+}
+
+fn default_slip() -> u64 {
+    crate::config::DEFAULT_RATE_LIMIT_SLIP.into()
+}
+
+/// Largest rate limit, responses per second.
+pub const MAX_RATE_LIMIT: u64 = 1_000_000;
+/// Largest slip.
+pub const MAX_SLIP: u64 = 10;
 
 /// Settings that passed [`DnsSettings::validate`], with the upstreams parsed.
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub settings: DnsSettings,
     pub upstreams: Vec<UpstreamAddr>,
+    pub networks: Vec<crate::networks::Entry>,
 }
 
 impl Checked {
@@ -85,6 +114,9 @@ impl DnsSettings {
             negative_ttl_secs: cfg.negative_ttl_secs.into(),
             blocking_mode: cfg.blocking_mode,
             query_log_retention_days: cfg.query_log_retention_days.into(),
+            allowed_networks: cfg.allowed_networks.clone(),
+            rate_limit_per_sec: cfg.rate_limit_per_sec.into(),
+            rate_limit_slip: cfg.rate_limit_slip.into(),
         }
     }
 
@@ -94,7 +126,9 @@ impl DnsSettings {
     /// 422 `invalid_settings` with `field` naming the first bad value: `upstreams`
     /// (empty, more than 16, or an entry that is not an upstream; the message quotes it),
     /// `cache_size`, `cache_min_ttl_secs` (above `cache_max_ttl_secs`),
-    /// `cache_max_ttl_secs`, `negative_ttl_secs`, `query_log_retention_days` (out of range).
+    /// `cache_max_ttl_secs`, `negative_ttl_secs`, `query_log_retention_days`,
+    /// `rate_limit_per_sec`, `rate_limit_slip` (out of range), `allowed_networks` (empty,
+    /// more than 64, or an entry that is not a network; the message quotes it).
     pub fn validate(mut self) -> Result<Checked, Error> {
         self.upstreams = self
             .upstreams
@@ -156,9 +190,45 @@ impl DnsSettings {
                 format!("the query log is kept 1 to {MAX_RETENTION_DAYS} days"),
             ));
         }
+        self.allowed_networks = self
+            .allowed_networks
+            .iter()
+            .map(|n| n.trim().to_string())
+            .collect();
+        if self.allowed_networks.is_empty() {
+            return Err(invalid(
+                "allowed_networks",
+                "add at least one network (\"local\" for the home network)".into(),
+            ));
+        }
+        if self.allowed_networks.len() > crate::networks::MAX_ENTRIES {
+            return Err(invalid(
+                "allowed_networks",
+                format!("at most {} networks", crate::networks::MAX_ENTRIES),
+            ));
+        }
+        let networks = self
+            .allowed_networks
+            .iter()
+            .map(|n| crate::networks::parse_entry(n))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("allowed_networks", e.to_string()))?;
+        if self.rate_limit_per_sec > MAX_RATE_LIMIT {
+            return Err(invalid(
+                "rate_limit_per_sec",
+                format!("the rate limit is 0 (none) to {MAX_RATE_LIMIT} responses per second"),
+            ));
+        }
+        if self.rate_limit_slip > MAX_SLIP {
+            return Err(invalid(
+                "rate_limit_slip",
+                format!("the slip is 0 (never) to {MAX_SLIP}"),
+            ));
+        }
         Ok(Checked {
             settings: self,
             upstreams,
+            networks,
         })
     }
 }
@@ -264,6 +334,22 @@ mod tests {
                 ..good()
             }),
             "query_log_retention_days"
+        );
+        for nets in [vec![], vec!["local".to_string(), "10.0.0.0/33".into()]] {
+            assert_eq!(
+                field(DnsSettings {
+                    allowed_networks: nets,
+                    ..good()
+                }),
+                "allowed_networks"
+            );
+        }
+        assert_eq!(
+            field(DnsSettings {
+                rate_limit_slip: 11,
+                ..good()
+            }),
+            "rate_limit_slip"
         );
     }
 }

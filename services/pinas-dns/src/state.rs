@@ -23,7 +23,9 @@ use crate::config::DnsConfig;
 use crate::domains::{DomainSet, DomainSetBuilder};
 use crate::lists;
 use crate::metrics::Metrics;
+use crate::networks::{self, AllowedNetworks};
 use crate::querylog::LogSender;
+use crate::rrl::RateLimiter;
 use crate::settings::{self, DnsSettings};
 use crate::upstream::{Forwarder, UpstreamAddr};
 use crate::zone::{self, ForwardRule, LocalType, LocalZone};
@@ -108,6 +110,13 @@ pub struct DnsState {
     pub update_lock: tokio::sync::Mutex<()>,
     /// This host's address, for switch targets without configured addresses.
     pub own_ip: IpAddr,
+    /// Clients answered (from `allowed_networks` and this host's subnets); read on every
+    /// query.
+    pub allowed: ArcSwap<AllowedNetworks>,
+    /// Response-rate limits per client network over UDP.
+    pub rrl: RateLimiter,
+    /// Upstream queries under way, joined by identical questions.
+    pub inflight: crate::inflight::InFlight,
 }
 
 /// The address this host uses to reach other hosts: the source address the kernel picks
@@ -196,7 +205,23 @@ impl DnsState {
             )
         })?;
         let own = own_ip();
+        let allowed = AllowedNetworks::parse(
+            &live.settings.allowed_networks,
+            &networks::interface_networks(),
+        )
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "allowed networks are invalid; answering local networks only");
+            AllowedNetworks::parse(&networks::default_list(), &networks::interface_networks())
+                .unwrap_or_default()
+        });
+        let rrl = RateLimiter::new(
+            live.settings.rate_limit_per_sec.min(u32::MAX.into()) as u32,
+            live.settings.rate_limit_slip.min(u32::MAX.into()) as u32,
+        );
         let st = DnsState {
+            allowed: ArcSwap::from_pointee(allowed),
+            rrl,
+            inflight: Default::default(),
             switch: ArcSwap::from_pointee(SwitchState {
                 name: switch_name.clone(),
                 target: Target::Nas,
@@ -261,6 +286,14 @@ impl DnsState {
             self.cache.clear();
         }
         self.cache.set_limits(limits);
+        self.allowed.store(Arc::new(AllowedNetworks::new(
+            &checked.networks,
+            &networks::interface_networks(),
+        )));
+        self.rrl.set(
+            checked.settings.rate_limit_per_sec as u32,
+            checked.settings.rate_limit_slip as u32,
+        );
         let live = SettingsState {
             settings: checked.settings,
             saved_at_ms: Some(at),
@@ -272,6 +305,26 @@ impl DnsState {
             serde_json::to_value(&live).unwrap_or_default(),
         );
         Ok(live)
+    }
+
+    /// Whether queries from `ip` are answered (see [`crate::networks`]).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.allowed.load().allows(ip)
+    }
+
+    /// Re-reads this host's interface subnets (they change with DHCP and cables) into
+    /// the allowed networks, when `local` is among them.
+    pub fn refresh_networks(&self) {
+        let live = self.settings.load();
+        if let Ok(new) = AllowedNetworks::parse(
+            &live.settings.allowed_networks,
+            &networks::interface_networks(),
+        ) {
+            if **self.allowed.load() != new {
+                tracing::info!(networks = ?new.networks(), "DNS allowed networks changed");
+                self.allowed.store(Arc::new(new));
+            }
+        }
     }
 
     /// Replaces the Pi-hole API token with a new random one and returns it.

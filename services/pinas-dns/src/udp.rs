@@ -29,6 +29,7 @@ use hickory_server::zone_handler::MessageResponse;
 use tokio::net::UdpSocket;
 
 use crate::handler::Handler;
+use crate::rrl::Verdict;
 
 /// Most queries waiting on an upstream at once, per process.
 pub const MAX_PENDING: usize = 4096;
@@ -195,6 +196,37 @@ pub fn formerr_for(raw: &[u8]) -> Option<[u8; 12]> {
     Some(error_header(id, flags, 1))
 }
 
+/// A response made from the query's own bytes: its header (id, opcode, RD) and its
+/// question, with QR set, `tc` as given, `rcode`, and no records, so it is never larger
+/// than the query. `None` for packets that are not a query with one readable question
+/// (they get nothing: a client that is refused or limited earns no FORMERR either).
+pub fn bare_response(raw: &[u8], tc: bool, rcode: u16) -> Option<Vec<u8>> {
+    if raw.len() < 12 || raw[2] & 0x80 != 0 || raw[4..6] != [0, 1] {
+        return None;
+    }
+    let mut i = 12;
+    loop {
+        let len = *raw.get(i)? as usize;
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None; // a compression pointer has no place in a query's question
+        }
+        i += 1 + len;
+    }
+    let end = i + 1 + 4; // root label, type, class
+    if raw.len() < end {
+        return None;
+    }
+    let mut out = raw[..end].to_vec();
+    // QR, the query's opcode and RD, TC as asked; RA; the rcode.
+    out[2] = 0x80 | (raw[2] & 0x79) | if tc { 0x02 } else { 0 };
+    out[3] = 0x80 | (rcode & 0x0f) as u8;
+    out[6..12].fill(0);
+    Some(out)
+}
+
 /// Most datagrams read (and answers sent) per system call.
 const BATCH: usize = 32;
 
@@ -287,6 +319,29 @@ fn handle_one(
     src: SocketAddr,
     out: &mut Vec<(Vec<u8>, SocketAddr)>,
 ) {
+    // Before any parsing: clients elsewhere are refused, floods are cut.
+    let st = &handler.state;
+    if !st.allows(src.ip()) {
+        st.metrics.refused();
+        if let Some(r) = bare_response(raw, false, 5) {
+            out.push((r, src));
+        }
+        return;
+    }
+    match st.rrl.check(src.ip(), std::time::Instant::now()) {
+        Verdict::Answer => {}
+        Verdict::Drop => {
+            st.metrics.rate_limited(false);
+            return;
+        }
+        Verdict::Slip => {
+            st.metrics.rate_limited(true);
+            if let Some(r) = bare_response(raw, true, 0) {
+                out.push((r, src));
+            }
+            return;
+        }
+    }
     let request = match Request::from_bytes(raw.to_vec(), src, Protocol::Udp) {
         Ok(r) => r,
         Err(_) => {
@@ -474,6 +529,35 @@ mod sys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_response_echoes_the_question_only() {
+        let mut m = hickory_proto::op::Message::query();
+        m.metadata.id = 0x4242;
+        m.metadata.recursion_desired = true;
+        m.add_query(hickory_proto::op::Query::query(
+            hickory_proto::rr::Name::from_ascii("a.example.").unwrap(),
+            hickory_proto::rr::RecordType::A,
+        ));
+        let mut e = hickory_proto::op::Edns::new();
+        e.set_max_payload(1232);
+        m.set_edns(e);
+        let raw = m.to_vec().unwrap();
+        let r = bare_response(&raw, true, 0).unwrap();
+        let back = hickory_proto::op::Message::from_vec(&r).unwrap();
+        assert_eq!(back.metadata.id, 0x4242);
+        assert!(back.metadata.truncation && back.metadata.recursion_desired);
+        assert_eq!(back.queries.len(), 1);
+        assert!(back.answers.is_empty() && back.edns.is_none());
+        assert!(r.len() < raw.len());
+        let r = bare_response(&raw, false, 5).unwrap();
+        let back = hickory_proto::op::Message::from_vec(&r).unwrap();
+        assert_eq!(
+            back.metadata.response_code,
+            hickory_proto::op::ResponseCode::Refused
+        );
+        assert!(bare_response(&raw[..15], false, 5).is_none());
+    }
 
     #[test]
     fn formerr_keeps_id_and_never_answers_responses() {
