@@ -3,6 +3,9 @@
 //! Passwords are hashed with argon2id (RFC 9106) in PHC string format; session tokens are
 //! 256 random bits, stored only as their SHA-256 so a copied database grants no session.
 //! Accounts live in the `users` table; roles are `admin` and `user`.
+//!
+//! The one-time setup code (see [`SetupCode`]) also lives here, so the web role, which
+//! checks it, and the serial console, which shows it, read the same file.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -50,9 +53,18 @@ impl Role {
 /// Checks the password policy.
 ///
 /// # Errors
-/// 422 `password_too_short` (fewer than [`MIN_PASSWORD_CHARS`] characters) or
-/// `password_too_long`, both with field `password`.
+/// 422 `password_too_short` (fewer than [`MIN_PASSWORD_CHARS`] characters),
+/// `password_too_long`, or `password_control_character` (a control character such as a
+/// newline or an escape, which a terminal or `smbpasswd -s`, reading one line per
+/// password, would cut or interpret), all with field `password`.
 pub fn check_password_policy(password: &str) -> Result<(), Error> {
+    if password.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "password_control_character",
+            "the password must not contain control characters (newline, tab, escape, ...)",
+        )
+        .with_field("password"));
+    }
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(Error::invalid(
             "password_too_short",
@@ -193,13 +205,52 @@ pub fn set_password(conn: &Connection, name: &str, password: &str) -> Result<(),
     Ok(())
 }
 
+/// Checks that `password` is the current password of `record`'s account (from
+/// [`login_record`]), before the account changes its own password. Hashes: call it
+/// without holding the database lock.
+///
+/// # Errors
+/// 403 `current_password_invalid` (field `current_password`) when it is missing or
+/// wrong; 404 `user_not_found` when `record` is `None`.
+pub fn check_current_password(
+    record: Option<LoginRecord>,
+    password: Option<&str>,
+) -> Result<(), Error> {
+    let record = record.ok_or_else(|| Error::not_found("user_not_found", "no such user"))?;
+    match password {
+        Some(p) if verify_password(&record.hash, p) => Ok(()),
+        _ => Err(Error::forbidden(
+            "current_password_invalid",
+            "to change your own password, give your current password (current_password)",
+        )
+        .with_field("current_password")),
+    }
+}
+
 /// Checks a login; `None` for an unknown name or a wrong password (indistinguishable,
 /// and the hashing work is done either way so timing does not tell them apart).
+///
+/// It hashes while `conn` is borrowed; where the connection is shared, use
+/// [`login_record`] under the lock and [`verify_login`] after releasing it.
 pub fn check_login(
     conn: &Connection,
     name: &str,
     password: &str,
 ) -> Result<Option<Account>, Error> {
+    Ok(verify_login(login_record(conn, name)?, password))
+}
+
+/// What a login is checked against: the account and its password hash.
+pub struct LoginRecord {
+    account: Account,
+    hash: String,
+}
+
+/// Reads `name`'s login record (`None` when there is no such account). Quick: no hashing.
+///
+/// # Errors
+/// Database errors.
+pub fn login_record(conn: &Connection, name: &str) -> Result<Option<LoginRecord>, Error> {
     let row: Option<(String, String)> = conn
         .query_row(
             "SELECT role, password_hash FROM users WHERE name = ?1",
@@ -207,16 +258,25 @@ pub fn check_login(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    match row {
-        Some((role, hash)) if verify_password(&hash, password) => Ok(Some(Account {
+    Ok(row.map(|(role, hash)| LoginRecord {
+        account: Account {
             name: name.to_string(),
             role: Role::parse(&role).unwrap_or(Role::User),
-        })),
-        Some(_) => Ok(None),
+        },
+        hash,
+    }))
+}
+
+/// Checks `password` against a record from [`login_record`] (argon2id: tens of
+/// milliseconds). For a missing record a dummy hash is checked, so an unknown name takes
+/// as long as a wrong password.
+pub fn verify_login(record: Option<LoginRecord>, password: &str) -> Option<Account> {
+    match record {
+        Some(r) if verify_password(&r.hash, password) => Some(r.account),
+        Some(_) => None,
         None => {
-            // Same cost as a real check.
             let _ = verify_password(DUMMY_HASH, password);
-            Ok(None)
+            None
         }
     }
 }
@@ -231,9 +291,159 @@ pub fn admins(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     rows.collect()
 }
 
+/// The one-time code that authorizes `POST /api/setup`.
+///
+/// While setup is pending, whoever first reaches the web UI on the LAN could otherwise
+/// become the administrator. The code is shown only where someone with the box in hand
+/// can read it (serial console, HDMI console, `pinas dev`'s output), as Home Assistant
+/// and Jellyfin do. It is 8 characters from [`SETUP_CODE_ALPHABET`] (about 40 bits),
+/// shown grouped as `ABCD-EFGH`, and kept in `<state_dir>/setup-code` (mode 0600) from
+/// its creation until setup completes, so it stays the same across restarts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SetupCode(String);
+
+/// Letters and digits of a setup code: no `0`/`O`, `1`/`I`/`L`, or `U`/`V`, which are
+/// easy to misread on a serial console font.
+pub const SETUP_CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTWXYZ23456789";
+/// Characters in a setup code (without the dash).
+pub const SETUP_CODE_CHARS: usize = 8;
+/// File name of the setup code in the state folder.
+pub const SETUP_CODE_FILE: &str = "setup-code";
+
+impl std::fmt::Debug for SetupCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A secret: keep it out of debug logs.
+        f.write_str("SetupCode(..)")
+    }
+}
+
+impl SetupCode {
+    /// A new random code.
+    pub fn generate() -> SetupCode {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        SetupCode(
+            (0..SETUP_CODE_CHARS)
+                .map(|_| {
+                    SETUP_CODE_ALPHABET[rng.random_range(0..SETUP_CODE_ALPHABET.len())] as char
+                })
+                .collect(),
+        )
+    }
+
+    /// Reads what a person typed: case, spaces and dashes do not matter. `None` when it
+    /// is not 8 characters of the alphabet.
+    pub fn parse(text: &str) -> Option<SetupCode> {
+        let s: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        (s.len() == SETUP_CODE_CHARS && s.bytes().all(|b| SETUP_CODE_ALPHABET.contains(&b)))
+            .then_some(SetupCode(s))
+    }
+
+    /// The code as shown to people: `ABCD-EFGH`.
+    pub fn grouped(&self) -> String {
+        format!("{}-{}", &self.0[..4], &self.0[4..])
+    }
+
+    /// True when `typed` is this code, compared in constant time (`subtle`), so response
+    /// times do not reveal how many leading characters were right.
+    pub fn matches(&self, typed: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(t) = SetupCode::parse(typed) else {
+            return false;
+        };
+        bool::from(self.0.as_bytes().ct_eq(t.0.as_bytes()))
+    }
+
+    /// The path of the code in `state_dir`.
+    pub fn path(state_dir: &std::path::Path) -> std::path::PathBuf {
+        state_dir.join(SETUP_CODE_FILE)
+    }
+
+    /// Reads the code from `<state_dir>/setup-code`; `None` when there is none (or the
+    /// file holds no valid code).
+    pub fn load(state_dir: &std::path::Path) -> Option<SetupCode> {
+        std::fs::read_to_string(Self::path(state_dir))
+            .ok()
+            .and_then(|t| SetupCode::parse(&t))
+    }
+
+    /// The stored code, or a new one written atomically with mode 0600.
+    ///
+    /// # Errors
+    /// I/O errors writing the file.
+    pub fn load_or_create(state_dir: &std::path::Path) -> std::io::Result<SetupCode> {
+        if let Some(c) = Self::load(state_dir) {
+            return Ok(c);
+        }
+        let c = SetupCode::generate();
+        crate::fsutil::write_atomic(
+            &Self::path(state_dir),
+            format!("{}\n", c.grouped()).as_bytes(),
+            0o600,
+        )?;
+        Ok(c)
+    }
+
+    /// Removes the stored code (setup is done). A missing file is not an error.
+    ///
+    /// # Errors
+    /// Other I/O errors.
+    pub fn remove(state_dir: &std::path::Path) -> std::io::Result<()> {
+        match std::fs::remove_file(Self::path(state_dir)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn setup_code_is_stable_private_and_forgiving() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        assert!(SetupCode::load(d.path()).is_none());
+        let c = SetupCode::load_or_create(d.path()).unwrap();
+        let meta = std::fs::metadata(SetupCode::path(d.path())).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(SetupCode::load_or_create(d.path()).unwrap(), c, "stable");
+        let g = c.grouped();
+        assert_eq!(g.len(), 9);
+        assert!(c.matches(&g));
+        assert!(c.matches(&g.to_lowercase().replace('-', " ")));
+        assert!(!c.matches(""));
+        assert!(!c.matches("AAAA-AAAA") || g == "AAAA-AAAA");
+        assert!(!format!("{c:?}").contains(&g[..4]));
+        SetupCode::remove(d.path()).unwrap();
+        SetupCode::remove(d.path()).unwrap();
+        assert!(SetupCode::load(d.path()).is_none());
+        assert!(
+            SetupCode::parse("ABCD-EFG0").is_none(),
+            "0 is not in the alphabet"
+        );
+    }
+
+    #[test]
+    fn current_password_is_required() {
+        let d = tempfile::tempdir().unwrap();
+        let c = crate::db::open(&d.path().join("t.db")).unwrap();
+        create_account(&c, "alice", Role::User, "password1").unwrap();
+        let rec = || login_record(&c, "alice").unwrap();
+        check_current_password(rec(), Some("password1")).unwrap();
+        for wrong in [None, Some("password2"), Some("")] {
+            let e = check_current_password(rec(), wrong).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), &*e.code),
+                (403, "current_password_invalid")
+            );
+        }
+    }
 
     #[test]
     fn hash_and_verify() {
@@ -250,6 +460,19 @@ mod tests {
             "password_too_short"
         );
         check_password_policy("longenough").unwrap();
+        for bad in [
+            "line\nbreak!",
+            "tab\there!",
+            "esc\u{1b}[2Jxx",
+            "nul\0nul-nul",
+        ] {
+            assert_eq!(
+                check_password_policy(bad).unwrap_err().code,
+                "password_control_character",
+                "{bad:?}"
+            );
+        }
+        check_password_policy("ünïcödé pass").unwrap();
         check_username("alice").unwrap();
         for bad in ["", "Alice", "1abc", "a b", "root", "a/b", &"x".repeat(33)] {
             assert!(check_username(bad).is_err(), "{bad}");

@@ -5,6 +5,7 @@
 //! role owns its tables (named in its migration file); other roles only read them.
 //! Append new steps; never edit a step that has shipped.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -55,8 +56,16 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(path.with_extension("migrate.lock"))
         .and_then(|f| f.lock().map(|()| f));
+    make_private(path).map_err(|e| DbError::Open {
+        path: p.clone(),
+        source: rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("cannot make it private (mode 0600): {e}")),
+        ),
+    })?;
     let mut conn = Connection::open(path).map_err(|source| DbError::Open {
         path: p.clone(),
         source,
@@ -69,6 +78,28 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
         .to_latest(&mut conn)
         .map_err(|source| DbError::Migrate { path: p, source })?;
     Ok(conn)
+}
+
+/// Creates the database file with mode 0600, or narrows an existing one (and its `-wal`
+/// and `-shm` files) to 0600: it holds password hashes and session tokens' hashes.
+/// SQLite gives the `-wal` and `-shm` files it creates the database file's mode.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -144,6 +175,26 @@ mod tests {
             .collect();
         for t in threads {
             t.join().unwrap().unwrap();
+        }
+    }
+
+    #[test]
+    fn database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pinas.db");
+        // An older box's database, readable by everyone, is narrowed at the next open.
+        std::fs::write(&p, b"").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = open(&p).unwrap();
+        c.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", [])
+            .unwrap();
+        for name in ["pinas.db", "pinas.db-wal", "pinas.db-shm"] {
+            let mode = std::fs::metadata(d.path().join(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
         }
     }
 

@@ -45,6 +45,9 @@ fn user_role() -> Role {
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     pub password: Option<String>,
+    /// Required when an account changes its own password (admins too): the password it
+    /// has now. Not needed to set another user's password.
+    pub current_password: Option<String>,
     pub role: Option<Role>,
     pub groups: Option<Vec<String>>,
 }

@@ -566,17 +566,23 @@ impl Shares {
     }
 
     /// Changes a user's password, role or groups. Only an admin may change role and
-    /// groups or another user's password; a user may change their own password.
+    /// groups or another user's password; a user may change their own password, giving
+    /// the current one (so a session left open does not hand over the account).
     ///
     /// # Errors
     /// [`SharesError::UserNotFound`], [`SharesError::Forbidden`],
-    /// [`SharesError::LastAdmin`], [`SharesError::UnknownGroup`], password policy errors.
+    /// [`SharesError::LastAdmin`], [`SharesError::UnknownGroup`], password policy errors,
+    /// `current_password_invalid`.
     pub fn update_user(&self, name: &str, upd: UserUpdate, actor: &CurrentUser) -> R<User> {
         let is_admin = actor.require_admin().is_ok();
         if !is_admin && (upd.role.is_some() || upd.groups.is_some() || actor.0.name != name) {
             return Err(SharesError::Forbidden(
                 "only an administrator may change other users, roles and groups".into(),
             ));
+        }
+        if upd.password.is_some() && actor.0.name == name {
+            let record = pinas_core::auth::login_record(&self.ctx.db.conn(), name)?;
+            pinas_core::auth::check_current_password(record, upd.current_password.as_deref())?;
         }
         let _g = self.lock();
         let mut conn = self.ctx.db.conn();

@@ -204,6 +204,7 @@ async fn smbclient_reads_and_writes_as_a_pinas_user() {
             "alice",
             UserUpdate {
                 password: Some("looking-glass2".into()),
+                current_password: Some("wonderland1".into()),
                 ..Default::default()
             },
             &plain("alice"),
@@ -688,16 +689,50 @@ async fn users_and_groups_api() {
     let group = std::fs::read_to_string(ctx.paths.samba_dir.join("group")).unwrap();
     assert!(group.contains("family:x:2001:alice"), "{group}");
 
-    // A user may change their own password but not their role.
+    // A user may change their own password, giving the current one, but not their role.
+    for body in [
+        r#"{"password":"newpassword"}"#,
+        r#"{"password":"newpassword","current_password":"wrong-one"}"#,
+    ] {
+        let (st, v) = call(&app, &plain("alice"), "PUT", "/api/users/alice", body).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::FORBIDDEN, "current_password_invalid"),
+            "{body}"
+        );
+    }
     let (st, _) = call(
         &app,
         &plain("alice"),
         "PUT",
         "/api/users/alice",
-        r#"{"password":"newpassword"}"#,
+        r#"{"password":"newpassword","current_password":"wonderland1"}"#,
     )
     .await;
     assert_eq!(st, StatusCode::OK);
+    // An admin sets another user's password without knowing it...
+    let (st, v) = call(
+        &app,
+        &a,
+        "PUT",
+        "/api/users/alice",
+        r#"{"password":"adminchosen"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // ...but not their own.
+    let (st, v) = call(
+        &app,
+        &a,
+        "PUT",
+        "/api/users/admin",
+        r#"{"password":"newadminpass"}"#,
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "current_password_invalid")
+    );
     let (st, v) = call(
         &app,
         &plain("alice"),

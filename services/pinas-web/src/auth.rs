@@ -1,9 +1,13 @@
-//! Login, logout, sessions, CSRF and the per-address login rate limit.
+//! Login, logout, sessions, CSRF and the login rate limits.
 //!
 //! The session is a random 256-bit token in the `pinas_session` cookie (HttpOnly,
-//! SameSite=Strict, Secure over TLS), stored hashed in `sessions` for 7 days. Every
-//! state-changing request (POST, PUT, PATCH, DELETE) after login must carry the session's
-//! CSRF token in `X-CSRF-Token`; login returns it and `GET /api/auth/me` repeats it.
+//! SameSite=Strict, Secure over TLS), stored hashed in `sessions`. A session ends after
+//! [`SESSION_IDLE_SECS`] without a request, and at the latest [`SESSION_TTL_SECS`] after
+//! login. Every state-changing request (POST, PUT, PATCH, DELETE) after login must carry
+//! the session's CSRF token in `X-CSRF-Token`; login returns it and `GET /api/auth/me`
+//! repeats it. Login attempts are limited per client network and per account (see
+//! [`crate::limit`]); over the limit the answer is 429 `too_many_attempts` with
+//! `Retry-After`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -18,13 +22,19 @@ use pinas_core::Error;
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use crate::limit::TooMany;
 use crate::listen::Tls;
 use crate::state::AppState;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "pinas_session";
-/// How long a session lasts without use, in seconds.
+/// How long a session lasts at most after login, in seconds, however much it is used.
 pub const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
+/// How long a session lasts without a request, in seconds.
+pub const SESSION_IDLE_SECS: i64 = 3600;
+/// A session's idle deadline is moved forward at most this often, in seconds, so a busy
+/// dashboard does not write to the database on every request.
+const SESSION_TOUCH_SECS: i64 = 60;
 
 /// `POST /api/auth/login` body.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -67,15 +77,30 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
     }
 }
 
+/// The session token from the request's `Cookie` headers (RFC 6265 parsing by the
+/// `cookie` crate).
 fn session_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_string())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The `Set-Cookie` value for `token`; an empty token with `max_age_secs` 0 clears it.
+fn session_cookie(token: &str, max_age_secs: i64, tls: bool) -> HeaderValue {
+    let c = cookie::Cookie::build((SESSION_COOKIE, token))
+        .path("/")
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .secure(tls)
+        .max_age(cookie::time::Duration::seconds(max_age_secs))
+        .build();
+    HeaderValue::from_str(&c.to_string()).expect("a hex token makes an ASCII cookie")
 }
 
 /// How long a checked session is trusted without asking the database again. Short, so a
@@ -114,19 +139,29 @@ fn lookup_session_db(state: &AppState, hash: &str) -> Result<Option<Session>, Er
     let now = now_secs();
     let row = conn
         .prepare_cached(
-            "SELECT s.user_name, u.role, s.csrf_token FROM sessions s
+            "SELECT s.user_name, u.role, s.csrf_token, s.created_at, s.expires_at FROM sessions s
              JOIN users u ON u.name = s.user_name
-             WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.created_at > ?3",
         )?
-        .query_row(params![hash, now], |r| {
+        .query_row(params![hash, now, now - SESSION_TTL_SECS], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         })
         .optional()?;
-    Ok(row.map(|(name, role, csrf_token)| Session {
+    let Some((name, role, csrf_token, created_at, expires_at)) = row else {
+        return Ok(None);
+    };
+    let idle_deadline = (now + SESSION_IDLE_SECS).min(created_at + SESSION_TTL_SECS);
+    if idle_deadline - expires_at >= SESSION_TOUCH_SECS {
+        conn.prepare_cached("UPDATE sessions SET expires_at = ?2 WHERE token_hash = ?1")?
+            .execute(params![hash, idle_deadline])?;
+    }
+    Ok(Some(Session {
         account: Account {
             name,
             role: auth::Role::parse(&role).unwrap_or(auth::Role::User),
@@ -146,7 +181,10 @@ pub fn start_session(
     let now = now_secs();
     {
         let conn = state.ctx.db.conn();
-        conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
+        conn.execute(
+            "DELETE FROM sessions WHERE expires_at <= ?1 OR created_at <= ?2",
+            [now, now - SESSION_TTL_SECS],
+        )?;
         conn.execute(
             "INSERT INTO sessions (token_hash, user_name, csrf_token, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -155,21 +193,38 @@ pub fn start_session(
                 account.name,
                 csrf,
                 now,
-                now + SESSION_TTL_SECS
+                now + SESSION_IDLE_SECS
             ],
         )?;
     }
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_SECS}{}",
-        if tls { "; Secure" } else { "" }
-    );
     Ok((
-        HeaderValue::from_str(&cookie).expect("cookie is ASCII"),
+        session_cookie(&token, SESSION_TTL_SECS, tls),
         SessionInfo {
             user: account,
             csrf_token: csrf,
         },
     ))
+}
+
+/// 429 `too_many_attempts` with `Retry-After`.
+pub fn too_many_attempts(t: TooMany, what: &str) -> Response {
+    let whose = if t.account {
+        "for this account"
+    } else {
+        "from your network"
+    };
+    let mut resp = Error::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        format!(
+            "too many {what} {whose}; try again in {} s",
+            t.retry_after_secs
+        ),
+    )
+    .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after_secs));
+    resp
 }
 
 /// Log in.
@@ -183,38 +238,43 @@ pub async fn login(
     tls: Option<Extension<Tls>>,
     Json(req): Json<LoginRequest>,
 ) -> Result<Response, Error> {
-    if let Some(wait) = state.limiter.blocked_for(ip) {
-        let mut resp = Error::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!("too many failed logins from {ip}; try again in {wait} s"),
-        )
-        .into_response();
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return Ok(resp);
-    }
-    let st = state.clone();
+    // Counted before hashing: parallel guesses cannot all start before the first fails.
+    let attempt = match state.limiter.begin_login(ip, &req.username) {
+        Ok(a) => a,
+        Err(t) => {
+            tracing::info!(%ip, user = %req.username, "login refused: too many attempts");
+            return Ok(too_many_attempts(t, "login attempts"));
+        }
+    };
     let (name, password) = (req.username, req.password);
-    // argon2 takes tens of milliseconds: keep it off the async workers.
+    if password.len() > auth::MAX_PASSWORD_BYTES {
+        return Err(invalid_credentials());
+    }
+    let record = auth::login_record(&state.ctx.db.conn(), &name)?;
+    let permit = state.limiter.hashing_permit().await;
+    // argon2 takes tens of milliseconds: keep it off the async workers, and out of the
+    // database lock.
     let account = tokio::task::spawn_blocking(move || {
-        let conn = st.ctx.db.conn();
-        auth::check_login(&conn, &name, &password)
+        let _permit = permit;
+        auth::verify_login(record, &password)
     })
     .await
-    .map_err(|e| Error::internal(format!("login task: {e}")))??;
+    .map_err(|e| Error::internal(format!("login task: {e}")))?;
     let Some(account) = account else {
-        state.limiter.record_failure(ip);
-        tracing::info!(%ip, "failed login");
-        return Err(Error::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "wrong user name or password",
-        ));
+        tracing::info!(%ip, user = %name, "failed login");
+        return Err(invalid_credentials());
     };
-    state.limiter.clear(ip);
+    state.limiter.succeeded(attempt);
     let (cookie, info) = start_session(&state, account, tls.is_some_and(|t| t.0 .0))?;
     Ok(([(header::SET_COOKIE, cookie)], Json(info)).into_response())
+}
+
+fn invalid_credentials() -> Error {
+    Error::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "wrong user name or password",
+    )
 }
 
 /// Log out: ends the session and clears the cookie.
@@ -234,13 +294,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
             .conn()
             .execute("DELETE FROM sessions WHERE token_hash = ?1", [hash])?;
     }
-    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     Ok((
         StatusCode::NO_CONTENT,
-        [(
-            header::SET_COOKIE,
-            HeaderValue::from_str(&clear).expect("ascii"),
-        )],
+        [(header::SET_COOKIE, session_cookie("", 0, false))],
     )
         .into_response())
 }

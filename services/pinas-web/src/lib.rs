@@ -10,6 +10,7 @@
 mod auth;
 pub mod certificate;
 mod errors;
+pub mod limit;
 mod listen;
 mod openapi;
 mod proxy;

@@ -1,23 +1,142 @@
 //! First-boot setup: until it is done, only setup, health and auth answer.
+//!
+//! Setup needs the one-time setup code ([`SetupCode`]), which only someone with the box
+//! in hand can read: it is logged by `pinas web` and `pinas dev`, shown by the serial
+//! console menu, and written to `<run_dir>/setup.issue` for the HDMI console's login
+//! prompt. Setup is never offered while the storage partition could not be mounted and
+//! the initramfs put a RAM filesystem (tmpfs) on `/storage` in its place: an admin
+//! created then would vanish at the next boot, and the box would be open to setup again.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 
 use axum::extract::State;
 use axum::http::header;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use pinas_core::auth::{self, Account, Role};
-use pinas_core::Error;
+use pinas_core::auth::{self, Account, Role, SetupCode};
+use pinas_core::{Context, Error};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::start_session;
+use crate::auth::{start_session, too_many_attempts, ClientIp};
 use crate::listen::Tls;
 use crate::state::AppState;
+
+/// File in `run_dir` with the setup code for the HDMI console's `/etc/issue.d`.
+pub const SETUP_ISSUE_FILE: &str = "setup.issue";
+
+/// What the web role knows about pending setup: the code and whether storage is usable.
+pub struct SetupGate {
+    code: Mutex<Option<SetupCode>>,
+    storage_in_ram: bool,
+    state_dir: PathBuf,
+    run_dir: PathBuf,
+}
+
+impl SetupGate {
+    /// Prepares setup at start: when it is pending, loads or creates the setup code,
+    /// logs it and writes `<run_dir>/setup.issue`; when it is done, removes both files.
+    /// On the device (not in dev mode) a state folder on tmpfs means storage fell back to
+    /// RAM: no code is made and setup is refused.
+    pub fn prepare(ctx: &Context, done: bool) -> SetupGate {
+        let state_dir = ctx.paths.state_dir.clone();
+        let run_dir = ctx.paths.run_dir.clone();
+        let storage_in_ram = !done && !ctx.config.dev && is_ram_filesystem(&state_dir);
+        let gate = SetupGate {
+            code: Mutex::new(None),
+            storage_in_ram,
+            state_dir,
+            run_dir,
+        };
+        if done {
+            gate.remove_files();
+        } else if storage_in_ram {
+            tracing::error!(
+                path = %gate.state_dir.display(),
+                "the storage partition is not mounted (RAM filesystem in its place): setup is not offered"
+            );
+            gate.write_issue(
+                "PiNAS: the storage partition could not be mounted, so setup is not offered.\n\
+                 Check the SD card (see the serial console or the boot messages).\n\n",
+            );
+        } else {
+            match SetupCode::load_or_create(&gate.state_dir) {
+                Ok(c) => {
+                    // The log is where `pinas dev` users and the journal show it.
+                    tracing::warn!(
+                        "setup is pending: the setup wizard asks for the setup code {}",
+                        c.grouped()
+                    );
+                    gate.write_issue(&format!("PiNAS setup code: {}\n\n", c.grouped()));
+                    *gate.code.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "cannot store the setup code in {}: setup cannot be completed",
+                    gate.state_dir.display()
+                ),
+            }
+        }
+        gate
+    }
+
+    /// True when storage fell back to RAM and setup is refused.
+    pub fn storage_in_ram(&self) -> bool {
+        self.storage_in_ram
+    }
+
+    fn write_issue(&self, text: &str) {
+        let p = self.run_dir.join(SETUP_ISSUE_FILE);
+        if let Err(e) = pinas_core::fsutil::write_atomic(&p, text.as_bytes(), 0o600) {
+            tracing::warn!(path = %p.display(), error = %e, "cannot write the console's setup notice");
+        }
+    }
+
+    fn remove_files(&self) {
+        if let Err(e) = SetupCode::remove(&self.state_dir) {
+            tracing::warn!(error = %e, "cannot remove the used setup code");
+        }
+        let _ = std::fs::remove_file(self.run_dir.join(SETUP_ISSUE_FILE));
+    }
+
+    fn check(&self, typed: Option<&str>) -> Result<(), Error> {
+        let code = self.code.lock().unwrap_or_else(|e| e.into_inner());
+        match (code.as_ref(), typed) {
+            (Some(c), Some(t)) if c.matches(t) => Ok(()),
+            _ => Err(Error::forbidden(
+                "setup_code_invalid",
+                "missing or wrong setup code: it is shown on the serial console, on a screen \
+                 attached to the box, and in the log of pinas web (pinas dev's output)",
+            )
+            .with_field("setup_code")),
+        }
+    }
+
+    fn finish(&self) {
+        *self.code.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.remove_files();
+    }
+}
+
+/// True when `path` is on tmpfs or ramfs (`statfs(2)`); false when it cannot be told.
+pub fn is_ram_filesystem(path: &Path) -> bool {
+    use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
+    statfs(path).is_ok_and(|s| {
+        let t = s.filesystem_type();
+        // ramfs has no constant in nix or libc: 0x858458f6 is from linux/magic.h.
+        t == TMPFS_MAGIC || t == FsType(0x8584_58f6)
+    })
+}
 
 /// `GET /api/setup` answer.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SetupStatus {
     pub done: bool,
+    /// False when the storage partition could not be mounted (PiNAS runs with its state
+    /// in RAM): setup is refused until the box boots with its storage.
+    pub storage_available: bool,
 }
 
 /// The first administrator.
@@ -31,6 +150,10 @@ pub struct SetupAdmin {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
+    /// The one-time setup code, e.g. `ABCD-EFGH` (case, spaces and the dash do not
+    /// matter).
+    #[serde(default)]
+    pub setup_code: Option<String>,
     pub admin: SetupAdmin,
     /// RFC 1123 host name label, e.g. `pinas`.
     pub hostname: String,
@@ -45,6 +168,7 @@ pub struct SetupRequest {
 pub async fn status(State(state): State<AppState>) -> Json<SetupStatus> {
     Json(SetupStatus {
         done: state.is_setup_done(),
+        storage_available: !state.setup.storage_in_ram(),
     })
 }
 
@@ -125,20 +249,36 @@ pub async fn timezones() -> Json<Vec<String>> {
     Json(zone_names())
 }
 
-/// Completes first-boot setup once: creates the admin, stores host name, time zone and
-/// roles, and logs the admin in.
+/// Completes first-boot setup once: checks the setup code, creates the admin, stores
+/// host name, time zone and roles, and logs the admin in.
 #[utoipa::path(post, path = "/api/setup", tag = "setup", request_body = SetupRequest,
     responses((status = 200, body = crate::auth::SessionInfo, description = "Done; sets the session cookie"),
+              (status = 403, body = pinas_core::error::ErrorBody, description = "setup_code_invalid"),
               (status = 409, body = pinas_core::error::ErrorBody, description = "setup_already_done"),
-              (status = 422, body = pinas_core::error::ErrorBody, description = "invalid field (see `field`)")))]
+              (status = 422, body = pinas_core::error::ErrorBody, description = "invalid field (see `field`)"),
+              (status = 429, body = pinas_core::error::ErrorBody, description = "too_many_attempts (wrong setup codes)"),
+              (status = 503, body = pinas_core::error::ErrorBody, description = "storage_unavailable")))]
 pub async fn complete(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     tls: Option<Extension<Tls>>,
     Json(req): Json<SetupRequest>,
 ) -> Result<Response, Error> {
     if state.is_setup_done() {
         return Err(already_done());
     }
+    if state.setup.storage_in_ram() {
+        return Err(storage_unavailable());
+    }
+    let attempt = match state.limiter.begin_setup(ip) {
+        Ok(a) => a,
+        Err(t) => return Ok(too_many_attempts(t, "wrong setup codes")),
+    };
+    if let Err(e) = state.setup.check(req.setup_code.as_deref()) {
+        tracing::info!(%ip, "setup refused: wrong setup code");
+        return Err(e);
+    }
+    state.limiter.succeeded(attempt);
     auth::check_username(&req.admin.username).map_err(|e| e.with_field("admin.username"))?;
     auth::check_password_policy(&req.admin.password).map_err(|e| e.with_field("admin.password"))?;
     check_hostname(&req.hostname)?;
@@ -168,9 +308,13 @@ pub async fn complete(
         .collect();
     let hash = {
         let pw = req.admin.password.clone();
-        tokio::task::spawn_blocking(move || auth::hash_password(&pw))
-            .await
-            .map_err(|e| Error::internal(format!("hash task: {e}")))??
+        let permit = state.limiter.hashing_permit().await;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            auth::hash_password(&pw)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("hash task: {e}")))??
     };
     {
         let mut conn = state.ctx.db.conn();
@@ -208,6 +352,7 @@ pub async fn complete(
         roles: roles.clone(),
     };
     state.setup_done.store(true, Ordering::Release);
+    state.setup.finish();
     for hook in state.account_hooks.clone() {
         let (name, pw) = (req.admin.username.clone(), req.admin.password.clone());
         let res = tokio::task::spawn_blocking(move || hook.password_set(&name, &pw)).await;
@@ -234,6 +379,16 @@ pub async fn complete(
     Ok(([(header::SET_COOKIE, cookie)], Json(info)).into_response())
 }
 
+fn storage_unavailable() -> Error {
+    Error::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the storage partition could not be mounted and PiNAS runs with its state in RAM: \
+         setup would be lost at the next boot, so it is not offered. Check or replace the \
+         SD card and restart.",
+    )
+}
+
 fn already_done() -> Error {
     Error::conflict(
         "setup_already_done",
@@ -242,8 +397,8 @@ fn already_done() -> Error {
 }
 
 /// On the device, applies host name and time zone. The root filesystem is read-only:
-/// `/etc/hostname` is a bind mount of a file on `/storage` (so it is rewritten in place,
-/// not replaced), and `/etc/localtime` is a link to a link on `/storage` (so that link is
+/// `/etc/hostname` is a bind mount of a file on `/storage` (that file is replaced, see
+/// [`write_hostname`]), and `/etc/localtime` is a link to a link on `/storage` (so that link is
 /// replaced). hostnamectl and timedatectl would try to replace the files under `/etc`
 /// and fail; they are only the fallback for a system laid out otherwise.
 async fn apply_host_settings(hostname: &str, timezone: &str) {
@@ -264,14 +419,40 @@ async fn apply_host_settings(hostname: &str, timezone: &str) {
 }
 
 fn set_hostname(name: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open("/etc/hostname")?;
-    f.write_all(format!("{name}\n").as_bytes())?;
-    f.sync_all()?;
+    write_hostname(
+        Path::new(PERSISTENT_HOSTNAME),
+        Path::new("/etc/hostname"),
+        name,
+    )?;
     nix::unistd::sethostname(name).map_err(std::io::Error::from)
+}
+
+/// The host name file on /storage that the initramfs bind-mounts on `/etc/hostname`.
+const PERSISTENT_HOSTNAME: &str = "/storage/.system/hostname";
+
+/// Writes `name` as the host name. The file that lasts, `persistent` (on /storage), is
+/// replaced atomically (temporary file, fsync, rename), so a power cut leaves the old
+/// name or the new one, never an empty file. `/etc/hostname` (`etc`) is a bind mount of
+/// the old file and cannot be renamed over (EBUSY): it is rewritten in place so the
+/// running system shows the new name too; that view lasts only until the next boot,
+/// which mounts the new file. On a system without `persistent`, `etc` itself is
+/// replaced atomically.
+fn write_hostname(persistent: &Path, etc: &Path, name: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let text = format!("{name}\n");
+    if persistent.exists() {
+        pinas_core::fsutil::write_atomic(persistent, text.as_bytes(), 0o644)?;
+        if std::fs::read_to_string(etc).ok().as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(etc)?;
+        f.write_all(text.as_bytes())?;
+        return f.sync_all();
+    }
+    pinas_core::fsutil::write_atomic(etc, text.as_bytes(), 0o644)
 }
 
 fn set_timezone(tz: &str) -> std::io::Result<()> {
@@ -358,6 +539,48 @@ mod tests {
         );
         // A link that does not lead to /storage is left alone.
         assert!(set_timezone_at(&etc.join("localtime"), &zi, &zi, "Etc/UTC").is_err());
+    }
+
+    #[test]
+    fn hostname_on_storage_is_replaced_atomically() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let (storage, etc) = (d.path().join("storage"), d.path().join("etc"));
+        std::fs::create_dir_all(&storage).unwrap();
+        std::fs::create_dir_all(&etc).unwrap();
+        let (persistent, view) = (storage.join("hostname"), etc.join("hostname"));
+        std::fs::write(&persistent, "old\n").unwrap();
+        // The running system's view (a bind mount of the old file on the device).
+        std::fs::write(&view, "old\n").unwrap();
+        let before = std::fs::metadata(&persistent).unwrap().ino();
+        write_hostname(&persistent, &view, "newname").unwrap();
+        assert_eq!(std::fs::read_to_string(&persistent).unwrap(), "newname\n");
+        assert_eq!(std::fs::read_to_string(&view).unwrap(), "newname\n");
+        // A new file renamed into place, not the old one truncated and rewritten (which a
+        // power cut could leave empty).
+        let after = std::fs::metadata(&persistent).unwrap().ino();
+        assert_ne!(before, after);
+        assert_eq!(
+            std::fs::read_dir(&storage).unwrap().count(),
+            1,
+            "no temp left"
+        );
+
+        // Without a file on /storage, /etc/hostname itself is replaced atomically.
+        let plain = etc.join("plain");
+        std::fs::write(&plain, "old\n").unwrap();
+        let before = std::fs::metadata(&plain).unwrap().ino();
+        write_hostname(&storage.join("none"), &plain, "other").unwrap();
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "other\n");
+        assert_ne!(before, std::fs::metadata(&plain).unwrap().ino());
+    }
+
+    #[test]
+    fn ram_filesystems_are_recognised() {
+        let d = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        assert!(!is_ram_filesystem(d.path()), "the source tree is on a disk");
+        // /dev/shm is a tmpfs on every Linux system PiNAS builds on.
+        assert!(is_ram_filesystem(Path::new("/dev/shm")));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Shared state of the web role, built once.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,60 +43,6 @@ pub trait AccountHook: Send + Sync {
     fn password_set(&self, name: &str, password: &str) -> Result<(), String>;
 }
 
-/// Failed logins per client address, to slow down password guessing.
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
-}
-
-/// Failed logins allowed per address within [`LOGIN_WINDOW`].
-pub const MAX_LOGIN_FAILURES: usize = 5;
-/// The sliding window for [`MAX_LOGIN_FAILURES`].
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
-
-impl LoginLimiter {
-    fn new() -> Self {
-        LoginLimiter {
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `Some(seconds to wait)` when `ip` has used up its attempts.
-    pub fn blocked_for(&self, ip: IpAddr) -> Option<u64> {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let list = map.get_mut(&ip)?;
-        list.retain(|t| now.duration_since(*t) < LOGIN_WINDOW);
-        if list.len() >= MAX_LOGIN_FAILURES {
-            let oldest = list[0];
-            Some((LOGIN_WINDOW - now.duration_since(oldest)).as_secs().max(1))
-        } else {
-            None
-        }
-    }
-
-    /// Records a failed login from `ip`.
-    pub fn record_failure(&self, ip: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 10_000 {
-            // Bound memory under a flood of addresses: forget the old ones.
-            let now = Instant::now();
-            map.retain(|_, v| {
-                v.last()
-                    .is_some_and(|t| now.duration_since(*t) < LOGIN_WINDOW)
-            });
-        }
-        map.entry(ip).or_default().push(Instant::now());
-    }
-
-    /// Forgets `ip`'s failures after a successful login.
-    pub fn clear(&self, ip: IpAddr) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&ip);
-    }
-}
-
 /// Settings shown on every `GET /api/system/info`.
 #[derive(Clone, Default)]
 pub struct HostFacts {
@@ -107,7 +52,10 @@ pub struct HostFacts {
 
 pub struct Inner {
     pub ctx: Arc<Context>,
-    pub limiter: LoginLimiter,
+    /// Login and setup-code attempt limits, and the password hashing semaphore.
+    pub limiter: crate::limit::Limiter,
+    /// The setup code and whether storage is usable, while setup is pending.
+    pub setup: crate::setup::SetupGate,
     pub services: Vec<Arc<dyn ServiceSource>>,
     pub account_hooks: Vec<Arc<dyn AccountHook>>,
     pub openapi_json: String,
@@ -163,11 +111,13 @@ impl AppState {
                 .and_then(|r| serde_json::from_str(&r).ok())
                 .unwrap_or_default(),
         };
+        let setup = crate::setup::SetupGate::prepare(&ctx, done);
         let mut sampler = Sampler::new();
         let stats = sampler.sample();
         AppState(Arc::new(Inner {
             ctx,
-            limiter: LoginLimiter::new(),
+            limiter: crate::limit::Limiter::new(),
+            setup,
             services,
             account_hooks,
             openapi_json: openapi.to_json().unwrap_or_else(|_| "{}".into()),
