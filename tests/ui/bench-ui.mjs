@@ -18,7 +18,8 @@ try {
 			admin: { username: 'admin', password: 'Bench-password-1' },
 			hostname: 'bench',
 			timezone: 'UTC',
-			roles: ['nas']
+			roles: ['nas'],
+			setup_code: server.setupCode()
 		})
 	});
 	if (!r.ok) throw new Error(`setup failed: HTTP ${r.status}`);

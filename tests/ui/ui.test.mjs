@@ -131,6 +131,13 @@ describe('PiNAS UI', () => {
 		await page.goto(server.url + '/');
 		await page.waitForURL('**/setup');
 		await page.getByRole('heading', { name: 'Welcome' }).waitFor();
+		// the setup code comes first: without it nothing goes on
+		await page.getByRole('button', { name: 'Start' }).click();
+		await page.locator('#setup-code-error', { hasText: 'Enter the setup code' }).waitFor();
+		await page.getByLabel('Setup code').fill('ABCD-EFG');
+		await page.getByRole('button', { name: 'Start' }).click();
+		await page.locator('#setup-code-error', { hasText: '8 letters and digits' }).waitFor();
+		await page.getByLabel('Setup code').fill(server.setupCode().toLowerCase());
 		await checkA11y('wizard welcome');
 		await shot('wizard-welcome');
 		await page.getByRole('button', { name: 'Start' }).click();
@@ -175,7 +182,10 @@ describe('PiNAS UI', () => {
 		await checkA11y('wizard role');
 		await shot('wizard-role');
 		await page.getByRole('button', { name: 'Create account and continue' }).click();
-		await page.getByText('the password is not kept').waitFor();
+		// neither the setup code nor the password was kept across the reload
+		await page.getByText('the setup code and the password are not kept').first().waitFor();
+		await page.getByLabel('Setup code').fill(server.setupCode());
+		await page.getByRole('button', { name: 'Start' }).click();
 		await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
 		await page.getByLabel('Confirm password').fill(ADMIN.password);
 		await page.getByRole('button', { name: 'Next' }).click();
@@ -399,6 +409,18 @@ describe('PiNAS UI', () => {
 		await win.getByRole('tab', { name: 'Users' }).click();
 		await shot('users');
 		await checkA11y('users app');
+		// changing one's own password asks for the current one, and the server checks it
+		await win.getByRole('button', { name: `Edit ${ADMIN.name}` }).click();
+		const own = page.getByRole('dialog', { name: `Edit user ${ADMIN.name}` });
+		await own.getByLabel('New password (leave empty to keep)').fill('Another-Horse-77');
+		await own.getByRole('button', { name: 'Save' }).click();
+		await own.locator('#user-current-password-error', { hasText: 'Enter your current password' }).waitFor();
+		await own.getByLabel('Your current password').fill('not-my-password');
+		await own.getByRole('button', { name: 'Save' }).click();
+		await own.locator('#user-current-password-error', { hasText: 'current password' }).waitFor();
+		await checkA11y('users: own password needs the current one');
+		await own.getByRole('button', { name: 'Cancel' }).click();
+		await own.waitFor({ state: 'hidden' });
 		await closeApp('Users & Groups');
 	});
 
@@ -892,6 +914,10 @@ describe('PiNAS UI, companion role only', () => {
 	test('the wizard skips the data disk and the desktop offers no Storage Manager', async () => {
 		const p = await ctx.newPage();
 		await p.goto(srv.url + '/setup');
+		// a well-formed but wrong setup code: the server refuses it when the account is
+		// to be made, and the wizard goes back to the code
+		const right = srv.setupCode();
+		await p.getByLabel('Setup code').fill(right === 'ABCD-EFGH' ? 'HGFE-DCBA' : 'ABCD-EFGH');
 		await p.getByRole('button', { name: 'Start' }).click();
 		await p.getByLabel('Password', { exact: true }).fill(ADMIN.password);
 		await p.getByLabel('Confirm password').fill(ADMIN.password);
@@ -902,6 +928,13 @@ describe('PiNAS UI, companion role only', () => {
 		await p.getByRole('radio', { name: /^Companion/ }).check();
 		const steps = (await p.getByRole('list', { name: 'Setup steps' }).getByRole('listitem').allTextContents()).join(' ');
 		assert.doesNotMatch(steps, /Data disk/);
+		await p.getByRole('button', { name: 'Create account and continue' }).click();
+		await p.getByRole('heading', { name: 'Welcome' }).waitFor();
+		await p.locator('#setup-code-error', { hasText: 'wrong setup code' }).waitFor();
+		await p.getByLabel('Setup code').fill(right);
+		await p.getByRole('button', { name: 'Start' }).click();
+		await p.getByRole('button', { name: 'Next' }).click();
+		await p.getByRole('button', { name: 'Next' }).click();
 		await p.getByRole('button', { name: 'Create account and continue' }).click();
 		await p.getByRole('heading', { name: 'Summary' }).waitFor();
 		await p.getByText('Companion', { exact: true }).waitFor();

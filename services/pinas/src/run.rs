@@ -168,15 +168,20 @@ pub async fn dev(config: Config) -> anyhow::Result<()> {
         .and_then(|l| l.as_str())
         .unwrap_or("127.0.0.1:5353")
         .to_string();
+    // Building the app makes the setup code while setup is pending.
+    let router = app.build();
+    let setup_code = pinas_core::auth::SetupCode::load(&ctx.config.paths.state_dir)
+        .map(|c| format!("\n  setup code  {} (the setup wizard asks for it)", c.grouped()))
+        .unwrap_or_default();
     eprintln!(
-        "PiNAS {} (dev)\n  UI and API  http://{}\n  SMB         port {}\n  DNS         {}\n  state       {}",
+        "PiNAS {} (dev)\n  UI and API  http://{}\n  SMB         port {}\n  DNS         {}\n  state       {}{setup_code}",
         pinas_core::VERSION,
         ctx.config.web.bind_address,
         ctx.config.smb.port,
         dns_listen,
         ctx.config.paths.state_dir.display(),
     );
-    let web = pinas_web::serve(app.build(), listen, stopped());
+    let web = pinas_web::serve(router, listen, stopped());
     tokio::pin!(web);
     let result = tokio::select! {
         r = &mut web => r,

@@ -141,6 +141,10 @@ export async function startPinas(name = 'pinas') {
 		logText() {
 			return readFileSync(log, 'utf8');
 		},
+		/** The setup code while setup is pending (`ABCD-EFGH`), as the box shows it. */
+		setupCode() {
+			return readFileSync(join(state, 'setup-code'), 'utf8').trim();
+		},
 		async stop() {
 			if (exited === null) {
 				proc.kill('SIGTERM');

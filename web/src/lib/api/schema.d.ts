@@ -276,7 +276,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The query log, newest first, filtered. */
+        /** The query log, newest first, filtered. Admin only: it shows every client's lookups. */
         get: operations["get_querylog"];
         put?: never;
         post?: never;
@@ -390,7 +390,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Totals, blocked share, top domains, top blocked, top clients and queries over time. */
+        /**
+         * Totals, blocked share, top domains, top blocked, top clients and queries over time.
+         *     Admin only: the top lists name clients and what they looked up.
+         */
         get: operations["get_stats"];
         put?: never;
         post?: never;
@@ -500,8 +503,8 @@ export interface paths {
         get: operations["status"];
         put?: never;
         /**
-         * Completes first-boot setup once: creates the admin, stores host name, time zone and
-         *     roles, and logs the admin in.
+         * Completes first-boot setup once: checks the setup code, creates the admin, stores
+         *     host name, time zone and roles, and logs the admin in.
          */
         post: operations["complete"];
         delete?: never;
@@ -707,7 +710,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The services PiNAS manages and their state. */
+        /**
+         * The services PiNAS manages and their state: the roles of [`pinas_core::roles::ROLES`]
+         *     that this box's setup roles run (every role before setup), in registry order, then
+         *     what the in-process roles report (Samba, NFS). A role with a socket is `running`
+         *     when its socket accepts a connection, `stopped` otherwise.
+         */
         get: operations["services"];
         put?: never;
         post?: never;
@@ -903,8 +911,10 @@ export interface components {
         /** @description A disk: a whole block device. */
         Disk: {
             filesystem?: null | components["schemas"]["Filesystem"];
-            /** @description What `POST /api/storage/format` takes as `confirm` for the whole disk: its serial
-             *     number, else the UUID of the filesystem on the whole disk, else the device path. */
+            /**
+             * @description What `POST /api/storage/format` takes as `confirm` for the whole disk: its serial
+             *     number, else the UUID of the filesystem on the whole disk, else the device path.
+             */
             format_confirm: string;
             /** @description Model as the device reports it, empty when unknown. */
             model: string;
@@ -1030,7 +1040,12 @@ export interface components {
         };
         /** @description `POST /api/storage/format` body. */
         FormatRequest: {
-            /** @description Must repeat `device` exactly: formatting erases everything on it. */
+            /**
+             * @description The identity of the disk the user chose, as `GET /api/storage/disks` shows it in
+             *     `format_confirm`: the disk's serial number or the UUID of the filesystem now on
+             *     `device`; the device path only for a device that has neither. A device path can
+             *     name another disk after a replug, so the path alone does not confirm.
+             */
             confirm: string;
             /** @description Device node of a disk or partition, e.g. `/dev/sda1`. */
             device: string;
@@ -1194,8 +1209,10 @@ export interface components {
         /** @description A partition of a disk. */
         Partition: {
             filesystem?: null | components["schemas"]["Filesystem"];
-            /** @description What `POST /api/storage/format` takes as `confirm` for this partition: the disk's
-             *     serial number, else the filesystem UUID, else the device path. */
+            /**
+             * @description What `POST /api/storage/format` takes as `confirm` for this partition: the disk's
+             *     serial number, else the filesystem UUID, else the device path.
+             */
             format_confirm: string;
             /** @description Kernel name, e.g. `sda1`. */
             name: string;
@@ -1311,12 +1328,22 @@ export interface components {
             hostname: string;
             /** @description `nas`, `companion`, or both. */
             roles: string[];
+            /**
+             * @description The one-time setup code, e.g. `ABCD-EFGH` (case, spaces and the dash do not
+             *     matter).
+             */
+            setup_code?: string | null;
             /** @description IANA time zone, e.g. `Europe/Paris`. */
             timezone: string;
         };
         /** @description `GET /api/setup` answer. */
         SetupStatus: {
             done: boolean;
+            /**
+             * @description False when the storage partition could not be mounted (PiNAS runs with its state
+             *     in RAM): setup is refused until the box boots with its storage.
+             */
+            storage_available: boolean;
         };
         /** @description A shared folder, exported over SMB and/or NFS. */
         Share: {
@@ -1494,6 +1521,11 @@ export interface components {
         };
         /** @description `PUT /api/users/{name}` body: any of the fields. */
         UserUpdate: {
+            /**
+             * @description Required when an account changes its own password (admins too): the password it
+             *     has now. Not needed to set another user's password.
+             */
+            current_password?: string | null;
             groups?: string[] | null;
             password?: string | null;
             role?: null | components["schemas"]["Role"];
@@ -2080,6 +2112,15 @@ export interface operations {
                     "application/json": components["schemas"]["LogRow"][];
                 };
             };
+            /** @description admin_required, role_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_records: {
@@ -2374,6 +2415,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Stats"];
+                };
+            };
+            /** @description admin_required, role_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -2689,6 +2739,15 @@ export interface operations {
                     "application/json": components["schemas"]["SessionInfo"];
                 };
             };
+            /** @description setup_code_invalid */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description setup_already_done */
             409: {
                 headers: {
@@ -2700,6 +2759,24 @@ export interface operations {
             };
             /** @description invalid field (see `field`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too_many_attempts (wrong setup codes) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description storage_unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -48,3 +48,17 @@ export function usernameError(u: string): string | null {
 		return 'Use lowercase letters, digits, "_" or "-", starting with a letter (at most 32).';
 	return null;
 }
+
+/** Letters and digits of a setup code, as the server makes them (no 0/O, 1/I/L, U/V). */
+const SETUP_CODE = /^[ABCDEFGHJKMNPQRSTWXYZ2-9]{8}$/;
+
+/**
+ * The setup code as typed (`abcd-efgh`, `ABCD EFGH`, ...): case, spaces and the dash
+ * do not matter. Only the form is checked here; the server checks the code itself.
+ */
+export function setupCodeError(code: string): string | null {
+	const c = code.replace(/[\s-]/g, '').toUpperCase();
+	if (!c) return 'Enter the setup code shown by the box.';
+	if (!SETUP_CODE.test(c)) return 'A setup code has 8 letters and digits, like ABCD-EFGH (no 0, 1, I, L, O, U or V).';
+	return null;
+}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bytes, duration, percent, toDate } from './format';
 import { loginUrl, safeNext } from './nav';
-import { hostnameError, strength, usernameError } from './password';
+import { hostnameError, setupCodeError, strength, usernameError } from './password';
 
 describe('format', () => {
 	it('formats sizes in binary units', () => {
@@ -41,6 +41,13 @@ describe('password strength', () => {
 		expect(usernameError('alice')).toBeNull();
 		expect(usernameError('Alice')).toMatch(/lowercase/);
 		expect(usernameError('')).toMatch(/Enter/);
+	});
+	it('reads setup codes as people type them', () => {
+		expect(setupCodeError('ABCD-EFGH')).toBeNull();
+		expect(setupCodeError(' abcd efgh ')).toBeNull();
+		expect(setupCodeError('')).toMatch(/Enter/);
+		expect(setupCodeError('ABCD-EFG')).toMatch(/8 letters/);
+		expect(setupCodeError('ABCD-EFG0')).toMatch(/no 0/);
 	});
 });
 
