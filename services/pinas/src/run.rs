@@ -171,7 +171,12 @@ pub async fn dev(config: Config) -> anyhow::Result<()> {
     // Building the app makes the setup code while setup is pending.
     let router = app.build();
     let setup_code = pinas_core::auth::SetupCode::load(&ctx.config.paths.state_dir)
-        .map(|c| format!("\n  setup code  {} (the setup wizard asks for it)", c.grouped()))
+        .map(|c| {
+            format!(
+                "\n  setup code  {} (the setup wizard asks for it)",
+                c.grouped()
+            )
+        })
         .unwrap_or_default();
     eprintln!(
         "PiNAS {} (dev)\n  UI and API  http://{}\n  SMB         port {}\n  DNS         {}\n  state       {}{setup_code}",
