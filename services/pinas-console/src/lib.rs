@@ -1,8 +1,9 @@
 //! `pinas console`: the status and recovery menu on the serial console.
 //!
 //! It is what a person sees after logging in as `console` on the serial port of a PiNAS
-//! box: status (version, slot, addresses, the URL of the setup wizard, the state of the
-//! PiNAS units), an admin password reset, a static network address (or DHCP again), a
+//! box: status (version, slot, addresses, the URL of the setup wizard and, while setup is
+//! pending, the setup code it asks for; the state of the PiNAS units), an admin password
+//! reset (web UI and SMB alike), a static network address (or DHCP again), a
 //! reboot, a factory reset after a typed confirmation, and a root shell.
 //!
 //! It is not a second configuration UI: everything else is done in the web UI. Side
@@ -58,6 +59,8 @@ pub struct Settings {
     pub boot_info: PathBuf,
     /// The host name file (`/etc/hostname`).
     pub hostname_file: PathBuf,
+    /// The PiNAS state folder, where the setup code is while setup is pending.
+    pub state_dir: PathBuf,
 }
 
 impl Settings {
@@ -72,6 +75,7 @@ impl Settings {
             storage_dir: "/storage".into(),
             boot_info: "/run/pinas/boot".into(),
             hostname_file: "/etc/hostname".into(),
+            state_dir: config.paths.state_dir.clone(),
         }
     }
 }
@@ -87,6 +91,12 @@ pub trait Host {
     /// # Errors
     /// [`ConsoleError::Command`] when it cannot start or exits non-zero.
     fn run(&mut self, argv: &[&str]) -> Result<(), ConsoleError>;
+    /// Gives the account `name` the Samba (SMB) password `password`, so SMB and the web
+    /// UI keep one password.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Command`] when Samba's tools fail.
+    fn set_samba_password(&mut self, name: &str, password: &str) -> Result<(), ConsoleError>;
     /// Replaces the menu with a root login shell (on the device it does not return on
     /// success).
     ///
@@ -105,8 +115,16 @@ pub trait Terminal {
     fn print(&mut self, text: &str);
 }
 
-/// The real machine: sysinfo for addresses, systemctl for units, `exec` for the shell.
-pub struct SystemHost;
+/// Sets an account's Samba password: `(name, password)`, an error message on failure.
+pub type SambaPasswordSetter = Box<dyn Fn(&str, &str) -> Result<(), String>>;
+
+/// The real machine: sysinfo for addresses, systemctl for units, `exec` for the shell,
+/// and the Samba password setter the binary wires in (pinas-shares' Samba tools, the
+/// same code that sets passwords from the web UI).
+pub struct SystemHost {
+    /// Sets Samba passwords.
+    pub samba_password: SambaPasswordSetter,
+}
 
 /// Units listed in the status besides `pinas-*`.
 const OTHER_UNITS: &[&str] = &[
@@ -171,6 +189,10 @@ impl Host for SystemHost {
                 argv.join(" ")
             )))
         }
+    }
+
+    fn set_samba_password(&mut self, name: &str, password: &str) -> Result<(), ConsoleError> {
+        (self.samba_password)(name, password).map_err(ConsoleError::Command)
     }
 
     fn shell(&mut self) -> Result<(), ConsoleError> {
@@ -303,6 +325,13 @@ impl<'a, T: Terminal, H: Host> Console<'a, T, H> {
             out,
             "Setup wizard and web UI: {url}  (or https://{host}.local/)"
         );
+        if let Some(code) = pinas_core::auth::SetupCode::load(&s.state_dir) {
+            let _ = writeln!(
+                out,
+                "Setup code: {}  (the setup wizard asks for it; it works once)",
+                code.grouped()
+            );
+        }
         let units = self.host.units();
         if !units.is_empty() {
             let _ = writeln!(out, "Services:");
@@ -369,10 +398,23 @@ impl<'a, T: Terminal, H: Host> Console<'a, T, H> {
                 "the two passwords differ; nothing changed".into(),
             ));
         }
-        pinas_core::auth::set_password(&conn, &name, &p1)
+        // One transaction around both, so the web UI's password changes only if Samba's
+        // did too: the two never disagree.
+        let mut conn = conn;
+        let tx = conn
+            .transaction()
+            .map_err(|e| ConsoleError::Core(format!("cannot change the password: {e}")))?;
+        pinas_core::auth::set_password(&tx, &name, &p1)
             .map_err(|e| ConsoleError::Core(e.message.clone()))?;
+        self.host.set_samba_password(&name, &p1).map_err(|e| {
+            ConsoleError::Command(format!(
+                "the SMB password could not be set, so nothing changed: {e}"
+            ))
+        })?;
+        tx.commit()
+            .map_err(|e| ConsoleError::Core(format!("cannot change the password: {e}")))?;
         self.term.print(&format!(
-            "Password of {name} changed; its sessions were ended.\n"
+            "Password of {name} changed for the web UI and SMB; its sessions were ended.\n"
         ));
         Ok(())
     }
@@ -501,13 +543,17 @@ const MENU: &str = "
   0) Log out
 ";
 
-/// Runs the menu on standard input/output against the real machine.
+/// Runs the menu on standard input/output against the real machine; `samba_password`
+/// sets Samba passwords (the binary passes pinas-shares' Samba tools).
 ///
 /// # Errors
 /// As [`Console::run`].
-pub fn run(config: &pinas_core::config::Config) -> Result<(), ConsoleError> {
+pub fn run(
+    config: &pinas_core::config::Config,
+    samba_password: SambaPasswordSetter,
+) -> Result<(), ConsoleError> {
     let settings = Settings::device(config);
-    Console::new(&settings, StdTerminal, SystemHost).run()
+    Console::new(&settings, StdTerminal, SystemHost { samba_password }).run()
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ impl Terminal for &mut Script {
 #[derive(Default)]
 struct FakeHost {
     commands: Vec<String>,
+    /// Samba passwords set, as (name, password).
+    samba: Vec<(String, String)>,
+    samba_fails: bool,
 }
 
 impl Host for &mut FakeHost {
@@ -48,6 +51,13 @@ impl Host for &mut FakeHost {
     }
     fn run(&mut self, argv: &[&str]) -> Result<(), ConsoleError> {
         self.commands.push(argv.join(" "));
+        Ok(())
+    }
+    fn set_samba_password(&mut self, name: &str, password: &str) -> Result<(), ConsoleError> {
+        if self.samba_fails {
+            return Err(ConsoleError::Command("smbpasswd failed".into()));
+        }
+        self.samba.push((name.into(), password.into()));
         Ok(())
     }
     fn shell(&mut self) -> Result<(), ConsoleError> {
@@ -66,6 +76,7 @@ fn settings(dir: &Path) -> Settings {
         storage_dir: dir.to_path_buf(),
         boot_info: dir.join("boot"),
         hostname_file: dir.join("hostname"),
+        state_dir: dir.to_path_buf(),
     }
 }
 
@@ -93,6 +104,22 @@ fn status_shows_version_slot_addresses_wizard_url_and_units() {
     );
     assert!(out.contains("inactive (dead)"), "{out}");
     assert!(cmds.is_empty());
+    assert!(!out.contains("Setup code"), "no code, no line: {out}");
+}
+
+#[test]
+fn status_shows_the_setup_code_while_setup_is_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    let code = pinas_core::auth::SetupCode::load_or_create(dir.path()).unwrap();
+    let (out, _) = session(&s, &["0"]);
+    assert!(
+        out.contains(&format!("Setup code: {}", code.grouped())),
+        "{out}"
+    );
+    pinas_core::auth::SetupCode::remove(dir.path()).unwrap();
+    let (out, _) = session(&s, &["0"]);
+    assert!(!out.contains("Setup code"), "{out}");
 }
 
 #[test]
@@ -197,8 +224,39 @@ fn password_reset_changes_the_admin_password() {
     let (out, _) = session(&s, &["2", "new password 456", "different 789", "0"]);
     assert!(out.contains("the two passwords differ"), "{out}");
 
-    let (out, _) = session(&s, &["2", "new password 456", "new password 456", "0"]);
+    // Samba refuses: nothing changes, so the web UI and SMB never disagree.
+    let mut script = Script::new(&["2", "new password 456", "new password 456", "0"]);
+    let mut host = FakeHost {
+        samba_fails: true,
+        ..Default::default()
+    };
+    Console::new(&s, &mut script, &mut host).run().unwrap();
+    assert!(
+        script
+            .output
+            .contains("SMB password could not be set, so nothing changed"),
+        "{}",
+        script.output
+    );
+    {
+        let conn = pinas_core::db::open(&s.db_path).unwrap();
+        assert!(
+            pinas_core::auth::check_login(&conn, "admin", "old password 123")
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    let mut script = Script::new(&["2", "new password 456", "new password 456", "0"]);
+    let mut host = FakeHost::default();
+    Console::new(&s, &mut script, &mut host).run().unwrap();
+    let out = script.output;
     assert!(out.contains("Password of admin changed"), "{out}");
+    assert_eq!(
+        host.samba,
+        vec![("admin".to_string(), "new password 456".to_string())],
+        "the SMB password follows"
+    );
     let conn = pinas_core::db::open(&s.db_path).unwrap();
     assert!(
         pinas_core::auth::check_login(&conn, "admin", "new password 456")

@@ -133,7 +133,9 @@ fn main() -> std::process::ExitCode {
             Command::Dev { .. } => run::dev(config).await,
             Command::Web => run::web(config).await,
             Command::Dns => run::dns(config).await,
-            Command::Console => pinas_console::run(&config).map_err(Into::into),
+            Command::Console => {
+                pinas_console::run(&config, run::samba_password_setter(&config)).map_err(Into::into)
+            }
             Command::Roles { .. } => unreachable!("answered before the configuration is read"),
         }
     });

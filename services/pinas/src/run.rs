@@ -70,6 +70,24 @@ impl AccountHook for SharesServices {
     }
 }
 
+/// Sets Samba passwords for the console's admin password reset, with pinas-shares'
+/// Samba tools: the same `smbpasswd` call the web UI's password changes make.
+pub fn samba_password_setter(config: &Config) -> pinas_console::SambaPasswordSetter {
+    let paths = pinas_core::Paths::new(config);
+    let layout = pinas_shares::render::SambaLayout::for_dir(
+        &paths.samba_dir,
+        &paths.state_dir,
+        config.dev,
+        config.smb.port,
+    );
+    let tools = pinas_shares::samba::SambaTools::new(layout);
+    Box::new(move |name, password| {
+        tools
+            .set_password(name, password)
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// The NAS part of the web role: storage and shares, started and added to the app.
 async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
     let storage = Storage::start(ctx.clone()).await?;
