@@ -6,9 +6,11 @@
 //! Append new steps; never edit a step that has shipped.
 
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 
@@ -112,26 +114,145 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// A shared connection. SQLite serialises writers anyway; one connection behind a mutex
-/// keeps memory small, and queries here are short.
+/// Connections of one process to the database: a small pool, so a slow caller holding a
+/// connection (a long read, a write transaction) never makes the others wait for it.
+/// In WAL mode readers never wait for the writer; writers queue on SQLite's lock for up
+/// to the busy timeout (5 s).
+///
+/// Keep a connection for one short unit of work: no program (`smbpasswd`, `testparm`),
+/// no password hashing and no `.await` while a connection, and above all a write
+/// transaction, is open.
 #[derive(Clone)]
-pub struct Db(Arc<Mutex<Connection>>);
+pub struct Db(Source);
+
+#[derive(Clone)]
+enum Source {
+    Pool {
+        pool: r2d2::Pool<SqliteConnectionManager>,
+        path: Arc<PathBuf>,
+    },
+    /// An in-memory database has no file a second connection could open.
+    Single(Arc<Mutex<Connection>>),
+}
+
+/// Connections a process keeps at most. Each costs a file handle and up to SQLite's
+/// page cache (2 MiB by default); four cover the web role's concurrent requests and the
+/// DNS role's query log on a two-core board.
+pub const POOL_SIZE: u32 = 4;
+
+/// How long [`Db::conn`] waits for a pooled connection before it opens one of its own.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// A connection from [`Db::conn`]: pooled, of its own when every pooled one was busy for
+/// [`POOL_WAIT`], or the one connection of an in-memory database. Derefs to
+/// [`rusqlite::Connection`].
+pub enum Conn<'a> {
+    Pooled(r2d2::PooledConnection<SqliteConnectionManager>),
+    Own(Connection),
+    Single(MutexGuard<'a, Connection>),
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Own(c) => c,
+            Conn::Single(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Own(c) => c,
+            Conn::Single(c) => c,
+        }
+    }
+}
+
+fn pool(path: &Path) -> Db {
+    let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
+    // Unchecked: connections open on first use, and an error then is the caller's to
+    // see (the file was just opened and migrated, so it does not happen in practice).
+    let pool = r2d2::Pool::builder()
+        .max_size(POOL_SIZE)
+        .min_idle(Some(0))
+        .connection_timeout(POOL_WAIT)
+        .build_unchecked(manager);
+    Db(Source::Pool {
+        pool,
+        path: Arc::new(path.to_path_buf()),
+    })
+}
 
 impl Db {
-    /// Opens the database (see [`open`]).
+    /// Opens the database (see [`open`]: created if needed, migrated) with a pool of up
+    /// to [`POOL_SIZE`] connections, each with [`open`]'s settings.
+    ///
+    /// # Errors
+    /// [`DbError`] when the file cannot be opened or migrated.
     pub fn open(path: &Path) -> Result<Db, DbError> {
-        Ok(Db(Arc::new(Mutex::new(open(path)?))))
+        // Migrate once, here; the pool's connections only set their options.
+        drop(open(path)?);
+        Ok(pool(path))
     }
 
-    /// Wraps an open connection.
+    /// A pool for the database file of `conn`, which the caller opened and migrated (a
+    /// role with its own database and migrations). Pooled connections get [`open`]'s
+    /// settings: 5 s busy timeout, WAL, foreign keys. An in-memory `conn` stays the only
+    /// connection.
     pub fn from_connection(conn: Connection) -> Db {
-        Db(Arc::new(Mutex::new(conn)))
+        match conn.path().filter(|p| !p.is_empty()).map(PathBuf::from) {
+            Some(path) => {
+                drop(conn);
+                pool(&path)
+            }
+            None => Db(Source::Single(Arc::new(Mutex::new(conn)))),
+        }
     }
 
-    /// Locks the connection. Keep the guard for one short unit of work; never across an
-    /// `.await`.
-    pub fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    /// A connection for one short unit of work. Waits up to [`POOL_WAIT`] for a free
+    /// pooled connection, then opens one of its own (logged) rather than fail.
+    ///
+    /// # Panics
+    /// Only when the database file, which was open before, can no longer be opened at
+    /// all (removed folder, no file handles left).
+    pub fn conn(&self) -> Conn<'_> {
+        let (pool, path) = match &self.0 {
+            Source::Pool { pool, path } => (pool, path),
+            Source::Single(c) => return Conn::Single(c.lock().unwrap_or_else(|e| e.into_inner())),
+        };
+        match pool.get() {
+            Ok(c) => Conn::Pooled(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "every database connection is busy; opening another");
+                let c = Connection::open(path.as_path())
+                    .and_then(|c| configure(&c).map(|()| c))
+                    .unwrap_or_else(|e| panic!("cannot open database {}: {e}", path.display()));
+                Conn::Own(c)
+            }
+        }
+    }
+
+    /// Runs `f` in one write transaction and commits it when `f` returns `Ok` (rolls back
+    /// otherwise). The transaction starts `IMMEDIATE`: it takes SQLite's write lock
+    /// first, so a read-then-write waits for another writer instead of failing with
+    /// "database is locked" halfway. Keep `f` short: no programs, no password hashing.
+    ///
+    /// # Errors
+    /// `f`'s error, or SQLite's when the transaction cannot start or commit.
+    pub fn write<T, E: From<rusqlite::Error>>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Reads a setting from the `settings` table.
@@ -178,6 +299,47 @@ mod tests {
         }
     }
 
+    /// A caller holding a connection in a write transaction (a slow one) does not make
+    /// another caller wait to read, or to get a connection.
+    #[test]
+    fn a_slow_writer_does_not_block_readers() {
+        let d = tempfile::tempdir().unwrap();
+        let db = Db::open(&d.path().join("pinas.db")).unwrap();
+        db.set_setting("k", "before").unwrap();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let writer = {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                db.write(|tx| {
+                    tx.execute("UPDATE settings SET value = 'after' WHERE key = 'k'", [])?;
+                    started_tx.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(1500));
+                    Ok::<_, rusqlite::Error>(())
+                })
+                .unwrap();
+            })
+        };
+        started.recv().unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(db.setting("k").unwrap().as_deref(), Some("before"));
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "a read waited {:?} for the writer",
+            t.elapsed()
+        );
+        writer.join().unwrap();
+        assert_eq!(db.setting("k").unwrap().as_deref(), Some("after"));
+    }
+
+    #[test]
+    fn an_in_memory_database_keeps_its_one_connection() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrations().to_latest(&mut c).unwrap();
+        let db = Db::from_connection(c);
+        db.set_setting("a", "1").unwrap();
+        assert_eq!(db.clone().setting("a").unwrap().as_deref(), Some("1"));
+    }
+
     #[test]
     fn database_files_are_private() {
         use std::os::unix::fs::PermissionsExt;
@@ -208,7 +370,8 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        let db = Db::from_connection(c);
+        drop(c);
+        let db = Db::open(&p).unwrap();
         db.set_setting("a", "1").unwrap();
         db.set_setting("a", "2").unwrap();
         assert_eq!(db.setting("a").unwrap().as_deref(), Some("2"));

@@ -1,17 +1,21 @@
-//! NAS users and groups in the database: the `users`, `groups` and `group_members`
-//! tables (owned by the core for accounts; this crate adds Unix ids and groups).
+//! NAS users and groups: a PiNAS account is also a Unix account (for NSS: extrausers on
+//! the device, nss_wrapper in dev mode) and a Samba account, kept in step here.
+//!
+//! Slow work never runs inside a database transaction: the password is hashed (argon2id)
+//! before the transaction opens, and `smbpasswd` runs after it commits. When Samba then
+//! refuses, a second short transaction undoes the change, so the account exists
+//! everywhere or nowhere. Meanwhile other requests read and write the database freely.
 
-use pinas_core::auth::Role;
-use rusqlite::{params, Connection, OptionalExtension};
+use pinas_core::auth::{CurrentUser, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::SharesError;
-use crate::model;
-use crate::render::{UnixGroup, UnixUser};
+use crate::{store, Shares};
 
-/// First Unix uid and gid given to PiNAS users and groups (below are the system's).
-pub const FIRST_ID: u32 = 2001;
+pub use crate::store::FIRST_ID;
+
+type R<T> = Result<T, SharesError>;
 
 /// A PiNAS user as the API shows it (never a password or hash).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -110,245 +114,293 @@ pub fn check_group_name(name: &str) -> Result<(), SharesError> {
     Ok(())
 }
 
-fn groups_of(conn: &Connection, user: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = conn
-        .prepare("SELECT group_name FROM group_members WHERE user_name = ?1 ORDER BY group_name")?;
-    let rows = st.query_map([user], |r| r.get(0))?;
-    rows.collect()
-}
-
-fn members_of(conn: &Connection, group: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = conn
-        .prepare("SELECT user_name FROM group_members WHERE group_name = ?1 ORDER BY user_name")?;
-    let rows = st.query_map([group], |r| r.get(0))?;
-    rows.collect()
-}
-
-/// Every user, by name.
-pub fn list_users(conn: &Connection) -> rusqlite::Result<Vec<User>> {
-    let rows: Vec<(String, String)> = {
-        let mut st = conn.prepare("SELECT name, role FROM users ORDER BY name")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    rows.into_iter()
-        .map(|(name, role)| {
-            Ok(User {
-                groups: groups_of(conn, &name)?,
-                role: Role::parse(&role).unwrap_or(Role::User),
-                name,
-            })
-        })
-        .collect()
-}
-
-/// One user.
-pub fn get_user(conn: &Connection, name: &str) -> Result<User, SharesError> {
-    let role: Option<String> = conn
-        .query_row("SELECT role FROM users WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    let role = role.ok_or_else(|| SharesError::UserNotFound(name.to_string()))?;
-    Ok(User {
-        name: name.to_string(),
-        role: Role::parse(&role).unwrap_or(Role::User),
-        groups: groups_of(conn, name)?,
-    })
-}
-
-/// Every group, by name.
-pub fn list_groups(conn: &Connection) -> rusqlite::Result<Vec<Group>> {
-    let rows: Vec<(String, String)> = {
-        let mut st = conn.prepare("SELECT name, description FROM groups ORDER BY name")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    rows.into_iter()
-        .map(|(name, description)| {
-            Ok(Group {
-                members: members_of(conn, &name)?,
-                description,
-                name,
-            })
-        })
-        .collect()
-}
-
-/// One group.
-pub fn get_group(conn: &Connection, name: &str) -> Result<Group, SharesError> {
-    let d: Option<String> = conn
-        .query_row(
-            "SELECT description FROM groups WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let description = d.ok_or_else(|| SharesError::GroupNotFound(name.to_string()))?;
-    Ok(Group {
-        name: name.to_string(),
-        description,
-        members: members_of(conn, name)?,
-    })
-}
-
-fn exists(conn: &Connection, table: &str, name: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        &format!("SELECT EXISTS(SELECT 1 FROM {table} WHERE name = ?1)"),
-        [name],
-        |r| r.get(0),
-    )
-}
-
-/// Replaces `user`'s group memberships.
+/// Checks that every name in `names` is a group.
 ///
 /// # Errors
-/// [`SharesError::UnknownGroup`].
-pub fn set_user_groups(
-    conn: &Connection,
-    user: &str,
-    groups: &[String],
-) -> Result<(), SharesError> {
-    for g in groups {
-        if !exists(conn, "groups", g)? {
+/// [`SharesError::UnknownGroup`] naming the first that is not.
+fn check_groups_exist(conn: &rusqlite::Connection, names: &[String]) -> R<()> {
+    for g in names {
+        if !store::group_exists(conn, g)? {
             return Err(SharesError::UnknownGroup(g.clone()));
         }
     }
-    conn.execute("DELETE FROM group_members WHERE user_name = ?1", [user])?;
-    for g in groups {
-        conn.execute(
-            "INSERT OR IGNORE INTO group_members (group_name, user_name) VALUES (?1, ?2)",
-            params![g, user],
-        )?;
-    }
     Ok(())
 }
 
-/// Replaces `group`'s members.
+/// Checks that every name in `names` is a user.
 ///
 /// # Errors
-/// [`SharesError::UnknownMember`].
-pub fn set_group_members(
-    conn: &Connection,
-    group: &str,
-    members: &[String],
-) -> Result<(), SharesError> {
-    for m in members {
-        if !exists(conn, "users", m)? {
+/// [`SharesError::UnknownMember`] naming the first that is not.
+fn check_members_exist(conn: &rusqlite::Connection, names: &[String]) -> R<()> {
+    for m in names {
+        if !store::user_exists(conn, m)? {
             return Err(SharesError::UnknownMember(m.clone()));
         }
     }
-    conn.execute("DELETE FROM group_members WHERE group_name = ?1", [group])?;
-    for m in members {
-        conn.execute(
-            "INSERT OR IGNORE INTO group_members (group_name, user_name) VALUES (?1, ?2)",
-            params![group, m],
-        )?;
-    }
     Ok(())
 }
 
-/// Creates a group with the next free gid.
-///
-/// # Errors
-/// [`SharesError::InvalidGroupName`], [`SharesError::GroupExists`],
-/// [`SharesError::UnknownMember`], description longer than 256 characters.
-pub fn insert_group(conn: &Connection, g: &NewGroup) -> Result<(), SharesError> {
-    check_group_name(&g.name)?;
-    if g.description.chars().count() > 256 {
+fn check_description(d: &str) -> R<()> {
+    if d.chars().count() > 256 {
         return Err(SharesError::InvalidDescription);
     }
-    if exists(conn, "groups", &g.name)? {
-        return Err(SharesError::GroupExists(g.name.clone()));
-    }
-    for m in &g.members {
-        if !exists(conn, "users", m)? {
-            return Err(SharesError::UnknownMember(m.clone()));
-        }
-    }
-    let gid = next_id(conn, "groups", "gid")?;
-    conn.execute(
-        "INSERT INTO groups (name, description, gid) VALUES (?1, ?2, ?3)",
-        params![g.name, g.description, gid],
-    )?;
-    set_group_members(conn, &g.name, &g.members)
-}
-
-/// The next free id in `table.col`, at least [`FIRST_ID`].
-fn next_id(conn: &Connection, table: &str, col: &str) -> rusqlite::Result<u32> {
-    let max: Option<u32> =
-        conn.query_row(&format!("SELECT MAX({col}) FROM {table}"), [], |r| r.get(0))?;
-    Ok(max.map_or(FIRST_ID, |m| (m + 1).max(FIRST_ID)))
-}
-
-/// Gives a uid to users and a gid to groups that have none (accounts made by the
-/// setup wizard, for instance).
-pub fn assign_missing_ids(conn: &Connection) -> rusqlite::Result<()> {
-    for (table, col) in [("users", "uid"), ("groups", "gid")] {
-        let names: Vec<String> = {
-            let mut st = conn.prepare(&format!(
-                "SELECT name FROM {table} WHERE {col} IS NULL ORDER BY name"
-            ))?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        for n in names {
-            let id = next_id(conn, table, col)?;
-            conn.execute(
-                &format!("UPDATE {table} SET {col} = ?1 WHERE name = ?2"),
-                params![id, n],
-            )?;
-        }
-    }
     Ok(())
 }
 
-/// Users and groups as the account files need them.
-pub fn unix_accounts(conn: &Connection) -> rusqlite::Result<(Vec<UnixUser>, Vec<UnixGroup>)> {
-    let users = {
-        let mut st =
-            conn.prepare("SELECT name, uid FROM users WHERE uid IS NOT NULL ORDER BY uid")?;
-        let rows = st.query_map([], |r| {
-            Ok(UnixUser {
-                name: r.get(0)?,
-                uid: r.get(1)?,
-            })
+/// Checks a new password and hashes it (argon2id, about a second on a Pi 3): call it
+/// before any database transaction opens.
+fn hash_new_password(password: &str) -> R<String> {
+    pinas_core::auth::check_password_policy(password)?;
+    Ok(pinas_core::auth::hash_password(password)?)
+}
+
+impl Shares {
+    // ---- users ----
+
+    /// Every user.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn list_users(&self) -> R<Vec<User>> {
+        Ok(store::users(&self.ctx.db.conn())?)
+    }
+
+    /// One user.
+    ///
+    /// # Errors
+    /// [`SharesError::UserNotFound`].
+    pub fn get_user(&self, name: &str) -> R<User> {
+        store::user(&self.ctx.db.conn(), name)?
+            .ok_or_else(|| SharesError::UserNotFound(name.to_string()))
+    }
+
+    /// Creates a user: the PiNAS account, the Unix account (primary group `users`) and
+    /// the Samba account, or none of them.
+    ///
+    /// # Errors
+    /// `invalid_username`, password policy errors, `user_exists`,
+    /// [`SharesError::UnknownGroup`], Samba failures.
+    pub fn create_user(&self, input: NewUser) -> R<User> {
+        pinas_core::auth::check_username(&input.name)?;
+        let hash = hash_new_password(&input.password)?;
+        let _g = self.lock();
+        self.ctx.db.write(|tx| {
+            check_groups_exist(tx, &input.groups)?;
+            if !store::insert_user(tx, &input.name, input.role, &hash)? {
+                return Err(SharesError::UserExists(input.name.clone()));
+            }
+            store::set_user_groups(tx, &input.name, &input.groups)?;
+            Ok(())
         })?;
-        rows.collect::<Result<Vec<_>, _>>()?
-    };
-    let names: Vec<(String, u32)> = {
-        let mut st =
-            conn.prepare("SELECT name, gid FROM groups WHERE gid IS NOT NULL ORDER BY gid")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let groups = names
-        .into_iter()
-        .map(|(name, gid)| {
-            Ok(UnixGroup {
-                members: members_of(conn, &name)?,
-                name,
-                gid,
-            })
-        })
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((users, groups))
-}
+        let samba = self
+            .write_accounts()
+            .and_then(|()| self.tools.set_password(&input.name, &input.password));
+        if let Err(e) = samba {
+            let _ = self.ctx.db.write(|tx| store::delete_user(tx, &input.name));
+            let _ = self.write_accounts();
+            return Err(e);
+        }
+        let user = self.get_user(&input.name)?;
+        tracing::info!(user = %user.name, role = user.role.as_str(), "user created");
+        Ok(user)
+    }
 
-/// Shares whose valid users name `entry` (`alice` or `@family`).
-pub fn shares_naming(conn: &Connection, entry: &str) -> rusqlite::Result<Vec<String>> {
-    Ok(model::load_all(conn)?
-        .into_iter()
-        .filter(|s| s.valid_users.iter().any(|v| v == entry))
-        .map(|s| s.name)
-        .collect())
-}
+    /// Changes a user's password, role or groups. Only an admin may change role and
+    /// groups or another user's password; a user may change their own password, giving
+    /// the current one (so a session left open does not hand over the account). A new
+    /// password ends the user's sessions.
+    ///
+    /// # Errors
+    /// [`SharesError::UserNotFound`], [`SharesError::Forbidden`],
+    /// [`SharesError::LastAdmin`], [`SharesError::UnknownGroup`], password policy errors,
+    /// `current_password_invalid`, Samba failures (then nothing changed).
+    pub fn update_user(&self, name: &str, upd: UserUpdate, actor: &CurrentUser) -> R<User> {
+        let is_admin = actor.require_admin().is_ok();
+        if !is_admin && (upd.role.is_some() || upd.groups.is_some() || actor.0.name != name) {
+            return Err(SharesError::Forbidden(
+                "only an administrator may change other users, roles and groups".into(),
+            ));
+        }
+        if upd.password.is_some() && actor.0.name == name {
+            // The connection goes back before the (slow) password check.
+            let record = pinas_core::auth::login_record(&self.ctx.db.conn(), name)?;
+            pinas_core::auth::check_current_password(record, upd.current_password.as_deref())?;
+        }
+        let hash = upd.password.as_deref().map(hash_new_password).transpose()?;
+        let _g = self.lock();
+        let (before, old_hash) = self.ctx.db.write(|tx| {
+            let before = store::user(tx, name)?
+                .ok_or_else(|| SharesError::UserNotFound(name.to_string()))?;
+            let old_hash = store::password_hash(tx, name)?.unwrap_or_default();
+            if let Some(role) = upd.role {
+                if before.role == Role::Admin && role != Role::Admin && store::admin_count(tx)? <= 1
+                {
+                    return Err(SharesError::LastAdmin(name.to_string()));
+                }
+                store::set_role(tx, name, role)?;
+            }
+            if let Some(groups) = &upd.groups {
+                check_groups_exist(tx, groups)?;
+                store::set_user_groups(tx, name, groups)?;
+            }
+            if let Some(hash) = &hash {
+                store::set_password_hash(tx, name, hash, true)?;
+            }
+            Ok::<_, SharesError>((before, old_hash))
+        })?;
+        let mut result = self.write_accounts();
+        if let (Ok(()), Some(pw)) = (&result, &upd.password) {
+            result = self.tools.set_password(name, pw);
+        }
+        if let Err(e) = result {
+            let _ = self.ctx.db.write(|tx| {
+                store::set_role(tx, name, before.role)?;
+                store::set_user_groups(tx, name, &before.groups)?;
+                store::set_password_hash(tx, name, &old_hash, false)
+            });
+            let _ = self.write_accounts();
+            return Err(e);
+        }
+        self.get_user(name)
+    }
 
-/// How many admins there are.
-pub fn admin_count(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| {
-        r.get(0)
-    })
+    /// Deletes a user everywhere. Refused for oneself, the last admin, and users named
+    /// in a share's valid users (so no share silently opens to everyone).
+    ///
+    /// # Errors
+    /// [`SharesError::UserNotFound`], [`SharesError::SelfDelete`],
+    /// [`SharesError::LastAdmin`], [`SharesError::InUse`].
+    pub fn delete_user(&self, name: &str, actor: &CurrentUser) -> R<()> {
+        if actor.0.name == name {
+            return Err(SharesError::SelfDelete);
+        }
+        let _g = self.lock();
+        self.ctx.db.write(|tx| {
+            let user = store::user(tx, name)?
+                .ok_or_else(|| SharesError::UserNotFound(name.to_string()))?;
+            if user.role == Role::Admin && store::admin_count(tx)? <= 1 {
+                return Err(SharesError::LastAdmin(name.to_string()));
+            }
+            let shares = store::shares_naming(tx, name)?;
+            if !shares.is_empty() {
+                return Err(SharesError::InUse {
+                    name: name.to_string(),
+                    shares,
+                });
+            }
+            store::delete_user(tx, name)?;
+            Ok(())
+        })?;
+        self.write_accounts()?;
+        self.tools.delete_user(name)?;
+        tracing::info!(user = name, "user deleted");
+        Ok(())
+    }
+
+    /// Gives an existing PiNAS account its Unix id and sets its SMB password (for
+    /// accounts made outside this crate, e.g. the admin made by the setup wizard, or a
+    /// password changed through the web role).
+    ///
+    /// # Errors
+    /// [`SharesError::UserNotFound`], Samba failures.
+    pub fn set_samba_password(&self, name: &str, password: &str) -> R<()> {
+        let _g = self.lock();
+        self.get_user(name)?;
+        self.write_accounts()?;
+        self.tools.set_password(name, password)
+    }
+
+    // ---- groups ----
+
+    /// Every group.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn list_groups(&self) -> R<Vec<Group>> {
+        Ok(store::groups(&self.ctx.db.conn())?)
+    }
+
+    /// One group.
+    ///
+    /// # Errors
+    /// [`SharesError::GroupNotFound`].
+    pub fn get_group(&self, name: &str) -> R<Group> {
+        store::group(&self.ctx.db.conn(), name)?
+            .ok_or_else(|| SharesError::GroupNotFound(name.to_string()))
+    }
+
+    /// Creates a group with the next free gid.
+    ///
+    /// # Errors
+    /// [`SharesError::InvalidGroupName`], [`SharesError::GroupExists`],
+    /// [`SharesError::UnknownMember`], [`SharesError::InvalidDescription`].
+    pub fn create_group(&self, input: NewGroup) -> R<Group> {
+        check_group_name(&input.name)?;
+        check_description(&input.description)?;
+        let _g = self.lock();
+        self.ctx.db.write(|tx| {
+            if store::group_exists(tx, &input.name)? {
+                return Err(SharesError::GroupExists(input.name.clone()));
+            }
+            check_members_exist(tx, &input.members)?;
+            store::insert_group(tx, &input.name, &input.description)?;
+            store::set_group_members(tx, &input.name, &input.members)?;
+            Ok(())
+        })?;
+        self.write_accounts()?;
+        self.get_group(&input.name)
+    }
+
+    /// Changes a group's description or members.
+    ///
+    /// # Errors
+    /// [`SharesError::GroupNotFound`], [`SharesError::UnknownMember`],
+    /// [`SharesError::InvalidDescription`].
+    pub fn update_group(&self, name: &str, upd: GroupUpdate) -> R<Group> {
+        if let Some(d) = &upd.description {
+            check_description(d)?;
+        }
+        let _g = self.lock();
+        self.ctx.db.write(|tx| {
+            if !store::group_exists(tx, name)? {
+                return Err(SharesError::GroupNotFound(name.to_string()));
+            }
+            if let Some(d) = &upd.description {
+                store::set_group_description(tx, name, d)?;
+            }
+            if let Some(m) = &upd.members {
+                check_members_exist(tx, m)?;
+                store::set_group_members(tx, name, m)?;
+            }
+            Ok(())
+        })?;
+        self.write_accounts()?;
+        self.get_group(name)
+    }
+
+    /// Deletes a group (its members stay). Refused while a share names `@group`.
+    ///
+    /// # Errors
+    /// [`SharesError::GroupNotFound`], [`SharesError::InUse`].
+    pub fn delete_group(&self, name: &str) -> R<()> {
+        let _g = self.lock();
+        self.ctx.db.write(|tx| {
+            if !store::group_exists(tx, name)? {
+                return Err(SharesError::GroupNotFound(name.to_string()));
+            }
+            let entry = format!("@{name}");
+            let shares = store::shares_naming(tx, &entry)?;
+            if !shares.is_empty() {
+                return Err(SharesError::InUse {
+                    name: entry,
+                    shares,
+                });
+            }
+            store::delete_group(tx, name)?;
+            Ok(())
+        })?;
+        self.write_accounts()
+    }
 }
 
 #[cfg(test)]
@@ -356,57 +408,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn groups_and_ids() {
-        let d = tempfile::tempdir().unwrap();
-        let c = pinas_core::db::open(&d.path().join("t.db")).unwrap();
-        pinas_core::auth::create_account(&c, "alice", Role::Admin, "password1").unwrap();
-        assign_missing_ids(&c).unwrap();
-        insert_group(
-            &c,
-            &NewGroup {
-                name: "family".into(),
-                description: "".into(),
-                members: vec!["alice".into()],
-            },
-        )
-        .unwrap();
-        assert!(matches!(
-            insert_group(
-                &c,
-                &NewGroup {
-                    name: "family".into(),
-                    description: "".into(),
-                    members: vec![]
-                }
-            ),
-            Err(SharesError::GroupExists(_))
-        ));
-        assert!(matches!(
-            insert_group(
-                &c,
-                &NewGroup {
-                    name: "users".into(),
-                    description: "".into(),
-                    members: vec![]
-                }
-            ),
-            Err(SharesError::InvalidGroupName(_))
-        ));
-        assert!(matches!(
-            insert_group(
-                &c,
-                &NewGroup {
-                    name: "kids".into(),
-                    description: "".into(),
-                    members: vec!["bob".into()]
-                }
-            ),
-            Err(SharesError::UnknownMember(_))
-        ));
-        let (users, groups) = unix_accounts(&c).unwrap();
-        assert_eq!(users[0].uid, FIRST_ID);
-        assert_eq!(groups[0].gid, FIRST_ID);
-        assert_eq!(groups[0].members, ["alice"]);
-        assert_eq!(get_user(&c, "alice").unwrap().groups, ["family"]);
+    fn group_names() {
+        assert!(check_group_name("family").is_ok());
+        for bad in ["users", "root", "Family", "", "-x", "sudo"] {
+            assert!(
+                matches!(check_group_name(bad), Err(SharesError::InvalidGroupName(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -56,6 +56,9 @@ pub enum SharesError {
     /// No user with this name.
     #[error("no user {0:?}")]
     UserNotFound(String),
+    /// A user with this name exists.
+    #[error("user {0:?} already exists")]
+    UserExists(String),
     /// A group named in a request does not exist.
     #[error("group {0:?} does not exist")]
     UnknownGroup(String),
@@ -126,6 +129,7 @@ impl From<SharesError> for Error {
             GroupExists(_) => Error::conflict("group_exists", msg).with_field("name"),
             GroupNotFound(_) => Error::not_found("group_not_found", msg),
             UserNotFound(_) => Error::not_found("user_not_found", msg),
+            UserExists(_) => Error::conflict("user_exists", msg).with_field("name"),
             UnknownGroup(_) => Error::invalid("unknown_group", msg).with_field("groups"),
             UnknownMember(_) => Error::invalid("unknown_member", msg).with_field("members"),
             LastAdmin(_) => Error::conflict("last_admin", msg),

@@ -1,9 +1,8 @@
-//! Shares as stored in the `shares` table, the request bodies that change them, and the
-//! rules their fields follow.
+//! Shares: the type stored in the `shares` table (see [`crate::store`]), the request
+//! bodies that change them, and the rules their fields follow.
 
 use std::net::IpAddr;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -230,112 +229,6 @@ fn dedup(v: &mut Vec<String>) {
     for x in v.iter_mut() {
         *x = x.trim().to_string();
     }
-}
-
-/// Checks that every `valid_users` entry names a user or `@group` in the database.
-///
-/// # Errors
-/// [`SharesError::UnknownValidUser`].
-pub fn check_valid_users(conn: &Connection, names: &[String]) -> Result<(), SharesError> {
-    for n in names {
-        let found: bool = match n.strip_prefix('@') {
-            Some(g) => conn.query_row(
-                "SELECT EXISTS(SELECT 1 FROM groups WHERE name = ?1)",
-                [g],
-                |r| r.get(0),
-            )?,
-            None => conn.query_row(
-                "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
-                [n],
-                |r| r.get(0),
-            )?,
-        };
-        if !found {
-            return Err(SharesError::UnknownValidUser(n.clone()));
-        }
-    }
-    Ok(())
-}
-
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Share> {
-    let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
-    Ok(Share {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        path: r.get(2)?,
-        description: r.get(3)?,
-        read_only: r.get(4)?,
-        guest_ok: r.get(5)?,
-        valid_users: list(r.get(6)?),
-        smb: r.get(7)?,
-        nfs: r.get(8)?,
-        nfs_clients: list(r.get(9)?),
-    })
-}
-
-const COLUMNS: &str =
-    "id, name, path, description, read_only, guest_ok, valid_users, smb, nfs, nfs_clients";
-
-/// Every share, by name.
-pub fn load_all(conn: &Connection) -> rusqlite::Result<Vec<Share>> {
-    let mut st = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM shares ORDER BY name COLLATE NOCASE"
-    ))?;
-    let rows = st.query_map([], from_row)?;
-    rows.collect()
-}
-
-/// One share.
-pub fn load(conn: &Connection, id: i64) -> rusqlite::Result<Option<Share>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM shares WHERE id = ?1"),
-        [id],
-        from_row,
-    )
-    .optional()
-}
-
-/// Inserts `s` and returns its new id.
-pub fn insert(conn: &Connection, s: &Share) -> rusqlite::Result<i64> {
-    conn.execute(
-        "INSERT INTO shares (name, path, description, read_only, guest_ok, valid_users, smb, nfs,
-                             nfs_clients, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            s.name,
-            s.path,
-            s.description,
-            s.read_only,
-            s.guest_ok,
-            serde_json::to_string(&s.valid_users).unwrap_or_else(|_| "[]".into()),
-            s.smb,
-            s.nfs,
-            serde_json::to_string(&s.nfs_clients).unwrap_or_else(|_| "[]".into()),
-            pinas_core::events::now_secs(),
-        ],
-    )?;
-    Ok(conn.last_insert_rowid())
-}
-
-/// Writes every field of `s` (by id).
-pub fn update(conn: &Connection, s: &Share) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE shares SET name = ?2, path = ?3, description = ?4, read_only = ?5, guest_ok = ?6,
-                valid_users = ?7, smb = ?8, nfs = ?9, nfs_clients = ?10 WHERE id = ?1",
-        params![
-            s.id,
-            s.name,
-            s.path,
-            s.description,
-            s.read_only,
-            s.guest_ok,
-            serde_json::to_string(&s.valid_users).unwrap_or_else(|_| "[]".into()),
-            s.smb,
-            s.nfs,
-            serde_json::to_string(&s.nfs_clients).unwrap_or_else(|_| "[]".into()),
-        ],
-    )?;
-    Ok(())
 }
 
 #[cfg(test)]
