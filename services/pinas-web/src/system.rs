@@ -246,95 +246,108 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     (code, Json(body))
 }
 
-/// Prometheus text exposition format 0.0.4 of the system figures.
+/// The system figures of `s` as an OpenMetrics registry (metric names as exposed:
+/// `pinas_build_info`, `pinas_up`, `pinas_cpu_usage_percent`, `pinas_load1`,
+/// `pinas_memory_total_bytes`, `pinas_memory_available_bytes`, `pinas_uptime_seconds`,
+/// `pinas_network_receive_bytes_total` and `pinas_network_transmit_bytes_total` per
+/// `interface`, `pinas_temperature_celsius` per `sensor`).
+fn metrics_registry(s: &StatsSnapshot) -> prometheus_client::registry::Registry {
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+    use prometheus_client::metrics::info::Info;
+    use std::sync::atomic::AtomicU64;
+
+    type Labels = Vec<(&'static str, String)>;
+    let mut r = prometheus_client::registry::Registry::default();
+    r.register(
+        "pinas_build",
+        "PiNAS version.",
+        Info::new(vec![("version", pinas_core::VERSION)]),
+    );
+    r.register(
+        "pinas_up",
+        "1 when the web role is serving.",
+        ConstGauge::new(1),
+    );
+    r.register(
+        "pinas_cpu_usage_percent",
+        "Whole-system CPU use, 0-100.",
+        ConstGauge::new(f64::from(s.cpu_percent)),
+    );
+    r.register(
+        "pinas_load1",
+        "1-minute load average.",
+        ConstGauge::new(s.load_avg[0]),
+    );
+    let bytes = |v: u64| ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+    r.register(
+        "pinas_memory_total_bytes",
+        "Total RAM.",
+        bytes(s.memory.total_bytes),
+    );
+    r.register(
+        "pinas_memory_available_bytes",
+        "RAM available for new work.",
+        bytes(s.memory.available_bytes),
+    );
+    r.register(
+        "pinas_uptime_seconds",
+        "Time since boot.",
+        bytes(s.uptime_secs),
+    );
+    // Counters are named without `_total`: the exposition adds it to each sample.
+    for (name, help, value) in [
+        (
+            "pinas_network_receive_bytes",
+            "Bytes received per interface.",
+            (|n: &InterfaceCounters| n.rx_bytes) as fn(&InterfaceCounters) -> u64,
+        ),
+        (
+            "pinas_network_transmit_bytes",
+            "Bytes sent per interface.",
+            |n: &InterfaceCounters| n.tx_bytes,
+        ),
+    ] {
+        // Totals since boot, read from the kernel: a fresh counter each scrape holds them.
+        let counters = Family::<Labels, Counter>::default();
+        for n in &s.network {
+            counters
+                .get_or_create(&vec![("interface", n.name.clone())])
+                .inc_by(value(n));
+        }
+        r.register(name, help, counters);
+    }
+    let temps = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    for t in &s.temperatures {
+        temps
+            .get_or_create(&vec![("sensor", t.label.clone())])
+            .set(f64::from(t.celsius));
+    }
+    r.register("pinas_temperature_celsius", "Sensor temperature.", temps);
+    r
+}
+
+/// The system figures in the OpenMetrics text format (which Prometheus reads), encoded
+/// by `prometheus-client`.
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    use std::fmt::Write;
+    responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Error> {
     let s = state
         .stats
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let mut out = String::with_capacity(2048);
-    let _ = writeln!(
-        out,
-        "# HELP pinas_build_info PiNAS version.\n# TYPE pinas_build_info gauge\npinas_build_info{{version=\"{}\"}} 1",
-        pinas_core::VERSION
-    );
-    let mut gauge = |name: &str, help: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
-    };
-    gauge("pinas_up", "1 when the web role is serving.", "1".into());
-    gauge(
-        "pinas_cpu_usage_percent",
-        "Whole-system CPU use, 0-100.",
-        s.cpu_percent.to_string(),
-    );
-    gauge(
-        "pinas_load1",
-        "1-minute load average.",
-        s.load_avg[0].to_string(),
-    );
-    gauge(
-        "pinas_memory_total_bytes",
-        "Total RAM.",
-        s.memory.total_bytes.to_string(),
-    );
-    gauge(
-        "pinas_memory_available_bytes",
-        "RAM available for new work.",
-        s.memory.available_bytes.to_string(),
-    );
-    gauge(
-        "pinas_uptime_seconds",
-        "Time since boot.",
-        s.uptime_secs.to_string(),
-    );
-    let _ = writeln!(
-        out,
-        "# HELP pinas_network_receive_bytes_total Bytes received per interface.\n# TYPE pinas_network_receive_bytes_total counter"
-    );
-    for n in &s.network {
-        let _ = writeln!(
-            out,
-            "pinas_network_receive_bytes_total{{interface=\"{}\"}} {}",
-            n.name, n.rx_bytes
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP pinas_network_transmit_bytes_total Bytes sent per interface.\n# TYPE pinas_network_transmit_bytes_total counter"
-    );
-    for n in &s.network {
-        let _ = writeln!(
-            out,
-            "pinas_network_transmit_bytes_total{{interface=\"{}\"}} {}",
-            n.name, n.tx_bytes
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP pinas_temperature_celsius Sensor temperature.\n# TYPE pinas_temperature_celsius gauge"
-    );
-    for t in &s.temperatures {
-        let label = t.label.replace('\\', "\\\\").replace('"', "\\\"");
-        let _ = writeln!(
-            out,
-            "pinas_temperature_celsius{{sensor=\"{label}\"}} {}",
-            t.celsius
-        );
-    }
-    (
+    prometheus_client::encoding::text::encode(&mut out, &metrics_registry(&s))
+        .map_err(|e| Error::internal(format!("cannot encode metrics: {e}")))?;
+    Ok((
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         out,
-    )
+    ))
 }
 
 async fn power_action(
