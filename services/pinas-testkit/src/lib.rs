@@ -88,16 +88,13 @@ pub fn require_tools(tools: &[&str]) -> Result<(), Skip> {
     }
 }
 
-/// `Ok(dir)` when `dir` is a directory; otherwise a [`Skip`] saying `what` is absent
-/// from `dir`. For test data kept outside the repository.
+/// `Ok(dir)` when `dir` is a directory; otherwise a [`Skip`] reading
+/// "`what`: no directory `dir`". For test data kept outside the repository.
 pub fn require_dir(dir: &Path, what: &str) -> Result<PathBuf, Skip> {
     if dir.is_dir() {
         Ok(dir.to_path_buf())
     } else {
-        Err(Skip::new(format!(
-            "{what} is absent: no directory {}",
-            dir.display()
-        )))
+        Err(Skip::new(format!("{what}: no directory {}", dir.display())))
     }
 }
 
@@ -315,8 +312,11 @@ mod tests {
     fn a_missing_directory_is_a_skip() {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(require_dir(d.path(), "data"), Ok(d.path().to_path_buf()));
-        let e = require_dir(&d.path().join("gone"), "the blocklists").unwrap_err();
-        assert!(e.reason().starts_with("the blocklists is absent"), "{e}");
+        let e = require_dir(&d.path().join("gone"), "no blocklists").unwrap_err();
+        assert!(
+            e.reason().starts_with("no blocklists: no directory /"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -255,7 +255,7 @@ pub fn shared_blocklists() -> Result<PathBuf, pinas_testkit::Skip> {
     };
     let p = pinas_testkit::require_dir(
         &data.join("blocklists"),
-        "the real blocklists (set PINAS_TEST_DATA to the shared test data)",
+        "the real blocklists are absent (PINAS_TEST_DATA names the folder holding blocklists/)",
     )?;
     Ok(p.canonicalize().unwrap())
 }
