@@ -385,9 +385,28 @@ pub async fn require_session(
             ));
         }
     }
+    // An account changing its own user record may be changing its password, which its
+    // current password must authorize (the users API checks it): count such requests
+    // per account before they run, and give back those not refused.
+    let own_record = req.method() == Method::PUT
+        && req.uri().path().strip_prefix("/api/users/") == Some(session.account.name.as_str());
+    let attempt = if own_record {
+        match state.limiter.begin_current_password(&session.account.name) {
+            Ok(a) => Some(a),
+            Err(t) => return Ok(too_many_attempts(t, "wrong current passwords")),
+        }
+    } else {
+        None
+    };
     req.extensions_mut().insert(CsrfToken(session.csrf_token));
     req.extensions_mut().insert(CurrentUser(session.account));
-    Ok(next.run(req).await)
+    let resp = next.run(req).await;
+    if let Some(a) = attempt {
+        if resp.status() != StatusCode::FORBIDDEN {
+            state.limiter.succeeded(a);
+        }
+    }
+    Ok(resp)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

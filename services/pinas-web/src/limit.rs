@@ -1,5 +1,7 @@
 //! Limits on password and setup-code guessing: attempts per client network and per
-//! account in a sliding window, and a cap on concurrent password hashing.
+//! account in a sliding window, and a cap on concurrent password hashing. The current
+//! password asked for when an account changes its own password is limited per account
+//! too, so a stolen session cannot be used to guess it.
 //!
 //! An attempt is counted when it starts, before any hashing, so a burst of parallel
 //! requests cannot all slip through while the first ones are still being checked. A
@@ -118,9 +120,15 @@ pub struct TooMany {
 /// An attempt in progress; give it to [`Limiter::succeeded`] when it succeeds.
 #[derive(Debug)]
 pub struct Attempt {
-    network: IpAddr,
-    account: Option<String>,
+    kind: Kind,
     at: Instant,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Login { network: IpAddr, account: String },
+    Setup { network: IpAddr },
+    CurrentPassword { account: String },
 }
 
 /// The limits of the web role: logins per network and per account, setup-code tries per
@@ -129,6 +137,7 @@ pub struct Limiter {
     login_networks: Tracker<IpAddr>,
     login_accounts: Tracker<String>,
     setup_networks: Tracker<IpAddr>,
+    current_passwords: Tracker<String>,
     hashing: Arc<Semaphore>,
 }
 
@@ -146,6 +155,7 @@ impl Limiter {
             login_networks: Tracker::new(MAX_PER_ADDRESS, WINDOW),
             login_accounts: Tracker::new(MAX_PER_ACCOUNT, WINDOW),
             setup_networks: Tracker::new(MAX_PER_ADDRESS, WINDOW),
+            current_passwords: Tracker::new(MAX_PER_ADDRESS, WINDOW),
             hashing: Arc::new(Semaphore::new(MAX_CONCURRENT_HASHES)),
         }
     }
@@ -174,8 +184,7 @@ impl Limiter {
             });
         }
         Ok(Attempt {
-            network,
-            account: Some(account),
+            kind: Kind::Login { network, account },
             at: now,
         })
     }
@@ -194,8 +203,27 @@ impl Limiter {
                 account: false,
             })?;
         Ok(Attempt {
-            network,
-            account: None,
+            kind: Kind::Setup { network },
+            at: now,
+        })
+    }
+
+    /// Counts a request of `account` that changes its own password, which the current
+    /// password must authorize ([`MAX_PER_ADDRESS`] per [`WINDOW`]).
+    ///
+    /// # Errors
+    /// [`TooMany`] when the account has used up its tries.
+    pub fn begin_current_password(&self, account: &str) -> Result<Attempt, TooMany> {
+        let now = Instant::now();
+        let account = account.to_string();
+        self.current_passwords
+            .try_acquire(&account, now)
+            .map_err(|s| TooMany {
+                retry_after_secs: s,
+                account: true,
+            })?;
+        Ok(Attempt {
+            kind: Kind::CurrentPassword { account },
             at: now,
         })
     }
@@ -203,12 +231,15 @@ impl Limiter {
     /// The attempt succeeded: it is given back, and the account's failures are
     /// forgotten. Other attempts from the same network still count.
     pub fn succeeded(&self, attempt: Attempt) {
-        match &attempt.account {
-            Some(a) => {
-                self.login_networks.release(&attempt.network, attempt.at);
-                self.login_accounts.clear(a);
+        match &attempt.kind {
+            Kind::Login { network, account } => {
+                self.login_networks.release(network, attempt.at);
+                self.login_accounts.clear(account);
             }
-            None => self.setup_networks.release(&attempt.network, attempt.at),
+            Kind::Setup { network } => self.setup_networks.release(network, attempt.at),
+            Kind::CurrentPassword { account } => {
+                self.current_passwords.release(account, attempt.at)
+            }
         }
     }
 
@@ -225,7 +256,7 @@ impl Limiter {
     pub fn tracked(&self) -> (usize, usize) {
         (
             self.login_networks.len() + self.setup_networks.len(),
-            self.login_accounts.len(),
+            self.login_accounts.len() + self.current_passwords.len(),
         )
     }
 }
@@ -289,7 +320,7 @@ mod tests {
         }
         let (nets, accounts) = l.tracked();
         assert!(nets <= 2 * MAX_TRACKED, "{nets}");
-        assert!(accounts <= MAX_TRACKED, "{accounts}");
+        assert!(accounts <= 2 * MAX_TRACKED, "{accounts}");
     }
 
     #[test]

@@ -638,3 +638,55 @@ async fn the_session_cookie_is_found_among_others() {
     let (s, _) = app.call("GET", "/api/auth/me", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
+
+/// A stolen session cannot guess the current password through the users API: an
+/// account's own-record changes that the API refuses (403) are limited per account.
+#[tokio::test]
+async fn guessing_the_current_password_is_limited() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let mode = Mode::Dev {
+        state_dir: dir.path().to_path_buf(),
+    };
+    let ctx = Context::open(Config::load_with_env(&mode, |_| None).unwrap()).unwrap();
+    // Stands in for the users API: it refuses every current password.
+    let reached = Arc::new(AtomicUsize::new(0));
+    let r = reached.clone();
+    let users = Router::new().route(
+        "/api/users/{name}",
+        axum::routing::put(move || {
+            let r = r.clone();
+            async move {
+                r.fetch_add(1, Ordering::SeqCst);
+                pinas_core::Error::forbidden("current_password_invalid", "wrong")
+            }
+        }),
+    );
+    let mut app = App {
+        router: pinas_web::WebApp::new(ctx)
+            .with_router(users, utoipa::openapi::OpenApi::default())
+            .build(),
+        dir,
+        cookie: None,
+        csrf: None,
+    };
+    app.setup().await;
+    let body = r#"{"password":"new password 1","current_password":"guess"}"#;
+    for _ in 0..5 {
+        let (s, _) = app.call("PUT", "/api/users/admin", Some(body)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+    let (s, v) = app.call("PUT", "/api/users/admin", Some(body)).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+    );
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        5,
+        "refused before the check"
+    );
+    // Another user's record is not the admin's own password.
+    let (s, _) = app.call("PUT", "/api/users/alice", Some(body)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
