@@ -259,53 +259,54 @@ fn metrics_registry(s: &StatsSnapshot) -> prometheus_client::registry::Registry 
     use std::sync::atomic::AtomicU64;
 
     type Labels = Vec<(&'static str, String)>;
+    // Help texts without a final period: the encoder adds one.
     let mut r = prometheus_client::registry::Registry::default();
     r.register(
         "pinas_build",
-        "PiNAS version.",
+        "PiNAS version",
         Info::new(vec![("version", pinas_core::VERSION)]),
     );
     r.register(
         "pinas_up",
-        "1 when the web role is serving.",
+        "1 when the web role is serving",
         ConstGauge::new(1),
     );
     r.register(
         "pinas_cpu_usage_percent",
-        "Whole-system CPU use, 0-100.",
+        "Whole-system CPU use, 0-100",
         ConstGauge::new(f64::from(s.cpu_percent)),
     );
     r.register(
         "pinas_load1",
-        "1-minute load average.",
+        "1-minute load average",
         ConstGauge::new(s.load_avg[0]),
     );
     let bytes = |v: u64| ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
     r.register(
         "pinas_memory_total_bytes",
-        "Total RAM.",
+        "Total RAM",
         bytes(s.memory.total_bytes),
     );
     r.register(
         "pinas_memory_available_bytes",
-        "RAM available for new work.",
+        "RAM available for new work",
         bytes(s.memory.available_bytes),
     );
     r.register(
         "pinas_uptime_seconds",
-        "Time since boot.",
+        "Time since boot",
         bytes(s.uptime_secs),
     );
     // Counters are named without `_total`: the exposition adds it to each sample.
     for (name, help, value) in [
         (
             "pinas_network_receive_bytes",
-            "Bytes received per interface.",
+            "Bytes received per interface",
             (|n: &InterfaceCounters| n.rx_bytes) as fn(&InterfaceCounters) -> u64,
         ),
         (
             "pinas_network_transmit_bytes",
-            "Bytes sent per interface.",
+            "Bytes sent per interface",
             |n: &InterfaceCounters| n.tx_bytes,
         ),
     ] {
@@ -324,7 +325,7 @@ fn metrics_registry(s: &StatsSnapshot) -> prometheus_client::registry::Registry 
             .get_or_create(&vec![("sensor", t.label.clone())])
             .set(f64::from(t.celsius));
     }
-    r.register("pinas_temperature_celsius", "Sensor temperature.", temps);
+    r.register("pinas_temperature_celsius", "Sensor temperature", temps);
     r
 }
 

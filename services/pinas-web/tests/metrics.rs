@@ -31,6 +31,10 @@ async fn metrics_keep_their_names_in_openmetrics_text() {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8(body.to_vec()).unwrap();
     assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(
+        text.contains("# HELP pinas_up 1 when the web role is serving.\n"),
+        "{text}"
+    );
     let value = |sample: &str| -> f64 {
         let line = text
             .lines()
