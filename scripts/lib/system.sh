@@ -5,7 +5,7 @@
 # kernel, overlay and pinas build (qemu-virt and rpi3bp).
 SQFS=""
 build_system_squashfs() {
-    local key R units u
+    local key R units u role_units
     key=$(printf '%s %s %s %s %s %s\n' "$(basename "$BASE_TAR")" "$(basename "$KERNEL_DEB")" "$VERSION" "$SQFS_COMP" \
         "$(hash_inputs "$PINAS_ROOT/rootfs" "$PINAS_ROOT/packages/kernel-trim.list" "${PINAS_BIN:-none}" "${WWW_DIR:-none}" "$PINAS_ROOT/scripts/lib/system.sh")" \
         "$SOURCE_DATE_EPOCH" | sha256sum | cut -c1-16)
@@ -66,7 +66,8 @@ OSR
 
     # Units: pinas roles the binary has, networking on, file sharing off until configured.
     units="pinas-ssh-keys.service pinas-grow-storage.service pinas-mark-good.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service avahi-daemon.service ssh.service"
-    units="$units $(pinas_roles)"
+    role_units=$(pinas_roles) || exit 1
+    units="$units $role_units"
     log "enabling: $units"
     run systemctl --root="$R" enable $units
     # wsdd2 binds to smbd (BindsTo=): both start when pinas turns file sharing on.
@@ -96,6 +97,7 @@ OSR
 # run through qemu-user); a test keeps them in step with the rootfs overlay.
 pinas_roles() {
     [ -n "$PINAS_BIN" ] || return 0
-    "$PINAS_BIN" roles --units
+    "$PINAS_BIN" roles --units ||
+        die "cannot run $PINAS_BIN roles --units (an arm64 binary runs here through qemu-user's binfmt handler)"
 }
 
