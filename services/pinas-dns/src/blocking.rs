@@ -9,10 +9,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::DnsError;
 use pinas_core::db::Db;
 use pinas_core::events::now_ms;
-use pinas_core::Error;
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use crate::state::DnsState;
@@ -54,6 +53,53 @@ impl Default for BlockingState {
     }
 }
 
+/// Turn blocking on, or off (for `duration_s` seconds, or until turned on again).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct BlockingInput {
+    pub enabled: bool,
+    /// Only with `enabled: false`: seconds until blocking turns back on by itself, 1 to
+    /// 86400. Absent: off until turned on again.
+    pub duration_s: Option<i64>,
+    /// Why, in words (at most 500 characters); shown in the event log.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Applies a change asked for by user `by` (see [`DnsState::set_blocking`]).
+///
+/// # Errors
+/// 422 `invalid_reason` (over 500 bytes), `invalid_duration` (field `duration_s`: not 1
+/// to 86400, or given while turning blocking on); [`DnsError::Database`].
+pub fn set_from_request(
+    st: &DnsState,
+    b: &BlockingInput,
+    by: &str,
+) -> Result<BlockingState, DnsError> {
+    if b.reason.len() > 500 {
+        return Err(DnsError::invalid(
+            "invalid_reason",
+            "the reason is longer than 500 characters",
+        )
+        .with_field("reason"));
+    }
+    let off_for = match b.duration_s {
+        None => None,
+        Some(d) if !b.enabled && (1..=MAX_DISABLE_SECS as i64).contains(&d) => {
+            Some(Duration::from_secs(d as u64))
+        }
+        Some(_) => {
+            return Err(DnsError::invalid(
+                "invalid_duration",
+                format!(
+                "duration_s is 1 to {MAX_DISABLE_SECS} seconds, and only when turning blocking off"
+            ),
+            )
+            .with_field("duration_s"))
+        }
+    };
+    st.set_blocking(b.enabled, off_for, by, &b.reason)
+}
+
 /// Unix seconds of a deadline in ms, rounded up so `until` is never before it.
 fn secs_of(ms: i64) -> i64 {
     (ms + 999).div_euclid(1000)
@@ -62,19 +108,16 @@ fn secs_of(ms: i64) -> i64 {
 /// The saved state, or the default (on) when none was saved.
 ///
 /// # Errors
-/// [`Error`] when the database cannot be read.
-pub fn load(db: &Db) -> Result<BlockingState, Error> {
-    let row: Option<(bool, Option<i64>, String, String, i64)> = db
-        .conn()
-        .query_row(
-            "SELECT enabled, until_ms, changed_by, reason, changed_at FROM dns_blocking WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .optional()
-        .map_err(|e| Error::internal(format!("reading the blocking switch: {e}")))?;
-    Ok(match row {
-        Some((enabled, until_ms, changed_by, reason, at)) => BlockingState {
+/// [`DnsError`] when the database cannot be read.
+pub fn load(db: &Db) -> Result<BlockingState, DnsError> {
+    Ok(match crate::store::blocking(db)? {
+        Some(crate::store::BlockingRow {
+            enabled,
+            until_ms,
+            changed_by,
+            reason,
+            changed_at: at,
+        }) => BlockingState {
             enabled,
             until: until_ms.filter(|_| !enabled).map(secs_of),
             until_ms: until_ms.filter(|_| !enabled),
@@ -98,17 +141,17 @@ impl DnsState {
     ///
     /// # Errors
     /// 422 `invalid_duration` (field `duration_s`) when `off_for` is not 1 s to 1 day;
-    /// [`Error`] when the database cannot be written (blocking is then unchanged).
+    /// [`DnsError`] when the database cannot be written (blocking is then unchanged).
     pub fn set_blocking(
         &self,
         enabled: bool,
         off_for: Option<Duration>,
         changed_by: &str,
         reason: &str,
-    ) -> Result<BlockingState, Error> {
+    ) -> Result<BlockingState, DnsError> {
         if let Some(d) = off_for {
             if enabled || d.is_zero() || d > Duration::from_secs(MAX_DISABLE_SECS) {
-                return Err(Error::invalid(
+                return Err(DnsError::invalid(
                     "invalid_duration",
                     format!("duration_s is 1 to {MAX_DISABLE_SECS} seconds, and only when turning blocking off"),
                 )
@@ -126,19 +169,19 @@ impl DnsState {
         off_for: Option<Duration>,
         changed_by: &str,
         reason: &str,
-    ) -> Result<BlockingState, Error> {
+    ) -> Result<BlockingState, DnsError> {
         let now = now_ms();
         let until_ms = off_for.map(|d| now + d.as_millis() as i64);
-        self.db
-            .conn()
-            .execute(
-                "INSERT INTO dns_blocking (id, enabled, until_ms, changed_by, reason, changed_at)
-                 VALUES (1, ?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(id) DO UPDATE SET enabled = excluded.enabled, until_ms = excluded.until_ms,
-                   changed_by = excluded.changed_by, reason = excluded.reason, changed_at = excluded.changed_at",
-                rusqlite::params![enabled, until_ms, changed_by, reason, now],
-            )
-            .map_err(|e| Error::internal(format!("saving the blocking switch: {e}")))?;
+        crate::store::save_blocking(
+            &self.db,
+            &crate::store::BlockingRow {
+                enabled,
+                until_ms,
+                changed_by: changed_by.to_string(),
+                reason: reason.to_string(),
+                changed_at: now,
+            },
+        )?;
         let previous = self.blocking.load().enabled;
         let new = BlockingState {
             enabled,
@@ -174,8 +217,8 @@ impl DnsState {
     /// Turns blocking back on when its deadline has passed; true when it did.
     ///
     /// # Errors
-    /// [`Error`] when the database cannot be written.
-    pub fn expire_blocking_timer(&self) -> Result<bool, Error> {
+    /// [`DnsError`] when the database cannot be written.
+    pub fn expire_blocking_timer(&self) -> Result<bool, DnsError> {
         // Checked under the lock, so a change made meanwhile (a new timer) is not undone.
         let _serial = self.blocking_lock.lock().unwrap_or_else(|e| e.into_inner());
         let st = self.blocking.load_full();

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::error::DnsError;
 use pinas_core::events::now_secs;
-use pinas_core::Error;
 use serde::Serialize;
 
 use crate::domains::DomainSetBuilder;
@@ -22,22 +22,7 @@ use crate::state::DnsState;
 /// Largest list accepted, bytes.
 pub const MAX_LIST_BYTES: u64 = 256 << 20;
 
-/// One subscription, as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Blocklist {
-    pub id: i64,
-    pub url: String,
-    pub name: String,
-    pub enabled: bool,
-    /// Names read from the list at the last load.
-    pub domains: i64,
-    /// Lines that were not in any known syntax.
-    pub bad_lines: i64,
-    /// Unix seconds of the last successful download.
-    pub updated_at: Option<i64>,
-    /// Why the last download failed, if it did.
-    pub last_error: Option<String>,
-}
+pub use crate::store::Blocklist;
 
 /// The result of a rebuild.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -54,32 +39,100 @@ pub struct LoadReport {
 /// Reads every subscription.
 ///
 /// # Errors
-/// [`Error`] on database errors.
-pub fn all(st: &DnsState) -> Result<Vec<Blocklist>, Error> {
-    let conn = st.db.conn();
-    let mut s = conn.prepare(
-        "SELECT id, url, name, enabled, domains, bad_lines, updated_at, last_error FROM dns_blocklists ORDER BY id",
-    )?;
-    let rows = s.query_map([], |r| {
-        Ok(Blocklist {
-            id: r.get(0)?,
-            url: r.get(1)?,
-            name: r.get(2)?,
-            enabled: r.get::<_, i64>(3)? != 0,
-            domains: r.get(4)?,
-            bad_lines: r.get(5)?,
-            updated_at: r.get(6)?,
-            last_error: r.get(7)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// [`DnsError`] on database errors.
+pub fn all(st: &DnsState) -> Result<Vec<Blocklist>, DnsError> {
+    Ok(crate::store::blocklists(&st.db)?)
+}
+
+/// A blocklist subscription to add.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct BlocklistInput {
+    /// `https://...`, `http://...`, `file:///...` or an absolute path.
+    pub url: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Changes to a subscription.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct BlocklistPatch {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// Subscribes to a list and downloads it now (the previous set keeps answering
+/// meanwhile).
+///
+/// # Errors
+/// 422 `invalid_url`; 409 `blocklist_exists`; [`DnsError::Database`].
+pub async fn subscribe(st: &Arc<DnsState>, b: BlocklistInput) -> Result<LoadReport, DnsError> {
+    let url = validate_url(&b.url)?;
+    let st2 = st.clone();
+    crate::store::run_blocking(move || {
+        match crate::store::insert_blocklist(&st2.db, &url, &b.name, b.enabled) {
+            Err(e) if crate::error::is_constraint(&e) => Err(DnsError::conflict(
+                "blocklist_exists",
+                format!("{url} is already subscribed"),
+            )
+            .with_field("url")),
+            r => r.map(drop).map_err(Into::into),
+        }
+    })
+    .await?;
+    update(st, true).await
+}
+
+/// Renames, enables or disables subscription `id`, and reloads the set.
+///
+/// # Errors
+/// 404 `blocklist_not_found`; [`DnsError::Database`].
+pub async fn patch(st: &Arc<DnsState>, id: i64, p: BlocklistPatch) -> Result<LoadReport, DnsError> {
+    let st2 = st.clone();
+    crate::store::run_blocking(move || {
+        if crate::store::update_blocklist(&st2.db, id, p.name.as_deref(), p.enabled)? {
+            Ok(())
+        } else {
+            Err(DnsError::not_found(
+                "blocklist_not_found",
+                format!("no blocklist {id}"),
+            ))
+        }
+    })
+    .await?;
+    update(st, false).await
+}
+
+/// Unsubscribes from list `id`, deletes its copy and reloads the set.
+///
+/// # Errors
+/// 404 `blocklist_not_found`; [`DnsError::Database`].
+pub async fn unsubscribe(st: &Arc<DnsState>, id: i64) -> Result<LoadReport, DnsError> {
+    let st2 = st.clone();
+    crate::store::run_blocking(move || {
+        if !crate::store::delete_blocklist(&st2.db, id)? {
+            return Err(DnsError::not_found(
+                "blocklist_not_found",
+                format!("no blocklist {id}"),
+            ));
+        }
+        let _ = std::fs::remove_file(st2.lists_dir().join(format!("{id}.txt")));
+        Ok(())
+    })
+    .await?;
+    update(st, false).await
 }
 
 /// Checks a list URL.
 ///
 /// # Errors
-/// A 422 [`Error`] on field `url` for anything but http(s), file URLs and absolute paths.
-pub fn validate_url(url: &str) -> Result<String, Error> {
+/// A 422 [`DnsError`] on field `url` for anything but http(s), file URLs and absolute paths.
+pub fn validate_url(url: &str) -> Result<String, DnsError> {
     let u = url.trim();
     let ok = (u.starts_with("http://") || u.starts_with("https://")) && u.len() > 8
         || u.starts_with("file:///")
@@ -87,7 +140,7 @@ pub fn validate_url(url: &str) -> Result<String, Error> {
     if ok && !u.chars().any(char::is_whitespace) {
         Ok(u.to_string())
     } else {
-        Err(Error::invalid(
+        Err(DnsError::invalid(
             "invalid_url",
             format!("{url:?} is not an http(s) URL, a file:// URL or an absolute path"),
         )
@@ -194,8 +247,8 @@ pub fn release_memory() {
 /// local copies and swaps it in. Emits `dns.blocklists.updated`.
 ///
 /// # Errors
-/// [`Error`] on database errors; download errors are recorded per list, not returned.
-pub async fn update(st: &Arc<DnsState>, download: bool) -> Result<LoadReport, Error> {
+/// [`DnsError`] on database errors; download errors are recorded per list, not returned.
+pub async fn update(st: &Arc<DnsState>, download: bool) -> Result<LoadReport, DnsError> {
     let _guard = st.update_lock.lock().await;
     let lists = all(st)?;
     let dir = st.lists_dir();
@@ -210,26 +263,16 @@ pub async fn update(st: &Arc<DnsState>, download: bool) -> Result<LoadReport, Er
                 .map_err(|e| format!("cannot save the list: {e}")),
                 Err(e) => Err(e),
             };
-            let conn = st.db.conn();
-            match res {
-                Ok(()) => conn.execute(
-                    "UPDATE dns_blocklists SET updated_at = ?1, last_error = NULL WHERE id = ?2",
-                    rusqlite::params![now_secs(), l.id],
-                )?,
-                Err(e) => {
-                    tracing::warn!(list = %l.url, error = %e, "blocklist download failed; keeping the previous copy");
-                    conn.execute(
-                        "UPDATE dns_blocklists SET last_error = ?1 WHERE id = ?2",
-                        rusqlite::params![e, l.id],
-                    )?
-                }
-            };
+            if let Err(e) = &res {
+                tracing::warn!(list = %l.url, error = %e, "blocklist download failed; keeping the previous copy");
+            }
+            crate::store::blocklist_downloaded(&st.db, l.id, res.err().as_deref())?;
         }
     }
     let st2 = st.clone();
     let report = tokio::task::spawn_blocking(move || rebuild(&st2))
         .await
-        .map_err(|e| Error::internal(format!("blocklist rebuild failed: {e}")))??;
+        .map_err(|e| DnsError::internal(format!("blocklist rebuild failed: {e}")))??;
     st.events.emit(
         "dns.blocklists.updated",
         serde_json::json!({ "domains": report.domains, "load_ms": report.load_ms, "lists": report.lists }),
@@ -241,8 +284,8 @@ pub async fn update(st: &Arc<DnsState>, download: bool) -> Result<LoadReport, Er
 /// per-list counts. Blocking: call from a blocking thread.
 ///
 /// # Errors
-/// [`Error`] on database errors.
-pub fn rebuild(st: &DnsState) -> Result<LoadReport, Error> {
+/// [`DnsError`] on database errors.
+pub fn rebuild(st: &DnsState) -> Result<LoadReport, DnsError> {
     let t0 = Instant::now();
     let lists = all(st)?;
     let dir = st.lists_dir();
@@ -266,15 +309,11 @@ pub fn rebuild(st: &DnsState) -> Result<LoadReport, Error> {
     st.blocked.store(Arc::new(set));
     st.cache.clear();
     release_memory();
-    {
-        let conn = st.db.conn();
-        for (id, s) in &counts {
-            conn.execute(
-                "UPDATE dns_blocklists SET domains = ?1, bad_lines = ?2 WHERE id = ?3",
-                rusqlite::params![s.domains as i64, s.bad_lines as i64, id],
-            )?;
-        }
-    }
+    let counts: Vec<(i64, u64, u64)> = counts
+        .iter()
+        .map(|(id, s)| (*id, s.domains, s.bad_lines))
+        .collect();
+    crate::store::blocklist_counts(&st.db, &counts)?;
     let load_ms = t0.elapsed().as_millis() as u64;
     tracing::info!(
         domains = report_domains,

@@ -26,7 +26,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use crate::config::BlockingMode;
-use crate::querylog::{Entry, Status};
+use crate::querylog::{Entry, ReplyKind, Status};
 use crate::state::DnsState;
 use crate::upstream::{build_query, exchange};
 use crate::zone::{LocalData, Lookup};
@@ -329,6 +329,7 @@ impl Handler {
                 st.metrics.log_dropped();
                 return;
             }
+            let answers = reply.shared.as_deref().unwrap_or(&reply.answers);
             let e = Entry {
                 ts_ms: pinas_core::events::now_ms(),
                 client: request.src().ip(),
@@ -336,6 +337,7 @@ impl Handler {
                 qtype,
                 status: reply.status,
                 rcode: reply.rcode,
+                reply: ReplyKind::of(reply.rcode, answers.iter().map(Record::record_type)),
                 upstream: reply.upstream.clone(),
                 duration_us: us,
             };

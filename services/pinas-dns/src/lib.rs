@@ -20,6 +20,7 @@ pub mod blocklists;
 pub mod cache;
 pub mod config;
 pub mod domains;
+pub mod error;
 pub mod handler;
 pub mod inflight;
 pub mod lists;
@@ -27,7 +28,9 @@ pub mod metrics;
 pub mod networks;
 pub mod pihole;
 pub mod querylog;
+pub mod records;
 pub mod rrl;
+pub mod rules;
 pub mod settings;
 pub mod state;
 pub mod store;
@@ -45,10 +48,11 @@ use hickory_server::Server;
 use std::path::{Path, PathBuf};
 
 use pinas_core::db::Db;
-use pinas_core::{Config, Error, EventBus};
+use pinas_core::{Config, EventBus};
 
 pub use api::ApiDoc;
 pub use config::DnsConfig;
+pub use error::DnsError;
 pub use state::DnsState;
 
 /// How long an idle TCP client may keep its connection (RFC 7766 section 6.2.3 suggests
@@ -60,18 +64,18 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 /// (by an outgoing connection, say), UDP picks another, up to 16 times.
 ///
 /// # Errors
-/// [`Error`] naming the address when either bind fails (port in use, no permission).
+/// [`DnsError`] naming the address when either bind fails (port in use, no permission).
 pub async fn bind(
     addr: SocketAddr,
     udp_sockets: usize,
-) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener), Error> {
+) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener), DnsError> {
     let fail = |proto: &str, e: std::io::Error| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
             " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
         } else {
             ""
         };
-        Error::unavailable(
+        DnsError::unavailable(
             "dns_bind_failed",
             format!("cannot listen on {proto} {addr}: {e}{hint}"),
         )
@@ -128,7 +132,7 @@ impl Running {
 /// `events`.
 ///
 /// # Errors
-/// [`Error`] when the configuration is invalid, the database cannot be read, or the
+/// [`DnsError`] when the configuration is invalid, the database cannot be read, or the
 /// address cannot be bound.
 pub async fn start(
     db: Db,
@@ -136,7 +140,7 @@ pub async fn start(
     events: EventBus,
     cfg: DnsConfig,
     listen: SocketAddr,
-) -> Result<Running, Error> {
+) -> Result<Running, DnsError> {
     let (log_tx, log_rx) = if cfg.query_log {
         let (tx, rx) = tokio::sync::mpsc::channel(querylog::CHANNEL_CAPACITY);
         (Some(tx), Some(rx))
@@ -145,13 +149,13 @@ pub async fn start(
     };
     if let Some(ca) = &cfg.upstream_ca_file {
         let pem = std::fs::read(ca).map_err(|e| {
-            Error::invalid(
+            DnsError::invalid(
                 "invalid_config",
                 format!("dns.upstream_ca_file {}: {e}", ca.display()),
             )
         })?;
         upstream::set_extra_ca(&pem).map_err(|e| {
-            Error::invalid(
+            DnsError::invalid(
                 "invalid_config",
                 format!("dns.upstream_ca_file {}: {e}", ca.display()),
             )
@@ -162,7 +166,7 @@ pub async fn start(
         let st = state.clone();
         tokio::task::spawn_blocking(move || blocklists::rebuild(&st))
             .await
-            .map_err(|e| Error::internal(format!("loading blocklists failed: {e}")))??;
+            .map_err(|e| DnsError::internal(format!("loading blocklists failed: {e}")))??;
     }
     // One UDP loop per core (at most 4): a Pi 5 has 4, a Pi 3B+ 4 slower ones.
     let loops = std::thread::available_parallelism()
@@ -171,7 +175,7 @@ pub async fn start(
     let (udp, tcp) = bind(listen, loops).await?;
     let addr = tcp
         .local_addr()
-        .map_err(|e| Error::internal(e.to_string()))?;
+        .map_err(|e| DnsError::internal(e.to_string()))?;
     let h = handler::Handler {
         state: state.clone(),
     };
@@ -182,13 +186,17 @@ pub async fn start(
     let mut udp_threads = Vec::new();
     for sock in udp {
         let t = udp::spawn_thread(sock, h.clone(), stop_rx.clone())
-            .map_err(|e| Error::internal(format!("cannot start a DNS thread: {e}")))?;
+            .map_err(|e| DnsError::internal(format!("cannot start a DNS thread: {e}")))?;
         udp_threads.push(t);
     }
     tracing::info!(%addr, udp_loops = loops, "DNS listening on UDP and TCP");
 
     if let Some(rx) = log_rx {
-        tasks.push(tokio::spawn(querylog::writer(state.db.clone(), rx)));
+        tasks.push(tokio::spawn(querylog::writer(
+            state.db.clone(),
+            rx,
+            state.cfg.query_log_max_rows,
+        )));
         let st = state.clone();
         tasks.push(tokio::spawn(async move {
             loop {
@@ -198,7 +206,7 @@ pub async fn start(
                     st.cfg.query_log_max_rows,
                 );
                 let r = tokio::task::spawn_blocking(move || {
-                    querylog::prune(&db, days, max, pinas_core::events::now_ms())
+                    store::prune_log(&db, days, max, pinas_core::events::now_ms())
                 })
                 .await;
                 if let Ok(Err(e)) = r {
@@ -267,28 +275,28 @@ pub fn config_path(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
 /// `config.dev` is set.
 ///
 /// # Errors
-/// [`Error`] when `[dns]` is invalid, the role's folder or database cannot be opened,
+/// [`DnsError`] when `[dns]` is invalid, the role's folder or database cannot be opened,
 /// the port or the socket cannot be bound, or the control socket fails.
 pub async fn run(
     config: &Config,
     events: EventBus,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
+) -> Result<(), DnsError> {
     let cfg: DnsConfig = config
         .section("dns")
-        .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
+        .map_err(|e| DnsError::invalid("invalid_config", e.to_string()))?;
     cfg.validate(config.dev)
-        .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
+        .map_err(|e| DnsError::invalid("invalid_config", e.to_string()))?;
     let listen = cfg
         .listen_addr(config.dev)
-        .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
+        .map_err(|e| DnsError::invalid("invalid_config", e.to_string()))?;
     let dir = store::role_dir(&config.paths.state_dir);
     let legacy = config.db_path();
     let db = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || store::open(&dir, Some(&legacy)))
             .await
-            .map_err(|e| Error::internal(format!("opening the DNS database failed: {e}")))??
+            .map_err(|e| DnsError::internal(format!("opening the DNS database failed: {e}")))??
     };
     let running = start(db, &dir, events.clone(), cfg, listen).await?;
     let socket = pinas_core::Paths::new(config).role_socket("dns");
@@ -315,10 +323,12 @@ pub async fn run(
     running.stop().await;
     match control.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Error::unavailable(
+        Ok(Err(e)) => Err(DnsError::unavailable(
             "dns_socket_failed",
             format!("control socket {}: {e}", socket.display()),
         )),
-        Err(e) => Err(Error::internal(format!("control socket task failed: {e}"))),
+        Err(e) => Err(DnsError::internal(format!(
+            "control socket task failed: {e}"
+        ))),
     }
 }

@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::querylog::Status;
 
+/// The exposition's content type.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
 /// Upper bounds of the latency histogram buckets, microseconds.
 const BUCKETS_US: [u64; 8] = [100, 250, 1_000, 5_000, 20_000, 100_000, 500_000, 2_000_000];
 
@@ -183,4 +186,43 @@ impl Metrics {
         }
         s
     }
+}
+
+/// The whole exposition for the role: the counters, and gauges read from `st` (blocked
+/// names, cache size, healthy upstreams, the blocking switch).
+pub fn render_state(st: &crate::state::DnsState) -> String {
+    let healthy = st
+        .forwarder
+        .upstreams()
+        .iter()
+        .filter(|u| u.is_healthy())
+        .count();
+    let blocking = st.blocking.load();
+    st.metrics.render(&[
+        (
+            "pinas_dns_blocked_domains",
+            "Distinct names on the blocklists.",
+            st.blocked.load().len() as f64,
+        ),
+        (
+            "pinas_dns_cache_entries",
+            "Answers in the cache.",
+            st.cache.len() as f64,
+        ),
+        (
+            "pinas_dns_upstreams_healthy",
+            "Upstreams answering.",
+            healthy as f64,
+        ),
+        (
+            "pinas_dns_blocking_enabled",
+            "1 while blocklists and the denylist apply, 0 while blocking is off.",
+            if blocking.enabled { 1.0 } else { 0.0 },
+        ),
+        (
+            "pinas_dns_blocking_disabled_until_seconds",
+            "Unix time when blocking turns back on by itself; 0 when no timer runs.",
+            blocking.until.unwrap_or(0) as f64,
+        ),
+    ])
 }

@@ -3,8 +3,9 @@
 //!
 //! The query path only pushes an [`Entry`] into a bounded channel (dropping and counting
 //! it when the writer is behind, so DNS never waits on the disk). The writer inserts up to
-//! 1000 entries per transaction, at least once a second. Retention runs every ten minutes:
-//! rows older than `retention_days` go, then the oldest rows beyond `max_rows`.
+//! 1000 entries per transaction, at least once a second, and in the same transaction
+//! deletes the oldest rows beyond `max_rows`, so a flood of queries never grows the file
+//! past that. Rows older than `retention_days` go every ten minutes.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -12,9 +13,13 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use pinas_core::db::Db;
-use rusqlite::params_from_iter;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+use crate::error::DnsError;
+use crate::state::DnsState;
+use crate::store;
+pub use crate::store::{Bucket, LogRow, Stats, Top};
 
 /// How a query was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -54,6 +59,78 @@ impl Status {
     }
 }
 
+/// What an answer held, in the terms of Pi-hole's FTL (`reply_IP`, `reply_CNAME`, ... in
+/// its summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// An address (A or AAAA), including the `0.0.0.0` of a blocked name.
+    Ip,
+    /// A CNAME first (followed by whatever the chain led to).
+    Cname,
+    /// A name other than through CNAME (PTR).
+    Domain,
+    /// NOERROR without records of the asked type.
+    Nodata,
+    Nxdomain,
+    Servfail,
+    Refused,
+    Notimp,
+    Other,
+}
+
+impl ReplyKind {
+    /// Every kind, in Pi-hole's summary order.
+    pub const ALL: [ReplyKind; 9] = [
+        ReplyKind::Nodata,
+        ReplyKind::Nxdomain,
+        ReplyKind::Cname,
+        ReplyKind::Ip,
+        ReplyKind::Domain,
+        ReplyKind::Servfail,
+        ReplyKind::Refused,
+        ReplyKind::Notimp,
+        ReplyKind::Other,
+    ];
+
+    /// The stored name, as in Pi-hole's `reply_<NAME>`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::Ip => "IP",
+            ReplyKind::Cname => "CNAME",
+            ReplyKind::Domain => "DOMAIN",
+            ReplyKind::Nodata => "NODATA",
+            ReplyKind::Nxdomain => "NXDOMAIN",
+            ReplyKind::Servfail => "SERVFAIL",
+            ReplyKind::Refused => "REFUSED",
+            ReplyKind::Notimp => "NOTIMP",
+            ReplyKind::Other => "OTHER",
+        }
+    }
+
+    /// The kind of an answer with `rcode` whose answer section holds records of `types`,
+    /// in order.
+    pub fn of(rcode: ResponseCode, mut types: impl Iterator<Item = RecordType>) -> Self {
+        match rcode {
+            ResponseCode::NoError => {}
+            ResponseCode::NXDomain => return ReplyKind::Nxdomain,
+            ResponseCode::ServFail => return ReplyKind::Servfail,
+            ResponseCode::Refused => return ReplyKind::Refused,
+            ResponseCode::NotImp => return ReplyKind::Notimp,
+            _ => return ReplyKind::Other,
+        }
+        let Some(first) = types.next() else {
+            return ReplyKind::Nodata;
+        };
+        match first {
+            RecordType::CNAME => ReplyKind::Cname,
+            RecordType::A | RecordType::AAAA => ReplyKind::Ip,
+            RecordType::PTR => ReplyKind::Domain,
+            _ if types.any(|t| matches!(t, RecordType::A | RecordType::AAAA)) => ReplyKind::Ip,
+            _ => ReplyKind::Other,
+        }
+    }
+}
+
 /// One logged query.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -63,6 +140,7 @@ pub struct Entry {
     pub qtype: RecordType,
     pub status: Status,
     pub rcode: ResponseCode,
+    pub reply: ReplyKind,
     pub upstream: Option<String>,
     pub duration_us: u64,
 }
@@ -81,14 +159,52 @@ pub fn rcode_name(r: ResponseCode) -> &'static str {
     }
 }
 
+/// Window for the statistics.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct StatsParams {
+    /// Hours back from now (default 24, at most 24 × retention days).
+    pub hours: Option<u32>,
+    /// Entries per top list (default 10, at most 100).
+    pub top: Option<u32>,
+}
+
+/// Totals, blocked share, top lists and queries over time for the window `p` asks for.
+///
+/// # Errors
+/// [`DnsError::Database`].
+pub fn window_stats(st: &DnsState, p: &StatsParams) -> Result<Stats, DnsError> {
+    let hours = p.hours.unwrap_or(24).clamp(
+        1,
+        24 * (st.settings.load().settings.query_log_retention_days as u32).max(1),
+    ) as i64;
+    let top = p.top.unwrap_or(10).clamp(1, 100);
+    // About 144 points whatever the window, at least 10 minutes each.
+    let bucket = (hours * 3600 / 144).max(600);
+    Ok(store::stats(
+        &st.db,
+        pinas_core::events::now_ms() - hours * 3_600_000,
+        top,
+        bucket,
+    )?)
+}
+
+/// The newest rows matching `f`, newest first.
+///
+/// # Errors
+/// [`DnsError::Database`].
+pub fn list(st: &DnsState, f: &LogFilter) -> Result<Vec<LogRow>, DnsError> {
+    Ok(store::log_rows(&st.db, f)?)
+}
+
 /// Sender side held by the query path.
 pub type LogSender = mpsc::Sender<Entry>;
 
 /// Capacity of the channel between the query path and the writer.
 pub const CHANNEL_CAPACITY: usize = 5_000;
 
-/// Writes batches from `rx` into `db` until the channel closes.
-pub async fn writer(db: Db, mut rx: mpsc::Receiver<Entry>) {
+/// Writes batches from `rx` into `db` until the channel closes, keeping at most
+/// `max_rows` rows.
+pub async fn writer(db: Db, mut rx: mpsc::Receiver<Entry>, max_rows: u64) {
     let mut batch = Vec::with_capacity(1000);
     loop {
         let n = rx.recv_many(&mut batch, 1000).await;
@@ -97,7 +213,8 @@ pub async fn writer(db: Db, mut rx: mpsc::Receiver<Entry>) {
         }
         let rows = std::mem::take(&mut batch);
         let db2 = db.clone();
-        let res = tokio::task::spawn_blocking(move || insert(&db2, &rows)).await;
+        let res =
+            tokio::task::spawn_blocking(move || store::insert_log(&db2, &rows, max_rows)).await;
         match res {
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the DNS query log"),
             Err(e) => tracing::warn!(error = %e, "query log writer failed"),
@@ -106,50 +223,6 @@ pub async fn writer(db: Db, mut rx: mpsc::Receiver<Entry>) {
         // Collect for a moment so bursts become one transaction.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Inserts `rows` in one transaction.
-///
-/// # Errors
-/// SQLite errors.
-pub fn insert(db: &Db, rows: &[Entry]) -> rusqlite::Result<()> {
-    let mut conn = db.conn();
-    let tx = conn.transaction()?;
-    {
-        let mut st = tx.prepare_cached(
-            "INSERT INTO dns_query_log (ts_ms, client, name, qtype, status, rcode, upstream, duration_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for e in rows {
-            st.execute(rusqlite::params![
-                e.ts_ms,
-                e.client.to_string(),
-                e.name,
-                e.qtype.to_string(),
-                e.status.as_str(),
-                rcode_name(e.rcode),
-                e.upstream,
-                e.duration_us as i64
-            ])?;
-        }
-    }
-    tx.commit()
-}
-
-/// Deletes rows older than `retention_days` and the oldest beyond `max_rows`; returns
-/// how many rows went.
-///
-/// # Errors
-/// SQLite errors.
-pub fn prune(db: &Db, retention_days: u32, max_rows: u64, now_ms: i64) -> rusqlite::Result<usize> {
-    let conn = db.conn();
-    let cutoff = now_ms - i64::from(retention_days) * 86_400_000;
-    let mut n = conn.execute("DELETE FROM dns_query_log WHERE ts_ms < ?1", [cutoff])?;
-    n += conn.execute(
-        "DELETE FROM dns_query_log WHERE id <= (SELECT MAX(id) FROM dns_query_log) - ?1",
-        [max_rows as i64],
-    )?;
-    Ok(n)
 }
 
 /// Filters for [`list`]; all optional.
@@ -172,208 +245,13 @@ pub struct LogFilter {
     pub since_ms: Option<i64>,
 }
 
-/// One row of the query log.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LogRow {
-    pub id: i64,
-    /// Unix milliseconds.
-    pub ts_ms: i64,
-    pub client: String,
-    pub name: String,
-    pub qtype: String,
-    pub status: String,
-    pub rcode: String,
-    pub upstream: Option<String>,
-    pub duration_us: i64,
-}
-
-/// The newest rows matching `f`, newest first.
-///
-/// # Errors
-/// SQLite errors.
-pub fn list(db: &Db, f: &LogFilter) -> rusqlite::Result<Vec<LogRow>> {
-    let mut sql = String::from(
-        "SELECT id, ts_ms, client, name, qtype, status, rcode, upstream, duration_us FROM dns_query_log WHERE 1=1",
-    );
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut add = |clause: &str, v: rusqlite::types::Value| {
-        args.push(v);
-        sql.push_str(&format!(" AND {clause} ?{}", args.len()));
-    };
-    if let Some(b) = f.before_id {
-        add("id <", b.into());
-    }
-    if let Some(c) = &f.client {
-        add("client =", c.clone().into());
-    }
-    if let Some(n) = &f.name {
-        let esc = n
-            .to_ascii_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        args.push(format!("%{esc}%").into());
-        sql.push_str(&format!(" AND name LIKE ?{} ESCAPE '\\'", args.len()));
-    }
-    if let Some(s) = f.status {
-        args.push(s.as_str().to_string().into());
-        sql.push_str(&format!(" AND status = ?{}", args.len()));
-    }
-    if let Some(t) = &f.qtype {
-        args.push(t.to_ascii_uppercase().into());
-        sql.push_str(&format!(" AND qtype = ?{}", args.len()));
-    }
-    if let Some(s) = f.since_ms {
-        args.push(s.into());
-        sql.push_str(&format!(" AND ts_ms >= ?{}", args.len()));
-    }
-    sql.push_str(&format!(
-        " ORDER BY id DESC LIMIT {}",
-        f.limit.unwrap_or(100).clamp(1, 1000)
-    ));
-    let conn = db.conn();
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params_from_iter(args), |r| {
-        Ok(LogRow {
-            id: r.get(0)?,
-            ts_ms: r.get(1)?,
-            client: r.get(2)?,
-            name: r.get(3)?,
-            qtype: r.get(4)?,
-            status: r.get(5)?,
-            rcode: r.get(6)?,
-            upstream: r.get(7)?,
-            duration_us: r.get(8)?,
-        })
-    })?;
-    rows.collect()
-}
-
-/// A name or client with its count.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Top {
-    pub key: String,
-    pub count: i64,
-}
-
-/// Queries in one time bucket.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Bucket {
-    /// Bucket start, Unix milliseconds.
-    pub ts_ms: i64,
-    pub total: i64,
-    pub blocked: i64,
-}
-
-/// Statistics over a time window.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Stats {
-    /// Window start, Unix milliseconds.
-    pub since_ms: i64,
-    pub total: i64,
-    pub blocked: i64,
-    pub forwarded: i64,
-    pub cached: i64,
-    pub local: i64,
-    pub errors: i64,
-    /// blocked / total × 100.
-    pub blocked_percent: f64,
-    pub unique_domains: i64,
-    pub unique_clients: i64,
-    pub top_domains: Vec<Top>,
-    pub top_blocked: Vec<Top>,
-    pub top_clients: Vec<Top>,
-    /// Queries over time, `bucket_secs` apart, oldest first.
-    pub over_time: Vec<Bucket>,
-    pub bucket_secs: i64,
-}
-
-/// Computes [`Stats`] for rows at or after `since_ms`, with `top` entries per list and
-/// time buckets of `bucket_secs`.
-///
-/// # Errors
-/// SQLite errors.
-pub fn stats(db: &Db, since_ms: i64, top: u32, bucket_secs: i64) -> rusqlite::Result<Stats> {
-    let conn = db.conn();
-    let mut counts = [0i64; 5];
-    {
-        let mut st = conn.prepare_cached(
-            "SELECT status, COUNT(*) FROM dns_query_log WHERE ts_ms >= ?1 GROUP BY status",
-        )?;
-        let mut rows = st.query([since_ms])?;
-        while let Some(r) = rows.next()? {
-            let s: String = r.get(0)?;
-            if let Some(i) = Status::ALL.iter().position(|x| x.as_str() == s) {
-                counts[i] = r.get(1)?;
-            }
-        }
-    }
-    let total: i64 = counts.iter().sum();
-    let one =
-        |sql: &str| -> rusqlite::Result<i64> { conn.query_row(sql, [since_ms], |r| r.get(0)) };
-    let unique_domains = one("SELECT COUNT(DISTINCT name) FROM dns_query_log WHERE ts_ms >= ?1")?;
-    let unique_clients = one("SELECT COUNT(DISTINCT client) FROM dns_query_log WHERE ts_ms >= ?1")?;
-    let tops = |col: &str, extra: &str| -> rusqlite::Result<Vec<Top>> {
-        let sql = format!(
-            "SELECT {col}, COUNT(*) AS c FROM dns_query_log WHERE ts_ms >= ?1 {extra} GROUP BY {col} ORDER BY c DESC, {col} LIMIT ?2"
-        );
-        let mut st = conn.prepare(&sql)?;
-        let rows = st.query_map(rusqlite::params![since_ms, top], |r| {
-            Ok(Top {
-                key: r.get(0)?,
-                count: r.get(1)?,
-            })
-        })?;
-        rows.collect()
-    };
-    let top_domains = tops("name", "AND status != 'blocked'")?;
-    let top_blocked = tops("name", "AND status = 'blocked'")?;
-    let top_clients = tops("client", "")?;
-    let b = bucket_secs.max(60) * 1000;
-    let mut st = conn.prepare(
-        "SELECT (ts_ms / ?2) * ?2 AS b, COUNT(*), SUM(status = 'blocked') FROM dns_query_log
-         WHERE ts_ms >= ?1 GROUP BY b ORDER BY b",
-    )?;
-    let over_time = st
-        .query_map(rusqlite::params![since_ms, b], |r| {
-            Ok(Bucket {
-                ts_ms: r.get(0)?,
-                total: r.get(1)?,
-                blocked: r.get(2)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let blocked = counts[Status::Blocked as usize];
-    Ok(Stats {
-        since_ms,
-        total,
-        blocked,
-        forwarded: counts[Status::Forwarded as usize],
-        cached: counts[Status::Cached as usize],
-        local: counts[Status::Local as usize],
-        errors: counts[Status::Error as usize],
-        blocked_percent: if total == 0 {
-            0.0
-        } else {
-            blocked as f64 * 100.0 / total as f64
-        },
-        unique_domains,
-        unique_clients,
-        top_domains,
-        top_blocked,
-        top_clients,
-        over_time,
-        bucket_secs: b / 1000,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn db() -> (tempfile::TempDir, Db) {
         let d = tempfile::tempdir().unwrap();
-        let db = Db::open(&d.path().join("t.db")).unwrap();
+        let db = crate::store::open(d.path(), None).unwrap();
         (d, db)
     }
 
@@ -385,6 +263,7 @@ mod tests {
             qtype: RecordType::A,
             status,
             rcode: ResponseCode::NoError,
+            reply: ReplyKind::Ip,
             upstream: None,
             duration_us: 10,
         }
@@ -406,8 +285,8 @@ mod tests {
             e(now - 800, "10.0.0.2", "ads.example", Status::Blocked),
             e(now - 700, "10.0.0.2", "a.example", Status::Cached),
         ];
-        insert(&db, &rows).unwrap();
-        let l = list(
+        store::insert_log(&db, &rows, 100).unwrap();
+        let l = store::log_rows(
             &db,
             &LogFilter {
                 status: Some(Status::Blocked),
@@ -416,7 +295,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.len(), 2);
-        let l = list(
+        let l = store::log_rows(
             &db,
             &LogFilter {
                 name: Some("A.ex".into()),
@@ -426,14 +305,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.len(), 1);
-        let s = stats(&db, now - 3_600_000, 10, 600).unwrap();
+        let s = store::stats(&db, now - 3_600_000, 10, 600).unwrap();
         assert_eq!(s.total, 4);
         assert_eq!(s.blocked, 2);
         assert_eq!(s.blocked_percent, 50.0);
         assert_eq!(s.top_blocked[0].key, "ads.example");
         assert_eq!(s.top_clients[0].key, "10.0.0.2");
         assert_eq!(s.over_time.iter().map(|b| b.total).sum::<i64>(), 4);
-        assert_eq!(prune(&db, 7, 3, now).unwrap(), 2);
-        assert_eq!(list(&db, &LogFilter::default()).unwrap().len(), 3);
+        assert_eq!(store::prune_log(&db, 7, 3, now).unwrap(), 2);
+        assert_eq!(
+            store::log_rows(&db, &LogFilter::default()).unwrap().len(),
+            3
+        );
+        // The writer keeps max_rows as it inserts.
+        store::insert_log(&db, &rows, 4).unwrap();
+        let l = store::log_rows(&db, &LogFilter::default()).unwrap();
+        assert_eq!(l.len(), 4);
+        assert!(
+            l.iter().all(|r| r.name != "old.example"),
+            "the oldest went first"
+        );
+    }
+
+    #[test]
+    fn reply_kinds_as_pihole_counts_them() {
+        use RecordType as T;
+        let k = |rc, t: &[T]| ReplyKind::of(rc, t.iter().copied());
+        assert_eq!(k(ResponseCode::NoError, &[T::A]), ReplyKind::Ip);
+        assert_eq!(
+            k(ResponseCode::NoError, &[T::CNAME, T::A]),
+            ReplyKind::Cname
+        );
+        assert_eq!(k(ResponseCode::NoError, &[]), ReplyKind::Nodata);
+        assert_eq!(k(ResponseCode::NoError, &[T::PTR]), ReplyKind::Domain);
+        assert_eq!(k(ResponseCode::NoError, &[T::TXT]), ReplyKind::Other);
+        assert_eq!(k(ResponseCode::NXDomain, &[]), ReplyKind::Nxdomain);
+        assert_eq!(k(ResponseCode::ServFail, &[]), ReplyKind::Servfail);
     }
 }

@@ -9,10 +9,9 @@
 //!
 //! Not for: validating the whole `[dns]` section ([`crate::config`] does that at start).
 
+use crate::error::DnsError;
 use pinas_core::db::Db;
 use pinas_core::events::now_ms;
-use pinas_core::Error;
-use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::Limits;
@@ -99,8 +98,8 @@ impl Checked {
     }
 }
 
-fn invalid(field: &'static str, message: String) -> Error {
-    Error::invalid("invalid_settings", message).with_field(field)
+fn invalid(field: &'static str, message: String) -> DnsError {
+    DnsError::invalid("invalid_settings", message).with_field(field)
 }
 
 impl DnsSettings {
@@ -129,7 +128,7 @@ impl DnsSettings {
     /// `cache_max_ttl_secs`, `negative_ttl_secs`, `query_log_retention_days`,
     /// `rate_limit_per_sec`, `rate_limit_slip` (out of range), `allowed_networks` (empty,
     /// more than 64, or an entry that is not a network; the message quotes it).
-    pub fn validate(mut self) -> Result<Checked, Error> {
+    pub fn validate(mut self) -> Result<Checked, DnsError> {
         self.upstreams = self
             .upstreams
             .iter()
@@ -236,18 +235,10 @@ impl DnsSettings {
 /// The settings saved through the API and when (Unix ms), if any.
 ///
 /// # Errors
-/// [`Error`] when the database cannot be read. A saved value that no longer parses is
+/// [`DnsError`] when the database cannot be read. A saved value that no longer parses is
 /// logged and ignored (the file's values apply).
-pub fn load(db: &Db) -> Result<Option<(DnsSettings, i64)>, Error> {
-    let row: Option<(String, i64)> = db
-        .conn()
-        .query_row(
-            "SELECT settings, updated_at FROM dns_settings WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(|e| Error::internal(format!("reading DNS settings: {e}")))?;
+pub fn load(db: &Db) -> Result<Option<(DnsSettings, i64)>, DnsError> {
+    let row = crate::store::settings(db)?;
     Ok(row.and_then(
         |(json, at)| match serde_json::from_str::<DnsSettings>(&json) {
             Ok(s) => Some((s, at)),
@@ -262,17 +253,11 @@ pub fn load(db: &Db) -> Result<Option<(DnsSettings, i64)>, Error> {
 /// Saves `s`; returns the time saved (Unix ms).
 ///
 /// # Errors
-/// [`Error`] when the database cannot be written.
-pub fn save(db: &Db, s: &DnsSettings) -> Result<i64, Error> {
+/// [`DnsError`] when the database cannot be written.
+pub fn save(db: &Db, s: &DnsSettings) -> Result<i64, DnsError> {
     let now = now_ms();
-    let json = serde_json::to_string(s).map_err(|e| Error::internal(e.to_string()))?;
-    db.conn()
-        .execute(
-            "INSERT INTO dns_settings (id, settings, updated_at) VALUES (1, ?1, ?2)
-             ON CONFLICT(id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at",
-            rusqlite::params![json, now],
-        )
-        .map_err(|e| Error::internal(format!("saving DNS settings: {e}")))?;
+    let json = serde_json::to_string(s).map_err(|e| DnsError::internal(e.to_string()))?;
+    crate::store::save_settings(db, &json, now)?;
     Ok(now)
 }
 
@@ -285,7 +270,7 @@ mod tests {
     }
 
     fn field(s: DnsSettings) -> String {
-        s.validate().unwrap_err().field.unwrap().into_owned()
+        s.validate().unwrap_err().field().unwrap().to_string()
     }
 
     #[test]

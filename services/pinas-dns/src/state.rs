@@ -13,8 +13,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use pinas_core::db::Db;
 use pinas_core::events::now_ms;
-use pinas_core::{Error, EventBus};
-use rusqlite::OptionalExtension;
+use pinas_core::EventBus;
+
+use crate::error::DnsError;
 use serde::{Deserialize, Serialize};
 
 use crate::blocking::{self, BlockingState};
@@ -27,6 +28,7 @@ use crate::networks::{self, AllowedNetworks};
 use crate::querylog::LogSender;
 use crate::rrl::RateLimiter;
 use crate::settings::{self, DnsSettings};
+use crate::store;
 use crate::upstream::{Forwarder, UpstreamAddr};
 use crate::zone::{self, ForwardRule, LocalType, LocalZone};
 
@@ -117,6 +119,8 @@ pub struct DnsState {
     pub rrl: RateLimiter,
     /// Upstream queries under way, joined by identical questions.
     pub inflight: crate::inflight::InFlight,
+    /// The counts of the unauthenticated Pi-hole summary, read at most every few seconds.
+    pub pihole_summary: crate::pihole::SummaryCache,
 }
 
 /// The address this host uses to reach other hosts: the source address the kernel picks
@@ -130,10 +134,6 @@ pub fn own_ip() -> IpAddr {
     guess().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-fn internal(what: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::internal(format!("{what}: {e}"))
-}
-
 impl DnsState {
     /// Builds the state from `cfg` and the database: settings saved through the API
     /// (over `cfg`), records, rules, the switch, the blocking switch (turned back on when
@@ -142,17 +142,17 @@ impl DnsState {
     /// [`crate::blocklists::rebuild`].
     ///
     /// # Errors
-    /// [`Error`] when the configuration is invalid or the database cannot be read.
+    /// [`DnsError`] when the configuration is invalid or the database cannot be read.
     pub fn new(
         cfg: DnsConfig,
         db: Db,
         events: EventBus,
         dir: std::path::PathBuf,
         log: Option<LogSender>,
-    ) -> Result<Arc<Self>, Error> {
+    ) -> Result<Arc<Self>, DnsError> {
         let upstreams = cfg
             .upstream_addrs()
-            .map_err(|e| Error::invalid("invalid_config", e.to_string()))?;
+            .map_err(|e| DnsError::invalid("invalid_config", e.to_string()))?;
         let from_file = DnsSettings::from_config(&cfg);
         let file_limits = crate::cache::Limits {
             capacity: cfg.cache_size,
@@ -174,7 +174,7 @@ impl DnsState {
                     )
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e.message, "saved DNS settings are invalid; using config.toml");
+                    tracing::warn!(error = %e, "saved DNS settings are invalid; using config.toml");
                     (
                         SettingsState {
                             settings: from_file,
@@ -199,7 +199,7 @@ impl DnsState {
         let blocking_state = blocking::load(&db)?;
         let token = crate::pihole::load_or_create(&dir)?;
         let switch_name = crate::domains::normalize(&cfg.switch.name).ok_or_else(|| {
-            Error::invalid(
+            DnsError::invalid(
                 "invalid_config",
                 format!("dns.switch.name {:?} is not a domain name", cfg.switch.name),
             )
@@ -222,6 +222,7 @@ impl DnsState {
             allowed: ArcSwap::from_pointee(allowed),
             rrl,
             inflight: Default::default(),
+            pihole_summary: Default::default(),
             switch: ArcSwap::from_pointee(SwitchState {
                 name: switch_name.clone(),
                 target: Target::Nas,
@@ -273,8 +274,8 @@ impl DnsState {
     ///
     /// # Errors
     /// 422 `invalid_settings` naming the field (see [`DnsSettings::validate`]);
-    /// [`Error`] when the database cannot be written.
-    pub fn apply_settings(&self, new: DnsSettings) -> Result<SettingsState, Error> {
+    /// [`DnsError`] when the database cannot be written.
+    pub fn apply_settings(&self, new: DnsSettings) -> Result<SettingsState, DnsError> {
         let checked = new.validate()?;
         let _serial = self.settings_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.settings.load_full();
@@ -300,6 +301,11 @@ impl DnsState {
         };
         self.settings.store(Arc::new(live.clone()));
         tracing::info!(upstreams = ?live.settings.upstreams, "DNS settings changed");
+        // A shorter retention applies at once.
+        let days = live.settings.query_log_retention_days as u32;
+        if let Err(e) = store::prune_log(&self.db, days, self.cfg.query_log_max_rows, now_ms()) {
+            tracing::warn!(error = %e, "cannot prune the DNS query log");
+        }
         self.events.emit(
             "dns.settings.changed",
             serde_json::to_value(&live).unwrap_or_default(),
@@ -330,8 +336,8 @@ impl DnsState {
     /// Replaces the Pi-hole API token with a new random one and returns it.
     ///
     /// # Errors
-    /// [`Error`] when the database cannot be written (the old token then stays).
-    pub fn regenerate_pihole_token(&self) -> Result<String, Error> {
+    /// [`DnsError`] when the database cannot be written (the old token then stays).
+    pub fn regenerate_pihole_token(&self) -> Result<String, DnsError> {
         let t = crate::pihole::regenerate(&self.dir)?;
         self.pihole_token.store(Arc::new(t.clone()));
         tracing::info!("Pi-hole API token regenerated");
@@ -349,25 +355,11 @@ impl DnsState {
     /// (a cached upstream answer must not hide a new local record).
     ///
     /// # Errors
-    /// [`Error`] on database errors.
-    pub fn reload_zone(&self) -> Result<(), Error> {
-        let conn = self.db.conn();
-        let mut st_rec = conn
-            .prepare("SELECT name, type, value, ttl_secs FROM dns_records")
-            .map_err(internal("reading records"))?;
+    /// [`DnsError`] on database errors.
+    pub fn reload_zone(&self) -> Result<(), DnsError> {
+        let (rows, forwards) = store::zone_rows(&self.db)?;
         let mut recs = Vec::new();
-        let rows = st_rec
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(internal("reading records"))?;
-        for row in rows {
-            let (name, t, value, ttl) = row.map_err(internal("reading records"))?;
+        for (name, t, value, ttl) in rows {
             let Some(t) = LocalType::parse(&t) else {
                 continue;
             };
@@ -376,15 +368,8 @@ impl DnsState {
                 Err((_, msg)) => tracing::warn!(%name, %msg, "skipping invalid local record"),
             }
         }
-        let mut st = conn
-            .prepare("SELECT domain, server FROM dns_forwards")
-            .map_err(internal("reading forwards"))?;
         let mut fwd = Vec::new();
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(internal("reading forwards"))?;
-        for row in rows {
-            let (domain, server) = row.map_err(internal("reading forwards"))?;
+        for (domain, server) in forwards {
             match server.parse::<UpstreamAddr>() {
                 Ok(server) => fwd.push(ForwardRule {
                     domain: domain.to_ascii_lowercase(),
@@ -393,9 +378,6 @@ impl DnsState {
                 Err(msg) => tracing::warn!(%domain, %msg, "skipping invalid forwarding rule"),
             }
         }
-        drop(st);
-        drop(st_rec);
-        drop(conn);
         self.zone.store(Arc::new(LocalZone::new(recs, fwd)));
         self.cache.clear();
         Ok(())
@@ -406,23 +388,15 @@ impl DnsState {
     /// Rebuilds the allowlist and denylist from `dns_rules`.
     ///
     /// # Errors
-    /// [`Error`] on database errors.
-    pub fn reload_rules(&self) -> Result<(), Error> {
-        let conn = self.db.conn();
-        let mut st = conn
-            .prepare("SELECT kind, pattern FROM dns_rules")
-            .map_err(internal("reading rules"))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(internal("reading rules"))?;
+    /// [`DnsError`] on database errors.
+    pub fn reload_rules(&self) -> Result<(), DnsError> {
         let mut allow = DomainSetBuilder::default();
         let mut deny = DomainSetBuilder::default();
-        for row in rows {
-            let (kind, pattern) = row.map_err(internal("reading rules"))?;
-            let Ok((name, how)) = lists::parse_pattern(&pattern) else {
+        for rule in store::rules(&self.db, None)? {
+            let Ok((name, how)) = lists::parse_pattern(&rule.pattern) else {
                 continue;
             };
-            if kind == "allow" {
+            if rule.kind == "allow" {
                 allow.insert(&name, how);
             } else {
                 deny.insert(&name, how);
@@ -448,17 +422,8 @@ impl DnsState {
         }
     }
 
-    fn load_switch(&self) -> Result<(), Error> {
-        let row: Option<(String, String, i64)> = self
-            .db
-            .conn()
-            .query_row(
-                "SELECT target, reason, changed_at FROM dns_switch WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(internal("reading the switch"))?;
+    fn load_switch(&self) -> Result<(), DnsError> {
+        let row = store::switch(&self.db)?;
         let (target, reason, at) = match row {
             Some((t, r, at)) => (
                 if t == "companion" {
@@ -486,17 +451,18 @@ impl DnsState {
     /// with `{target, previous, reason, addresses}`. Takes effect on the next query.
     ///
     /// # Errors
-    /// [`Error`] when the database cannot be written (the switch is then unchanged).
-    pub fn set_switch(&self, target: Target, reason: &str) -> Result<SwitchState, Error> {
-        let now = now_ms();
-        self.db
-            .conn()
-            .execute(
-                "INSERT INTO dns_switch (id, target, reason, changed_at) VALUES (1, ?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET target = excluded.target, reason = excluded.reason, changed_at = excluded.changed_at",
-                rusqlite::params![target.as_str(), reason, now],
+    /// 422 `invalid_reason` when `reason` is longer than 500 bytes; [`DnsError`] when the
+    /// database cannot be written (the switch is then unchanged).
+    pub fn set_switch(&self, target: Target, reason: &str) -> Result<SwitchState, DnsError> {
+        if reason.len() > 500 {
+            return Err(DnsError::invalid(
+                "invalid_reason",
+                "the reason is longer than 500 characters",
             )
-            .map_err(internal("saving the switch"))?;
+            .with_field("reason"));
+        }
+        let now = now_ms();
+        store::save_switch(&self.db, target.as_str(), reason, now)?;
         let previous = self.switch.load().target;
         let new = SwitchState {
             name: self.switch_name.clone(),

@@ -7,6 +7,8 @@ use std::path::Path;
 use crate::domains::{DomainSetBuilder, Match};
 use crate::handler::Handler;
 use crate::state::DnsState;
+use crate::store;
+use crate::zone::LocalType;
 use crate::DnsConfig;
 
 /// Builds a [`Handler`] whose state lives in `dir`.
@@ -28,27 +30,23 @@ pub async fn handler_with_fixtures(dir: &Path) -> Handler {
         None,
     )
     .expect("state");
-    {
-        let conn = st.db.conn();
-        for (n, t, v) in [
-            ("printer.home", "A", "192.168.1.20"),
-            ("www.home", "CNAME", "printer.home"),
-            ("*.lab.home", "AAAA", "fd00::30"),
-            ("loop.home", "CNAME", "loop.home.x"),
-            ("loop.home.x", "CNAME", "loop.home"),
-        ] {
-            conn.execute(
-                "INSERT INTO dns_records (name, type, value, ttl_secs, created_at) VALUES (?1, ?2, ?3, 300, 0)",
-                [n, t, v],
-            )
-            .expect("insert record");
-        }
-        conn.execute(
-            "INSERT INTO dns_rules (kind, pattern, created_at) VALUES ('allow', 'ok.ads.test', 0)",
-            [],
-        )
-        .expect("insert rule");
+    for (name, t, value) in [
+        ("printer.home", LocalType::A, "192.168.1.20"),
+        ("www.home", LocalType::Cname, "printer.home"),
+        ("*.lab.home", LocalType::Aaaa, "fd00::30"),
+        ("loop.home", LocalType::Cname, "loop.home.x"),
+        ("loop.home.x", LocalType::Cname, "loop.home"),
+    ] {
+        let r = store::NewRecord {
+            name,
+            rtype: t,
+            value,
+            ttl_secs: 300,
+            comment: "",
+        };
+        store::insert_record(&st.db, &r).expect("insert record");
     }
+    store::insert_rule(&st.db, "allow", "ok.ads.test", "").expect("insert rule");
     st.reload_zone().expect("zone");
     st.reload_rules().expect("rules");
     let mut b = DomainSetBuilder::default();
