@@ -5,15 +5,15 @@
 # the shared pinas.db belong to root. dig must get answers, a blocklist must download,
 # and the role's state must survive a restart, all in files it owns under dns/.
 #   tests/dns/unprivileged.sh [path/to/pinas]     (default target/debug/pinas, built if missing)
-# Needs root (to switch to the unprivileged user), setpriv (util-linux), dig and curl.
+# Needs root (to switch to the unprivileged user), setpriv (util-linux), dig, curl and
+# python3; skips (exit 77) otherwise, fails under CI=true (docs/testing.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PINAS=${1:-target/debug/pinas}
-skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" = 0 ] || skip "needs root to run pinas dns as another user"
-for t in setpriv dig curl; do
-    command -v "$t" >/dev/null || skip "$t is not installed"
-done
+SUITE=dns-unprivileged
+source tests/lib/skip.sh
+suite_require_root "to run pinas dns as another user"
+suite_require_tools setpriv dig curl python3
 [ -x "$PINAS" ] || cargo build -p pinas >/dev/null
 
 UID_DNS=65534 # nobody: owns nothing on this machine but what the test gives it
@@ -53,7 +53,7 @@ start_dns() {
     PID=$!
     for _ in $(seq 1 100); do [ -S "$W/run/dns.sock" ] && break; sleep 0.1; done
 }
-fail() { echo "FAIL: $*"; echo "--- dns.log"; cat "$W/dns.log"; exit 1; }
+fail() { echo "FAIL: $*"; echo "--- dns.log"; cat "$W/dns.log"; suite_summary 0 1 || exit 1; }
 api() { curl -sf --unix-socket "$W/run/dns.sock" -H 'content-type: application/json' -H 'x-pinas-role: admin' "$@"; }
 ask() { dig +short +tries=1 +time=2 @127.0.0.1 -p "$DNS_PORT" "$1" A; }
 
@@ -84,3 +84,4 @@ kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 start_dns
 [ "$(ask printer.home)" = "192.168.1.20" ] || fail "the record was lost across a restart"
 echo "PASS: pinas dns as uid $UID_DNS without capabilities answers, blocks and keeps its state in dns/ (0700)"
+suite_summary 1 0
