@@ -7,12 +7,12 @@
 // in order in one describe block.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { axeViolations, formatViolations } from './lib/axe.mjs';
-import { ARTIFACTS as ARTIFACTS_DIR, attachLoopDisk, haveTool, isRoot, launchBrowser, ROOT, SHOTS, skip, startDnsmasq, startPinas, SWITCH, waitFor } from './lib/harness.mjs';
+import { ARTIFACTS as ARTIFACTS_DIR, attachLoopDisk, freePort, haveTool, isRoot, launchBrowser, PINAS, ROOT, SHOTS, skip, startDnsmasq, startPinas, SWITCH, waitFor } from './lib/harness.mjs';
 
 const ADMIN = { name: 'admin', password: 'Correct-Horse-42' };
 const ALICE = { name: 'alice', password: 'Alice-share-2026' };
@@ -946,5 +946,40 @@ describe('PiNAS UI, companion role only', () => {
 		assert.ok(names.includes('System'), `dock: ${names.join(', ')}`);
 		const info = await p.evaluate(async () => (await fetch('/api/system/info')).json());
 		assert.deepEqual(info.roles, ['companion']);
+	});
+});
+
+describe('PiNAS UI, storage partition not mounted', () => {
+	// `pinas web` (device mode) whose state folder is on a tmpfs, as after the initramfs
+	// fell back to RAM because the storage partition could not be mounted.
+	let proc;
+	let dir;
+	let url;
+	before(async () => {
+		dir = mkdtempSync(join('/dev/shm', 'pinas-ui-ram-'));
+		const port = await freePort();
+		url = `http://127.0.0.1:${port}`;
+		writeFileSync(
+			join(dir, 'config.toml'),
+			`[paths]\nstate_dir = "${dir}"\nshares_root = "${dir}/shares"\ndisks_dir = "${dir}/disks"\nrun_dir = "${dir}/run"\n` +
+				`[web]\nbind_address = "127.0.0.1:${port}"\nhttps_address = ""\nstatic_dir = "${join(ROOT, 'web/build')}"\n[smb]\nenabled = false\n`
+		);
+		proc = spawn(PINAS, ['web'], { env: { ...process.env, PINAS_CONFIG_PATH: join(dir, 'config.toml') }, stdio: 'ignore' });
+		await waitFor(async () => (await fetch(`${url}/api/system/health`)).ok, 30000, 'pinas web to answer');
+	});
+	after(() => {
+		proc?.kill('SIGTERM');
+		rmSync(dir, { recursive: true, force: true });
+	});
+
+	test('the wizard says why setup is not offered and does not start', async () => {
+		const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+		const p = await ctx.newPage();
+		await p.goto(url + '/setup');
+		await p.getByRole('alert').filter({ hasText: 'storage partition of the SD card could not be mounted' }).waitFor();
+		assert.equal(await p.getByRole('button', { name: 'Start' }).isDisabled(), true);
+		assert.equal(await p.getByLabel('Setup code').count(), 0, 'no code to ask for');
+		await checkA11y('wizard, storage in RAM', p);
+		await ctx.close();
 	});
 });

@@ -803,7 +803,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus text exposition format 0.0.4 of the system figures. */
+        /**
+         * The system figures in the OpenMetrics text format (which Prometheus reads), encoded
+         *     by `prometheus-client`.
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -942,6 +945,13 @@ export interface components {
          *     `saved_at_ms` that `GET` adds, are ignored, so a client can send back what it read).
          */
         DnsSettings: {
+            /**
+             * @description Clients answered (1 to 64 entries): `local` (loopback, private and link-local
+             *     ranges, IPv6 ULA, and the box's own subnets), networks such as `203.0.113.0/24`,
+             *     or addresses. Others get REFUSED. Absent in settings saved by earlier versions:
+             *     `["local"]`.
+             */
+            allowed_networks?: string[];
             /** @description `null` answers blocked names with `0.0.0.0` / `::`, `nxdomain` with NXDOMAIN. */
             blocking_mode: components["schemas"]["BlockingMode"];
             /**
@@ -970,6 +980,18 @@ export interface components {
              * @description Days the query log is kept (1 to 365).
              */
             query_log_retention_days: number;
+            /**
+             * Format: int64
+             * @description UDP responses per second per client network (/24, /56) before queries are
+             *     dropped (0: no limit; at most 1 000 000). Absent: 1000.
+             */
+            rate_limit_per_sec?: number;
+            /**
+             * Format: int64
+             * @description Over the limit, every `rate_limit_slip`-th query gets an empty truncated answer
+             *     so a real client retries over TCP (0: never; at most 10). Absent: 2.
+             */
+            rate_limit_slip?: number;
             /**
              * @description Upstream servers, tried in order (1 to 16): `9.9.9.9`, `udp://IP:port`,
              *     `tcp://IP:port`, `tls://IP[:port]#name`, `https://host/path[#IP]`.
@@ -3535,7 +3557,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/plain": string;
+                    "application/openmetrics-text": string;
                 };
             };
         };
