@@ -40,6 +40,27 @@ impl SetupRole {
     }
 }
 
+/// State of a service PiNAS manages, as `GET /api/system/services` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    Running,
+    Stopped,
+    /// It cannot run here (a program is missing, not root, dev mode).
+    Unavailable,
+}
+
+/// One service's status: a role's process or a daemon a role manages (Samba, NFS),
+/// e.g. `{"name":"smb","state":"running","detail":"smbd (pid 42) on port 445"}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ServiceStatus {
+    /// The role's name (`web`, `dns`) or the daemon's (`smb`, `nfs`).
+    pub name: String,
+    pub state: ServiceState,
+    /// What a person needs to know, e.g. why it is unavailable.
+    pub detail: String,
+}
+
 /// Where a role's code runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Process {

@@ -1,30 +1,9 @@
 //! The state of SMB and NFS, for `GET /api/system/services`.
 
-use serde::Serialize;
-use utoipa::ToSchema;
-
 use crate::render::SambaLayout;
 use crate::{samba, Shares};
 
-/// State of a service PiNAS manages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ServiceState {
-    Running,
-    Stopped,
-    Unavailable,
-}
-
-/// One service's status for `GET /api/system/services`:
-/// `{"name":"smb","state":"running","detail":"smbd (pid 42) on 127.0.0.1:4445"}`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ServiceStatus {
-    /// `smb` or `nfs`.
-    pub name: String,
-    pub state: ServiceState,
-    /// What a person needs to know, e.g. why it is unavailable.
-    pub detail: String,
-}
+pub use pinas_core::roles::{ServiceState, ServiceStatus};
 
 impl Shares {
     /// The status of SMB and NFS.

@@ -6,26 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pinas_core::Context;
-use serde::Serialize;
 
 use crate::system::{Sampler, StatsSnapshot};
 
-/// State of one service, for `GET /api/system/services`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ServiceState {
-    Running,
-    Stopped,
-    Unavailable,
-}
-
-/// One service's status: `{"name":"smb","state":"running","detail":"smbd on port 4445"}`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ServiceStatus {
-    pub name: String,
-    pub state: ServiceState,
-    pub detail: String,
-}
+pub use pinas_core::roles::{ServiceState, ServiceStatus};
 
 /// Something that reports services (Samba, NFS, ...).
 pub trait ServiceSource: Send + Sync {

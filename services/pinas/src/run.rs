@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use pinas_core::{Config, Context};
 use pinas_shares::Shares;
 use pinas_storage::Storage;
-use pinas_web::{AccountHook, ListenConfig, ServiceSource, ServiceState, ServiceStatus, WebApp};
+use pinas_web::{AccountHook, ListenConfig, ServiceSource, ServiceStatus, WebApp};
 use utoipa::OpenApi;
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -46,19 +46,7 @@ struct SharesServices(Arc<Shares>);
 
 impl ServiceSource for SharesServices {
     fn services(&self) -> Vec<ServiceStatus> {
-        self.0
-            .services()
-            .into_iter()
-            .map(|s| ServiceStatus {
-                name: s.name,
-                state: match s.state {
-                    pinas_shares::ServiceState::Running => ServiceState::Running,
-                    pinas_shares::ServiceState::Stopped => ServiceState::Stopped,
-                    pinas_shares::ServiceState::Unavailable => ServiceState::Unavailable,
-                },
-                detail: s.detail,
-            })
-            .collect()
+        self.0.services()
     }
 }
 
