@@ -61,7 +61,16 @@ impl WebApp {
     }
 
     /// Adds the OpenAPI document of a proxied role, its paths prefixed with `/api/<role>`.
+    /// A role that the registry does not proxy is left out (and logged): its paths would
+    /// answer 404.
     pub fn with_proxied_doc(mut self, role: &str, doc: utoipa::openapi::OpenApi) -> Self {
+        if !pinas_core::roles::proxied().any(|r| r.name == role) {
+            tracing::error!(
+                role,
+                "not a proxied role in pinas_core::roles; its API is not documented"
+            );
+            return self;
+        }
         self.openapi
             .merge(openapi::prefixed(doc, &format!("/api/{role}")));
         self

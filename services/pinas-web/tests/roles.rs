@@ -193,3 +193,26 @@ async fn services_list_follows_the_registry() {
         .collect();
     assert_eq!(names, expected);
 }
+
+#[test]
+fn only_registered_roles_are_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let mode = Mode::Dev {
+        state_dir: dir.path().to_path_buf(),
+    };
+    let ctx = Context::open(Config::load_with_env(&mode, |_| None).unwrap()).unwrap();
+    let mut doc = utoipa::openapi::OpenApi::default();
+    doc.paths.paths.insert(
+        "/status".into(),
+        utoipa::openapi::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::Operation::new(),
+        ),
+    );
+    let app = pinas_web::WebApp::new(ctx)
+        .with_proxied_doc("dns", doc.clone())
+        .with_proxied_doc("companion", doc);
+    let paths = &app.openapi().paths.paths;
+    assert!(paths.contains_key("/api/dns/status"));
+    assert!(!paths.keys().any(|p| p.starts_with("/api/companion")));
+}
