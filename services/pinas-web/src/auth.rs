@@ -409,6 +409,9 @@ pub async fn require_session(
     Ok(resp)
 }
 
+/// Compares in constant time (`subtle`), so response times do not reveal how much of a
+/// guessed token was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
 }

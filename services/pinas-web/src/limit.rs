@@ -26,6 +26,8 @@ pub const MAX_PER_ACCOUNT: usize = 10;
 pub const WINDOW: Duration = Duration::from_secs(300);
 /// Keys (networks or accounts) each tracker remembers at most.
 pub const MAX_TRACKED: usize = 4096;
+/// Longest account name kept as its own key, in bytes (names have at most 32).
+const MAX_ACCOUNT_KEY_BYTES: usize = 64;
 /// Password hashes (argon2id, about 19 MiB each) computed at the same time at most.
 pub const MAX_CONCURRENT_HASHES: usize = 2;
 
@@ -169,7 +171,13 @@ impl Limiter {
     pub fn begin_login(&self, ip: IpAddr, account: &str) -> Result<Attempt, TooMany> {
         let now = Instant::now();
         let network = client_network(ip);
-        let account = account.to_lowercase();
+        // No account name is longer than 32 bytes; a longer one (a request body may hold
+        // a megabyte) is kept as one shared key, so it cannot inflate memory.
+        let account = if account.len() <= MAX_ACCOUNT_KEY_BYTES {
+            account.to_lowercase()
+        } else {
+            String::from("\0too long")
+        };
         self.login_networks
             .try_acquire(&network, now)
             .map_err(|s| TooMany {
@@ -318,6 +326,19 @@ mod tests {
             let _ = l.begin_login(IpAddr::V6(v6), &format!("user{i}"));
             let _ = l.begin_setup(IpAddr::V4(i.into()));
         }
+        for i in 0..(MAX_TRACKED as u32) {
+            let long = format!("{i}{}", "x".repeat(100_000));
+            let _ = l.begin_login(IpAddr::V4((i + 1_000_000).into()), &long);
+        }
+        let kept: usize = l
+            .login_accounts
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.len())
+            .sum();
+        assert!(kept < MAX_TRACKED * 100, "account keys hold {kept} bytes");
         let (nets, accounts) = l.tracked();
         assert!(nets <= 2 * MAX_TRACKED, "{nets}");
         assert!(accounts <= 2 * MAX_TRACKED, "{accounts}");
