@@ -4,6 +4,11 @@
 //! order with `rusqlite_migration` (the schema version is SQLite's `user_version`). Each
 //! role owns its tables (named in its migration file); other roles only read them.
 //! Append new steps; never edit a step that has shipped.
+//!
+//! A process reaches the file through [`Db`], a pool of up to [`POOL_SIZE`] connections
+//! (r2d2), so one slow caller never holds the database for the others. Write
+//! transactions go through [`Db::write`] and stay short: no program and no password
+//! hashing inside them.
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -141,7 +146,7 @@ enum Source {
 pub const POOL_SIZE: u32 = 4;
 
 /// How long [`Db::conn`] waits for a pooled connection before it opens one of its own.
-const POOL_WAIT: Duration = Duration::from_secs(5);
+pub const POOL_WAIT: Duration = Duration::from_secs(5);
 
 /// A connection from [`Db::conn`]: pooled, of its own when every pooled one was busy for
 /// [`POOL_WAIT`], or the one connection of an in-memory database. Derefs to
