@@ -385,14 +385,12 @@ pub async fn post_cache_flush(State(st): St) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// Prometheus metrics (text exposition format).
-#[utoipa::path(get, path = "/api/dns/metrics", tag = "dns", responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn get_metrics(State(st): St) -> Response {
-    (
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        crate::metrics::render_state(&st),
-    )
-        .into_response()
+/// Prometheus metrics (OpenMetrics text format).
+#[utoipa::path(get, path = "/api/dns/metrics", tag = "dns", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
+pub async fn get_metrics(State(st): St) -> ApiResult<Response> {
+    let body = crate::metrics::render_state(&st)
+        .map_err(|e| DnsError::internal(format!("cannot encode metrics: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response())
 }
 
 // ---- the Pi-hole v5 API ----

@@ -134,17 +134,29 @@ pub async fn unsubscribe(st: &Arc<DnsState>, id: i64) -> Result<LoadReport, DnsE
 /// A 422 [`DnsError`] on field `url` for anything but http(s), file URLs and absolute paths.
 pub fn validate_url(url: &str) -> Result<String, DnsError> {
     let u = url.trim();
-    let ok = (u.starts_with("http://") || u.starts_with("https://")) && u.len() > 8
-        || u.starts_with("file:///")
-        || u.starts_with('/');
-    if ok && !u.chars().any(char::is_whitespace) {
-        Ok(u.to_string())
-    } else {
-        Err(DnsError::invalid(
+    let bad = || {
+        DnsError::invalid(
             "invalid_url",
             format!("{url:?} is not an http(s) URL, a file:// URL or an absolute path"),
         )
-        .with_field("url"))
+        .with_field("url")
+    };
+    if u.is_empty() || u.chars().any(char::is_whitespace) {
+        return Err(bad());
+    }
+    if u.starts_with('/') {
+        return Ok(u.to_string());
+    }
+    let parsed = url::Url::parse(u).map_err(|_| bad())?;
+    let ok = match parsed.scheme() {
+        "http" | "https" => parsed.host_str().is_some_and(|h| !h.is_empty()),
+        "file" => parsed.to_file_path().is_ok(),
+        _ => false,
+    };
+    if ok {
+        Ok(u.to_string())
+    } else {
+        Err(bad())
     }
 }
 
@@ -153,10 +165,17 @@ pub fn validate_url(url: &str) -> Result<String, DnsError> {
 /// # Errors
 /// A message saying what failed (HTTP status, I/O, size).
 pub async fn fetch(url: &str) -> Result<Vec<u8>, String> {
-    if let Some(path) = url
-        .strip_prefix("file://")
-        .or(url.starts_with('/').then_some(url))
-    {
+    let local = if url.starts_with('/') {
+        Some(std::path::PathBuf::from(url))
+    } else {
+        url::Url::parse(url)
+            .ok()
+            .filter(|u| u.scheme() == "file")
+            .and_then(|u| u.to_file_path().ok())
+    };
+    if let Some(path) = local {
+        let path = path.display().to_string();
+        let path = path.as_str();
         let meta = tokio::fs::metadata(path)
             .await
             .map_err(|e| format!("{path}: {e}"))?;

@@ -1,13 +1,22 @@
-//! Counters kept in memory for Prometheus (`GET /metrics`, text exposition format 0.0.4,
-//! <https://prometheus.io/docs/instrumenting/exposition_formats/>).
+//! Counters kept in memory for Prometheus (`GET /metrics`), encoded by prometheus-client
+//! in the OpenMetrics text format (<https://openmetrics.io>).
+//!
+//! The query path counts in per-thread shards of plain atomics (cores do not fight over
+//! one cache line on every query); a scrape sums them into a snapshot that
+//! prometheus-client encodes.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 
 use crate::querylog::Status;
 
 /// The exposition's content type.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds of the latency histogram buckets, microseconds.
 const BUCKETS_US: [u64; 8] = [100, 250, 1_000, 5_000, 20_000, 100_000, 500_000, 2_000_000];
@@ -103,94 +112,156 @@ impl Metrics {
         self.sum(|s| &s.by_status[status as usize])
     }
 
-    /// Renders the Prometheus text format; `gauges` are extra `(name, help, value)` lines.
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
-        let mut s = String::with_capacity(2048);
+    /// Sums the shards, with `gauges` (`(name, help, value)`) read by the caller.
+    fn snapshot(&self, gauges: Vec<(&'static str, &'static str, i64)>) -> Snapshot {
         let l = |f: fn(&Shard) -> &AtomicU64| self.sum(f);
-        s.push_str(
-            "# HELP pinas_dns_queries_total DNS queries answered, by how they were answered.\n",
-        );
-        s.push_str("# TYPE pinas_dns_queries_total counter\n");
-        for st in Status::ALL {
-            let _ = writeln!(
-                s,
-                "pinas_dns_queries_total{{status=\"{}\"}} {}",
-                st.as_str(),
-                self.sum(|s| &s.by_status[st as usize])
-            );
+        Snapshot {
+            by_status: Status::ALL.map(|st| (st.as_str(), self.sum(|s| &s.by_status[st as usize]))),
+            nxdomain: l(|s| &s.nxdomain),
+            servfail: l(|s| &s.servfail),
+            buckets: std::array::from_fn(|i| self.sum(|s| &s.buckets[i])),
+            sum_us: l(|s| &s.sum_us),
+            count: l(|s| &s.count),
+            log_dropped: l(|s| &s.log_dropped),
+            refused: l(|s| &s.refused),
+            rate_dropped: l(|s| &s.rate_dropped),
+            rate_slipped: l(|s| &s.rate_slipped),
+            gauges,
         }
-        s.push_str("# HELP pinas_dns_responses_total DNS responses with an error code.\n");
-        s.push_str("# TYPE pinas_dns_responses_total counter\n");
-        let _ = writeln!(
-            s,
-            "pinas_dns_responses_total{{rcode=\"NXDOMAIN\"}} {}",
-            l(|s| &s.nxdomain)
-        );
-        let _ = writeln!(
-            s,
-            "pinas_dns_responses_total{{rcode=\"SERVFAIL\"}} {}",
-            l(|s| &s.servfail)
-        );
-        s.push_str("# HELP pinas_dns_query_duration_seconds Time from request to response.\n");
-        s.push_str("# TYPE pinas_dns_query_duration_seconds histogram\n");
-        let mut cum = 0;
-        for (i, b) in BUCKETS_US.iter().enumerate() {
-            cum += self.sum(|s| &s.buckets[i]);
-            let _ = writeln!(
-                s,
-                "pinas_dns_query_duration_seconds_bucket{{le=\"{}\"}} {cum}",
-                *b as f64 / 1e6
-            );
+    }
+
+    /// The OpenMetrics text of the counters and `gauges`.
+    ///
+    /// # Errors
+    /// A formatting error from the encoder (not expected when writing to a `String`).
+    pub fn render(
+        &self,
+        gauges: Vec<(&'static str, &'static str, i64)>,
+    ) -> Result<String, std::fmt::Error> {
+        let mut r = prometheus_client::registry::Registry::default();
+        r.register_collector(Box::new(self.snapshot(gauges)));
+        let mut out = String::with_capacity(2048);
+        prometheus_client::encoding::text::encode(&mut out, &r)?;
+        Ok(out)
+    }
+}
+
+/// The counters summed at one scrape. Help texts have no final period: the encoder adds
+/// one. Counter names have no `_total`: the encoder adds it to each sample.
+#[derive(Debug)]
+struct Snapshot {
+    by_status: [(&'static str, u64); 5],
+    nxdomain: u64,
+    servfail: u64,
+    buckets: [u64; BUCKETS_US.len()],
+    sum_us: u64,
+    count: u64,
+    log_dropped: u64,
+    refused: u64,
+    rate_dropped: u64,
+    rate_slipped: u64,
+    gauges: Vec<(&'static str, &'static str, i64)>,
+}
+
+fn counter_family(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &'static str,
+    values: &[(&'static str, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (v, n) in values {
+        let labels = vec![(label, *v)];
+        ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    n: u64,
+) -> Result<(), std::fmt::Error> {
+    ConstCounter::new(n).encode(enc.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        counter_family(
+            &mut enc,
+            "pinas_dns_queries",
+            "DNS queries answered, by how they were answered",
+            "status",
+            &self.by_status,
+        )?;
+        counter_family(
+            &mut enc,
+            "pinas_dns_responses",
+            "DNS responses with an error code",
+            "rcode",
+            &[("NXDOMAIN", self.nxdomain), ("SERVFAIL", self.servfail)],
+        )?;
+        let mut buckets: Vec<(f64, u64)> = BUCKETS_US
+            .iter()
+            .zip(self.buckets)
+            .map(|(b, n)| (*b as f64 / 1e6, n))
+            .collect();
+        let in_buckets: u64 = self.buckets.iter().sum();
+        buckets.push((f64::INFINITY, self.count.saturating_sub(in_buckets)));
+        enc.encode_descriptor(
+            "pinas_dns_query_duration_seconds",
+            "Time from request to response",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(
+            self.sum_us as f64 / 1e6,
+            self.count,
+            &buckets,
+            None,
+        )?;
+        counter(
+            &mut enc,
+            "pinas_dns_query_log_dropped",
+            "Query-log entries dropped under load",
+            self.log_dropped,
+        )?;
+        counter(
+            &mut enc,
+            "pinas_dns_refused",
+            "Queries refused: the client is not on an allowed network",
+            self.refused,
+        )?;
+        counter_family(
+            &mut enc,
+            "pinas_dns_rate_limited",
+            "UDP queries over the rate limit, dropped or answered with TC",
+            "action",
+            &[
+                ("dropped", self.rate_dropped),
+                ("slipped", self.rate_slipped),
+            ],
+        )?;
+        for (name, help, v) in &self.gauges {
+            ConstGauge::new(*v).encode(enc.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Gauge,
+            )?)?;
         }
-        let _ = writeln!(
-            s,
-            "pinas_dns_query_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-            l(|s| &s.count)
-        );
-        let _ = writeln!(
-            s,
-            "pinas_dns_query_duration_seconds_sum {}",
-            l(|s| &s.sum_us) as f64 / 1e6
-        );
-        let _ = writeln!(
-            s,
-            "pinas_dns_query_duration_seconds_count {}",
-            l(|s| &s.count)
-        );
-        s.push_str(
-            "# HELP pinas_dns_query_log_dropped_total Query-log entries dropped under load.\n",
-        );
-        s.push_str("# TYPE pinas_dns_query_log_dropped_total counter\n");
-        let _ = writeln!(
-            s,
-            "pinas_dns_query_log_dropped_total {}",
-            l(|s| &s.log_dropped)
-        );
-        s.push_str("# HELP pinas_dns_refused_total Queries refused: the client is not on an allowed network.\n");
-        s.push_str("# TYPE pinas_dns_refused_total counter\n");
-        let _ = writeln!(s, "pinas_dns_refused_total {}", l(|s| &s.refused));
-        s.push_str("# HELP pinas_dns_rate_limited_total UDP queries over the rate limit, dropped or answered with TC.\n");
-        s.push_str("# TYPE pinas_dns_rate_limited_total counter\n");
-        let _ = writeln!(
-            s,
-            "pinas_dns_rate_limited_total{{action=\"dropped\"}} {}",
-            l(|s| &s.rate_dropped)
-        );
-        let _ = writeln!(
-            s,
-            "pinas_dns_rate_limited_total{{action=\"slipped\"}} {}",
-            l(|s| &s.rate_slipped)
-        );
-        for (name, help, v) in gauges {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        }
-        s
+        Ok(())
     }
 }
 
 /// The whole exposition for the role: the counters, and gauges read from `st` (blocked
 /// names, cache size, healthy upstreams, the blocking switch).
-pub fn render_state(st: &crate::state::DnsState) -> String {
+///
+/// # Errors
+/// A formatting error from the encoder (not expected).
+pub fn render_state(st: &crate::state::DnsState) -> Result<String, std::fmt::Error> {
     let healthy = st
         .forwarder
         .upstreams()
@@ -198,31 +269,31 @@ pub fn render_state(st: &crate::state::DnsState) -> String {
         .filter(|u| u.is_healthy())
         .count();
     let blocking = st.blocking.load();
-    st.metrics.render(&[
+    st.metrics.render(vec![
         (
             "pinas_dns_blocked_domains",
-            "Distinct names on the blocklists.",
-            st.blocked.load().len() as f64,
+            "Distinct names on the blocklists",
+            st.blocked.load().len() as i64,
         ),
         (
             "pinas_dns_cache_entries",
-            "Answers in the cache.",
-            st.cache.len() as f64,
+            "Answers in the cache",
+            st.cache.len() as i64,
         ),
         (
             "pinas_dns_upstreams_healthy",
-            "Upstreams answering.",
-            healthy as f64,
+            "Upstreams answering",
+            healthy as i64,
         ),
         (
             "pinas_dns_blocking_enabled",
-            "1 while blocklists and the denylist apply, 0 while blocking is off.",
-            if blocking.enabled { 1.0 } else { 0.0 },
+            "1 while blocklists and the denylist apply, 0 while blocking is off",
+            i64::from(blocking.enabled),
         ),
         (
             "pinas_dns_blocking_disabled_until_seconds",
-            "Unix time when blocking turns back on by itself; 0 when no timer runs.",
-            blocking.until.unwrap_or(0) as f64,
+            "Unix time when blocking turns back on by itself; 0 when no timer runs",
+            blocking.until.unwrap_or(0),
         ),
     ])
 }

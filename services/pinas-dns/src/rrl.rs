@@ -116,7 +116,6 @@ impl RateLimiter {
         b.last_ms = now_ms;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            b.over = 0;
             return Verdict::Answer;
         }
         b.over = b.over.wrapping_add(1);

@@ -72,69 +72,99 @@ impl FromStr for UpstreamAddr {
     /// (`#IP` is the address to connect to, so the host name needs no lookup).
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        if s.starts_with("https://") {
-            let (url, boot) = match s.split_once('#') {
-                Some((u, ip)) => (u, Some(ip)),
-                None => (s, None),
-            };
-            let host = url["https://".len()..]
-                .split(['/', '?'])
-                .next()
-                .unwrap_or("");
-            if host.is_empty() || url.chars().any(char::is_whitespace) {
-                return Err(
-                    "expected https://host/path, e.g. https://dns.quad9.net/dns-query".into(),
-                );
-            }
-            let ip = match boot {
-                Some(ip) => ip
-                    .parse::<IpAddr>()
-                    .map_err(|_| format!("{ip:?} after # is not an IP address"))?,
-                None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            };
-            return Ok(UpstreamAddr {
-                transport: Transport::Https,
-                addr: SocketAddr::new(ip, 443),
-                name: Some(url.into()),
-            });
+        if !s.contains("://") {
+            // A bare address: plain DNS over UDP.
+            return udp_or_tcp(Transport::Udp, s, 53);
         }
-        let (transport, rest, port) = if let Some(r) = s.strip_prefix("udp://") {
-            (Transport::Udp, r, 53)
-        } else if let Some(r) = s.strip_prefix("tcp://") {
-            (Transport::Tcp, r, 53)
-        } else if let Some(r) = s.strip_prefix("tls://") {
-            (Transport::Tls, r, 853)
-        } else if s.contains("://") {
-            return Err("expected udp://, tcp://, tls:// or https://".into());
-        } else {
-            (Transport::Udp, s, 53)
+        let url = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+        let (transport, default_port) = match url.scheme() {
+            "udp" => (Transport::Udp, 53),
+            "tcp" => (Transport::Tcp, 53),
+            "tls" => (Transport::Tls, 853),
+            "https" => (Transport::Https, 443),
+            _ => return Err("expected udp://, tcp://, tls:// or https://".into()),
         };
-        let (rest, name) = match rest.split_once('#') {
-            Some((r, n)) if transport == Transport::Tls => {
+        if transport == Transport::Https {
+            return https(url);
+        }
+        if !url.username().is_empty()
+            || url.password().is_some()
+            || !matches!(url.path(), "" | "/")
+            || url.query().is_some()
+        {
+            return Err(
+                "expected an IP address with an optional port, e.g. udp://9.9.9.9:53".into(),
+            );
+        }
+        let ip = match url.host() {
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+            // Outside http(s) the URL standard keeps hosts opaque: read the address here.
+            Some(url::Host::Domain(h)) => h.parse::<IpAddr>().map_err(|_| {
+                format!("{h:?} is not an IP address (upstreams are given by address)")
+            })?,
+            None => return Err("expected an IP address, e.g. tcp://9.9.9.9".into()),
+        };
+        let port = url.port().unwrap_or(default_port);
+        if port == 0 {
+            return Err("port 0 is not a valid upstream port".into());
+        }
+        let name = match url.fragment() {
+            Some(n) if transport == Transport::Tls => {
                 if crate::domains::normalize(n).is_none() {
                     return Err(format!("{n:?} is not a server name"));
                 }
-                (r, Some(Arc::<str>::from(n)))
+                Some(Arc::<str>::from(n))
             }
             Some(_) => return Err("#name is only for tls:// upstreams".into()),
-            None => (rest, None),
+            None => None,
         };
-        let addr = if let Ok(ip) = rest.parse::<IpAddr>() {
-            SocketAddr::new(ip, port)
-        } else {
-            rest.parse::<SocketAddr>().map_err(|_| {
-                "expected an IP address with an optional port, e.g. 9.9.9.9:53".to_string()
-            })?
-        };
-        if addr.port() == 0 {
-            return Err("port 0 is not a valid upstream port".into());
-        }
         Ok(UpstreamAddr {
             transport,
-            addr,
+            addr: SocketAddr::new(ip, port),
             name,
         })
     }
+}
+
+/// `IP` or `IP:port` / `[IPv6]:port` for plain DNS.
+fn udp_or_tcp(transport: Transport, s: &str, port: u16) -> Result<UpstreamAddr, String> {
+    let addr = if let Ok(ip) = s.parse::<IpAddr>() {
+        SocketAddr::new(ip, port)
+    } else {
+        s.parse::<SocketAddr>().map_err(|_| {
+            "expected an IP address with an optional port, e.g. 9.9.9.9:53".to_string()
+        })?
+    };
+    if addr.port() == 0 {
+        return Err("port 0 is not a valid upstream port".into());
+    }
+    Ok(UpstreamAddr {
+        transport,
+        addr,
+        name: None,
+    })
+}
+
+/// `https://host[:port]/path[#IP]`: DoH; `#IP` is the address to connect to, so the host
+/// name needs no lookup.
+fn https(mut url: url::Url) -> Result<UpstreamAddr, String> {
+    let usage = "expected https://host/path, e.g. https://dns.quad9.net/dns-query";
+    if url.host_str().is_none_or(str::is_empty) || url.path() == "/" {
+        return Err(usage.into());
+    }
+    let ip = match url.fragment() {
+        Some(ip) => ip
+            .parse::<IpAddr>()
+            .map_err(|_| format!("{ip:?} after # is not an IP address"))?,
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    url.set_fragment(None);
+    Ok(UpstreamAddr {
+        transport: Transport::Https,
+        addr: SocketAddr::new(ip, 443),
+        name: Some(url.as_str().into()),
+    })
 }
 
 /// Why forwarding failed.
@@ -453,5 +483,11 @@ mod tests {
         assert!("udp://1.1.1.1#x".parse::<UpstreamAddr>().is_err());
         assert!("example.com".parse::<UpstreamAddr>().is_err());
         assert!("1.2.3.4:0".parse::<UpstreamAddr>().is_err());
+        assert!("tcp://1.2.3.4:0".parse::<UpstreamAddr>().is_err());
+        assert!("tcp://dns.example:53".parse::<UpstreamAddr>().is_err());
+        assert!("tcp://1.2.3.4/path".parse::<UpstreamAddr>().is_err());
+        assert!("ftp://1.2.3.4".parse::<UpstreamAddr>().is_err());
+        let u: UpstreamAddr = "https://doh.test:8443/dns-query#127.0.0.1".parse().unwrap();
+        assert_eq!(u.to_string(), "https://doh.test:8443/dns-query#127.0.0.1");
     }
 }
