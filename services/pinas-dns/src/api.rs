@@ -26,7 +26,7 @@ use crate::pihole::{self, PiholeParams, PiholeSummary};
 use crate::querylog::{self, Bucket, LogFilter, LogRow, Stats, StatsParams, Status, Top};
 use crate::records::{self, ForwardInput, RecordInput};
 use crate::rules::{self, RuleFilter, RuleInput, RuleKind};
-use crate::settings::DnsSettings;
+use crate::settings::{DnsSettings, SettingsInput};
 use crate::state::{DnsState, SettingsState, SwitchState, Target};
 use crate::store::{run_blocking, ForwardRow, LocalRecordRow, RuleRow};
 use crate::upstream::UpstreamStatus;
@@ -479,14 +479,20 @@ pub async fn get_settings(State(st): St) -> Json<SettingsState> {
 /// answer, the retention, the allowed networks and the rate limit. From then on they take
 /// precedence over `config.toml`. A bad value changes nothing. Emits
 /// `dns.settings.changed`. Admin only.
-#[utoipa::path(put, path = "/api/dns/settings", tag = "dns", request_body = DnsSettings,
+#[utoipa::path(put, path = "/api/dns/settings", tag = "dns", request_body = SettingsInput,
     responses((status = 200, body = SettingsState),
         (status = 422, description = "invalid_settings, with the field", body = ErrorBody)))]
 pub async fn put_settings(
     State(st): St,
-    Json(s): Json<DnsSettings>,
+    Json(s): Json<SettingsInput>,
 ) -> ApiResult<Json<SettingsState>> {
-    Ok(Json(run_blocking(move || st.apply_settings(s)).await?))
+    Ok(Json(
+        run_blocking(move || {
+            let current = st.settings.load().settings.clone();
+            st.apply_settings(s.over(&current))
+        })
+        .await?,
+    ))
 }
 
 /// The OpenAPI description of the DNS control API, as the browser sees it (`/api/dns/...`).
@@ -505,7 +511,7 @@ pub async fn put_settings(
         LocalRecordRow, RecordInput, LocalType, ForwardRow, ForwardInput, SwitchInput, SwitchState, Target,
         Blocklist, BlocklistInput, BlocklistPatch, LoadReport, RuleRow, RuleInput, RuleKind, LogRow,
         Stats, Top, Bucket, Status, UpstreamStatus, PiholeSummary, ErrorBody,
-        BlockingState, BlockingInput, DnsSettings, SettingsState, BlockingMode, PiholeToken
+        BlockingState, BlockingInput, DnsSettings, SettingsInput, SettingsState, BlockingMode, PiholeToken
     )),
     tags((name = "dns", description = "Home-network DNS: local records, the switch record, blocklists, query log"))
 )]

@@ -64,6 +64,48 @@ pub struct DnsSettings {
     pub rate_limit_slip: u64,
 }
 
+/// What `PUT /api/dns/settings` takes: every field of [`DnsSettings`]; the allowed
+/// networks and the rate limit may be left out (a client that does not know them yet),
+/// and then keep their current values rather than falling back to defaults.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct SettingsInput {
+    pub upstreams: Vec<String>,
+    pub cache_size: u64,
+    pub cache_min_ttl_secs: u64,
+    pub cache_max_ttl_secs: u64,
+    pub negative_ttl_secs: u64,
+    pub blocking_mode: BlockingMode,
+    pub query_log_retention_days: u64,
+    /// See [`DnsSettings::allowed_networks`]; absent: unchanged.
+    pub allowed_networks: Option<Vec<String>>,
+    /// See [`DnsSettings::rate_limit_per_sec`]; absent: unchanged.
+    pub rate_limit_per_sec: Option<u64>,
+    /// See [`DnsSettings::rate_limit_slip`]; absent: unchanged.
+    pub rate_limit_slip: Option<u64>,
+}
+
+impl SettingsInput {
+    /// The settings this input asks for, taking what it leaves out from `current`.
+    pub fn over(self, current: &DnsSettings) -> DnsSettings {
+        DnsSettings {
+            upstreams: self.upstreams,
+            cache_size: self.cache_size,
+            cache_min_ttl_secs: self.cache_min_ttl_secs,
+            cache_max_ttl_secs: self.cache_max_ttl_secs,
+            negative_ttl_secs: self.negative_ttl_secs,
+            blocking_mode: self.blocking_mode,
+            query_log_retention_days: self.query_log_retention_days,
+            allowed_networks: self
+                .allowed_networks
+                .unwrap_or_else(|| current.allowed_networks.clone()),
+            rate_limit_per_sec: self
+                .rate_limit_per_sec
+                .unwrap_or(current.rate_limit_per_sec),
+            rate_limit_slip: self.rate_limit_slip.unwrap_or(current.rate_limit_slip),
+        }
+    }
+}
+
 fn default_rate_limit() -> u64 {
     crate::config::DEFAULT_RATE_LIMIT_PER_SEC.into()
 }

@@ -98,6 +98,16 @@ async fn clients_outside_the_allowed_networks_are_refused_over_udp_and_tcp() {
     let out = s.dig(&["-b", "127.0.0.2", "printer.home", "A"]).await;
     assert_eq!(status_of(&out), "NOERROR", "{out}");
     assert_eq!(answers(&out)[0].3, "192.168.1.20");
+
+    // A client that does not know the field (an older UI) leaves it as it is.
+    let (_, mut settings) = s.api(Method::GET, "/settings", None).await;
+    let body = settings.as_object_mut().unwrap();
+    body.remove("allowed_networks");
+    body.insert("cache_size".into(), json!(5000));
+    let (st, b) = s.api(Method::PUT, "/settings", Some(settings)).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["allowed_networks"], json!(["127.0.0.0/8"]), "{b}");
+    assert_eq!(b["cache_size"], 5000, "{b}");
 }
 
 /// With the default list (`local`), a client whose address is on none of the home
