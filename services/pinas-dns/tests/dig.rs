@@ -296,7 +296,8 @@ fn sample(path: &std::path::Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_blocklists_every_syntax_allowlist_denylist() {
     require!(require_tools(&["dig", "dnsmasq"]));
-    let dir = require!(shared_blocklists());
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = blocklists(scratch.path());
     let up = Dnsmasq::start(&["--address=/#/10.7.7.7"]);
     let s = Server::start(cfg(&[up.addr()])).await;
     let files = [

@@ -246,16 +246,73 @@ pub fn answers(out: &str) -> Vec<(String, u32, String, String)> {
     v
 }
 
-/// The real blocklists: `$PINAS_TEST_DATA/blocklists`, by default
-/// `../shared/data/blocklists` from the repository root. Absent, the test is skipped.
-pub fn shared_blocklists() -> Result<PathBuf, pinas_testkit::Skip> {
+/// The blocklists the list test loads: the real ones in `$PINAS_TEST_DATA/blocklists`
+/// (by default `../shared/data/blocklists` beside the repository) when they are there;
+/// otherwise lists with the same six file names, in the same four syntaxes and of about
+/// the same sizes, written into `scratch`, so that the test runs on every machine. It
+/// says on stderr which it used. The folder returned holds
+/// `anudeepnd-{adservers,coinminer,facebook}.hosts`, `hagezi-light.{adblock,wildcard}`
+/// and `stevenblack.domains`.
+pub fn blocklists(scratch: &Path) -> PathBuf {
     let data = match std::env::var_os("PINAS_TEST_DATA") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
     };
-    let p = pinas_testkit::require_dir(
-        &data.join("blocklists"),
-        "the real blocklists are absent (PINAS_TEST_DATA names the folder holding blocklists/)",
-    )?;
-    Ok(p.canonicalize().unwrap())
+    let real = data.join("blocklists");
+    if real.is_dir() {
+        eprintln!("blocklists: the real lists in {}", real.display());
+        return real.canonicalize().unwrap();
+    }
+    eprintln!(
+        "blocklists: {} is absent; using generated lists in the same syntaxes",
+        real.display()
+    );
+    let dir = scratch.join("blocklists");
+    std::fs::create_dir_all(&dir).unwrap();
+    let names = |prefix: &str, n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| format!("{prefix}{i}.t{}.example", i % 97))
+            .collect()
+    };
+    let write = |file: &str, header: &str, lines: Vec<String>| {
+        let mut text = String::from(header);
+        for l in lines {
+            text.push_str(&l);
+            text.push('\n');
+        }
+        std::fs::write(dir.join(file), text).unwrap();
+    };
+    let hosts = |prefix: &str, n: usize| {
+        names(prefix, n)
+            .into_iter()
+            .map(|d| format!("0.0.0.0 {d}"))
+            .collect::<Vec<_>>()
+    };
+    let hosts_header = "# Title: generated test list\n127.0.0.1 localhost\n::1 localhost\n\n";
+    write(
+        "anudeepnd-adservers.hosts",
+        hosts_header,
+        hosts("ads", 42_500),
+    );
+    write(
+        "anudeepnd-coinminer.hosts",
+        hosts_header,
+        hosts("coin", 5_900),
+    );
+    write("anudeepnd-facebook.hosts", hosts_header, hosts("fb", 4_000));
+    let light = names("track", 122_000);
+    write(
+        "hagezi-light.adblock",
+        "[Adblock Plus]\n! Title: generated test list\n",
+        light.iter().map(|d| format!("||{d}^")).collect(),
+    );
+    write(
+        "hagezi-light.wildcard",
+        "# Title: generated test list\n",
+        light.iter().map(|d| format!("*.{d}")).collect(),
+    );
+    let mut domains = names("ads", 40_000);
+    domains.extend(names("other", 100_000));
+    write("stevenblack.domains", "# generated test list\n", domains);
+    dir
 }
