@@ -83,5 +83,6 @@ extra=$(find "$W/state" -mindepth 1 -maxdepth 1 ! -name dns ! -name pinas.db)
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 start_dns
 [ "$(ask printer.home)" = "192.168.1.20" ] || fail "the record was lost across a restart"
+kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 echo "PASS: pinas dns as uid $UID_DNS without capabilities answers, blocks and keeps its state in dns/ (0700)"
 suite_summary 1 0
