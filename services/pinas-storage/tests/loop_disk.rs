@@ -45,6 +45,16 @@ fn ready() -> Result<(), Skip> {
     Ok(())
 }
 
+/// Held by every test that attaches loop devices. The kernel hands a detached loop
+/// device's number to the next `losetup -f`, so a disk another test attaches at that
+/// moment would look to the hotplug tests like theirs coming back, and the rescanning
+/// monitor would never see theirs go.
+static LOOP_DEVICES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn loop_devices() -> std::sync::MutexGuard<'static, ()> {
+    LOOP_DEVICES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A loop disk that is detached (and unmounted) when dropped.
 struct LoopDisk {
     dev: String,
@@ -109,6 +119,7 @@ fn fs_of(name: &str, dir: &Path) -> Option<disks::Filesystem> {
 #[test]
 fn loop_disk_lifecycle() {
     require!(ready());
+    let _serial = loop_devices();
     let state = tempfile::tempdir().unwrap();
     let ctx = context(state.path());
     let label = format!("t{}", std::process::id() % 100000);
@@ -468,8 +479,11 @@ async fn hotplug_by_rescanning() {
     hotplug(true).await
 }
 
+// The guard is held across awaits on purpose: the whole test owns the loop devices.
+#[allow(clippy::await_holding_lock)]
 async fn hotplug(polling: bool) {
     require!(ready());
+    let _serial = loop_devices();
     let state = tempfile::tempdir().unwrap();
     let ctx = context(state.path());
     let mut rx = ctx.events.subscribe();
@@ -540,6 +554,7 @@ impl Drop for LoopAgain {
 fn system_disk_partitions_are_refused() {
     require!(ready());
     require!(require_tools(&["sfdisk"]));
+    let _serial = loop_devices();
     let state = tempfile::tempdir().unwrap();
     let ctx = context(state.path());
     let dir = tempfile::tempdir().unwrap();
