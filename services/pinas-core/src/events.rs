@@ -92,12 +92,6 @@ impl EventBus {
         let _ = self.tx.send(event);
     }
 
-    /// Sends `event` to subscribers without recording it: for events relayed from another
-    /// role's process, which recorded them already.
-    pub fn relay(&self, event: Event) {
-        let _ = self.tx.send(event);
-    }
-
     /// Shorthand for `publish(Event::new(kind, data))`.
     pub fn emit(&self, kind: &str, data: Value) {
         self.publish(Event::new(kind, data));

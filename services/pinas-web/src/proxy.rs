@@ -98,8 +98,10 @@ async fn forward(
     Ok(resp.map(Body::new).into_response())
 }
 
-/// Relays a role's `/events` stream into this process's event bus, reconnecting every
-/// few seconds while the role is down.
+/// Relays a role's `/events` stream into this process's event bus and records the events
+/// in the event log, reconnecting every few seconds while the role is down. The roles'
+/// own processes run without access to `pinas.db` (`pinas dns` as its own user), so the
+/// web role keeps the one log of the box.
 pub async fn relay_events(state: AppState, role: &'static str) {
     let sock = state.ctx.paths.role_socket(role);
     loop {
@@ -126,7 +128,7 @@ async fn relay_once(state: &AppState, mut stream: UnixStream) -> std::io::Result
     }
     while let Some(l) = lines.next_line().await? {
         if let Ok(ev) = serde_json::from_str::<pinas_core::Event>(&l) {
-            state.ctx.events.relay(ev);
+            state.ctx.events.publish(ev);
         }
     }
     Ok(())
