@@ -213,7 +213,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (text exposition format). */
+        /** Prometheus metrics (OpenMetrics text format). */
         get: operations["get_metrics"];
         put?: never;
         post?: never;
@@ -231,13 +231,10 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Pi-hole v5 compatible API (`/admin/api.php`), as Pi-hole v5's `api.php` answers:
-         *     `?summaryRaw` / `?summary` (also with no query at all) give the summary over the
-         *     last 24 hours with `status`; `?status` gives `{"status":"enabled"}` or
-         *     `{"status":"disabled"}`; `?enable&auth=TOKEN` and `?disable[=SECONDS]&auth=TOKEN`
-         *     change the blocking switch and answer with the new `status`. Without a valid token
-         *     `enable` and `disable` are ignored, and a request that asked for nothing else gets
-         *     `[]`, as Pi-hole v5 answers. Always 200.
+         * Pi-hole v5 compatible API (`/admin/api.php`), as Pi-hole v5's `api.php` answers (see
+         *     [`pihole::api_php`]): the summary over the last 24 hours (read from the query log at
+         *     most every few seconds), `status`, `versions`, and with the token `enable` and
+         *     `disable`. Always 200.
          */
         get: operations["get_pihole"];
         put?: never;
@@ -365,15 +362,17 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Upstreams, cache limits, the blocked answer and query-log retention in force, and
-         *     whether they were saved through the API (`saved_at_ms`) or come from `config.toml`.
+         * Upstreams, cache limits, the blocked answer, query-log retention, allowed networks and
+         *     the rate limit in force, and whether they were saved through the API (`saved_at_ms`)
+         *     or come from `config.toml`.
          */
         get: operations["get_settings"];
         /**
          * Saves the settings and applies them without a restart: the new upstreams (with health
          *     checks), the cache resized (emptied when upstreams or TTL bounds change), the blocked
-         *     answer, the retention. From then on they take precedence over `config.toml`. A bad
-         *     value changes nothing. Emits `dns.settings.changed`. Admin only.
+         *     answer, the retention, the allowed networks and the rate limit. From then on they take
+         *     precedence over `config.toml`. A bad value changes nothing. Emits
+         *     `dns.settings.changed`. Admin only.
          */
         put: operations["put_settings"];
         post?: never;
@@ -862,7 +861,7 @@ export interface components {
              */
             until?: number | null;
         };
-        /** @description One subscription, as the API shows it. */
+        /** @description A blocklist subscription as stored. */
         Blocklist: {
             /**
              * Format: int64
@@ -1084,7 +1083,7 @@ export interface components {
             /** @description The router's address, e.g. `192.168.1.1`. */
             server: string;
         };
-        /** @description A conditional forwarding rule. */
+        /** @description A conditional forwarding rule as stored. */
         ForwardRow: {
             comment: string;
             /** @description A domain (`home`) or reverse zone (`1.168.192.in-addr.arpa`). */
@@ -1133,7 +1132,7 @@ export interface components {
             /** @description Heap bytes of the set. */
             set_bytes: number;
         };
-        /** @description A local record. */
+        /** @description A local record as stored. */
         LocalRecordRow: {
             comment: string;
             /** Format: int64 */
@@ -1245,7 +1244,7 @@ export interface components {
         };
         /**
          * @description Pi-hole v5 `api.php?summaryRaw` / `summary` (FTL v5 era), for dashboards and Home
-         *     Assistant's Pi-hole integration.
+         *     Assistant's Pi-hole integration. Counts only: never names or clients.
          */
         PiholeSummary: {
             ads_blocked_today: unknown;
@@ -1259,10 +1258,19 @@ export interface components {
             privacy_level: number;
             queries_cached: unknown;
             queries_forwarded: unknown;
+            /** @description Answers starting with a CNAME. */
             reply_CNAME: unknown;
+            /** @description Answers with a name (PTR). */
+            reply_DOMAIN: unknown;
+            /** @description Answers with an address (blocked names answered `0.0.0.0` too). */
             reply_IP: unknown;
+            /** @description Answers without records of the asked type, last 24 hours. */
             reply_NODATA: unknown;
+            reply_NOTIMP: unknown;
             reply_NXDOMAIN: unknown;
+            reply_OTHER: unknown;
+            reply_REFUSED: unknown;
+            reply_SERVFAIL: unknown;
             status: string;
             unique_clients: unknown;
             unique_domains: unknown;
@@ -1302,7 +1310,7 @@ export interface components {
          * @enum {string}
          */
         RuleKind: "allow" | "deny";
-        /** @description An allowlist or denylist entry. */
+        /** @description An allowlist or denylist entry as stored. */
         RuleRow: {
             comment: string;
             /** Format: int64 */
@@ -1313,13 +1321,18 @@ export interface components {
             pattern: string;
         };
         /**
-         * @description State of one service, for `GET /api/system/services`.
+         * @description State of a service PiNAS manages, as `GET /api/system/services` reports it.
          * @enum {string}
          */
         ServiceState: "running" | "stopped" | "unavailable";
-        /** @description One service's status: `{"name":"smb","state":"running","detail":"smbd on port 4445"}`. */
+        /**
+         * @description One service's status: a role's process or a daemon a role manages (Samba, NFS),
+         *     e.g. `{"name":"smb","state":"running","detail":"smbd (pid 42) on port 445"}`.
+         */
         ServiceStatus: {
+            /** @description What a person needs to know, e.g. why it is unavailable. */
             detail: string;
+            /** @description The role's name (`web`, `dns`) or the daemon's (`smb`, `nfs`). */
             name: string;
             state: components["schemas"]["ServiceState"];
         };
@@ -1328,6 +1341,37 @@ export interface components {
             /** @description Send it back in `X-CSRF-Token` on every state-changing request. */
             csrf_token: string;
             user: components["schemas"]["Account"];
+        };
+        /**
+         * @description What `PUT /api/dns/settings` takes: every field of [`DnsSettings`]; the allowed
+         *     networks and the rate limit may be left out (a client that does not know them yet),
+         *     and then keep their current values rather than falling back to defaults.
+         */
+        SettingsInput: {
+            /** @description See [`DnsSettings::allowed_networks`]; absent: unchanged. */
+            allowed_networks?: string[] | null;
+            blocking_mode: components["schemas"]["BlockingMode"];
+            /** Format: int64 */
+            cache_max_ttl_secs: number;
+            /** Format: int64 */
+            cache_min_ttl_secs: number;
+            /** Format: int64 */
+            cache_size: number;
+            /** Format: int64 */
+            negative_ttl_secs: number;
+            /** Format: int64 */
+            query_log_retention_days: number;
+            /**
+             * Format: int64
+             * @description See [`DnsSettings::rate_limit_per_sec`]; absent: unchanged.
+             */
+            rate_limit_per_sec?: number | null;
+            /**
+             * Format: int64
+             * @description See [`DnsSettings::rate_limit_slip`]; absent: unchanged.
+             */
+            rate_limit_slip?: number | null;
+            upstreams: string[];
         };
         /** @description The settings in force and where they come from. */
         SettingsState: components["schemas"]["DnsSettings"] & {
@@ -2011,7 +2055,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/plain": string;
+                    "application/openmetrics-text": string;
                 };
             };
         };
@@ -2394,7 +2438,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["DnsSettings"];
+                "application/json": components["schemas"]["SettingsInput"];
             };
         };
         responses: {
