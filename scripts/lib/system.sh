@@ -54,13 +54,10 @@ OSR
     ln -sfn ../run/systemd/resolve/resolv.conf "$R/etc/resolv.conf"
     mkdir -p "$R/storage"
 
-    # The serial console account: uid 0, empty password, shell = the PiNAS menu (which
-    # refuses non-serial terminals). Kept in the read-only /etc on purpose.
-    grep -q '^console:' "$R/etc/passwd" || {
-        echo 'console:x:0:0:PiNAS serial console:/root:/usr/libexec/pinas/console-shell' >>"$R/etc/passwd"
-        echo 'console::19000:0:99999:7:::' >>"$R/etc/shadow"
-    }
-    echo /usr/libexec/pinas/console-shell >>"$R/etc/shells"
+    # System users of the roles (sysusers.d/pinas.conf), in the read-only /etc; their
+    # files on /storage get their owner from tmpfiles.d at every boot. The serial console
+    # needs no account: its getty starts the menu (serial-getty@.service.d/).
+    run systemd-sysusers --root="$R" pinas.conf
     sed -i 's/^\(passwd\|group\|shadow\):\s*\(.*\)$/\1: \2 extrausers/' "$R/etc/nsswitch.conf"
     sed -i 's/^hosts:.*/hosts:          files mdns4_minimal [NOTFOUND=return] dns/' "$R/etc/nsswitch.conf"
 
