@@ -404,14 +404,13 @@ def sandbox_checks(q, res):
                     + "; ".join(f"nsenter -t $p -m -- sh /run/pinas-probe refused {x}" for x in DNS_REFUSED)
                     + "; nsenter -t $p -m -S $(id -u pinas-dns) -G $(id -g pinas-dns) -- "
                       "sh /run/pinas-probe allowed /storage/.pinas/dns/probe /run/pinas/probe; "
-                      "echo seen: $(nsenter -t $p -m -- ls -A /storage) / $(nsenter -t $p -m -- ls -A /storage/.pinas) "
-                      "/ $(nsenter -t $p -m -- ls -A /storage/shares) /")
+                      "echo seen: $(nsenter -t $p -m -- ls -A /storage) / $(nsenter -t $p -m -- ls -A /storage/.pinas) /")
     res.check("pinas-dns.service: writes outside its paths are denied (even as root in its namespace)",
               all(f"probe refused {p} denied" in out for p in DNS_REFUSED), out)
     res.check("pinas-dns.service: writes inside its paths work (its folder, its socket's folder)",
               written(out, "allowed", "/storage/.pinas/dns/probe") and written(out, "allowed", "/run/pinas/probe"), out)
     res.check("pinas-dns.service sees nothing of /storage but its folder",
-              "seen: .pinas shares / dns / /" in out, out)
+              "seen: .pinas / dns /" in out, out)
     st, out = q.run("stat -L -c '%a %U %F' /run/pinas/dns.sock; stat -c '%a %U' /run/pinas; "
                     "find /run/pinas -user pinas-dns | wc -l")
     res.check("the DNS socket is 0600 pinas-dns and pinas-dns owns nothing in /run/pinas",
@@ -492,12 +491,15 @@ def boot_virt(image, version, res, logdir, ports):
         st, out = q.run("stat -c '%a %U' /storage/.pinas/setup-code && cat /storage/.pinas/setup-code")
         setup = {"admin": {"username": "admin", "password": "image-test-pass-1"},
                  "hostname": "nas-lab", "timezone": "Europe/Paris", "roles": ["nas"]}
-        if st == 0:
-            lines = out.splitlines()
-            res.check("the setup code is root-only (0600)", lines[:1] == ["600 root"], out)
-            setup["setup_code"] = lines[-1].strip()
-            st, out = q.run("cat /etc/issue.d/pinas-setup.issue")
-            res.check("the setup code is in tty1's banner", setup["setup_code"] in out, out)
+        lines = out.splitlines()
+        res.check("the setup code is in /storage/.pinas/setup-code, root-only (0600)",
+                  st == 0 and lines[:1] == ["600 root"] and len(lines) == 2, out)
+        code = lines[-1].strip() if lines else ""
+        st, out = q.run("cat /etc/issue.d/pinas-setup.issue")
+        res.check("the setup code is in tty1's banner", code != "" and code in out.replace("-", ""), out)
+        st, _, body = http(f"{base}/api/setup", setup)
+        res.check("setup without the setup code is refused", st == 403 and "setup_code" in body, f"{st} {body[:300]}")
+        setup["setup_code"] = code
         st, _, body = http(f"{base}/api/setup", setup)
         res.check("setup through the API", st == 200, f"{st} {body[:300]}")
         st, body, auth = http_session(base, "admin", "image-test-pass-1")
