@@ -1,10 +1,11 @@
 //! `pinas console`: the status and recovery menu on the serial console.
 //!
-//! It is what a person sees after logging in as `console` on the serial port of a PiNAS
-//! box: status (version, slot, addresses, the URL of the setup wizard and, while setup is
-//! pending, the setup code it asks for; the state of the PiNAS units), an admin password
-//! reset (web UI and SMB alike), a static network address (or DHCP again), a
-//! reboot, a factory reset after a typed confirmation, and a root shell.
+//! It is what the serial port of a PiNAS box shows, with no login: the serial getty
+//! starts it (`serial-getty@.service.d/pinas-console.conf` in the image). Status
+//! (version, slot, addresses, the URL of the setup wizard and, while setup is pending,
+//! the setup code it asks for; the state of the PiNAS units), an admin password reset
+//! (web UI and SMB alike), a static network address (or DHCP again), a reboot, a
+//! factory reset after a typed confirmation, and a root shell.
 //!
 //! It is not a second configuration UI: everything else is done in the web UI. Side
 //! effects on the machine go through [`Host`] and all input and output through
