@@ -100,6 +100,10 @@ fn rootfs_units_match_the_role_registry() {
     }
     for entry in std::fs::read_dir(&units_dir).unwrap() {
         let path = entry.unwrap().path();
+        if !path.is_file() {
+            // Drop-in folders such as serial-getty@.service.d.
+            continue;
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if text.contains("ExecStart=/usr/bin/pinas ") {
