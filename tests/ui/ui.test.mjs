@@ -61,11 +61,12 @@ function api(path, { method = 'GET', body, cookie, csrf } = {}) {
 }
 
 /**
- * Asks the DNS server of `pinas dev` with dig. Returns the response code and the
- * answer records ({ name, ttl, type, data }).
+ * Asks the DNS server of `pinas dev` with dig, from the loopback address `from`
+ * (any of 127.0.0.0/8). Returns the response code and the answer records
+ * ({ name, ttl, type, data }).
  */
-function dig(name, type = 'A') {
-	const r = spawnSync('dig', [`@127.0.0.1`, '-p', String(server.dnsPort), name, type, '+noall', '+comments', '+answer', '+tries=1', '+time=3'], {
+function dig(name, type = 'A', from = '127.0.0.1') {
+	const r = spawnSync('dig', ['-b', from, `@127.0.0.1`, '-p', String(server.dnsPort), name, type, '+noall', '+comments', '+answer', '+tries=1', '+time=3'], {
 		encoding: 'utf8',
 		timeout: 15000
 	});
@@ -776,6 +777,66 @@ describe('PiNAS UI', () => {
 		} finally {
 			up.stop();
 		}
+	});
+
+	test('DNS: who may ask: a device outside the allowed networks is REFUSED, back to the home network it is answered, a bad network is explained and nothing is saved', async (t) => {
+		server.requireRoute('/api/dns/settings', 'put');
+		if (!haveTool('dig')) return skip(t, 'dig is missing: scripts/setup --test installs it');
+		const outsider = '127.0.0.2';
+		// the switch name is answered by PiNAS itself, so no upstream is needed
+		const answered = (from) => dig('nas.home', 'A', from);
+		assert.equal(answered(outsider).status, 'NOERROR', 'loopback is part of "local"');
+
+		let win = await openApp('DNS');
+		await win.getByRole('tab', { name: 'Settings', exact: true }).click();
+		let nets = win.getByLabel(/^Devices answered/);
+		await nets.waitFor();
+		assert.equal(await nets.inputValue(), 'local');
+		assert.match(await win.locator('#dns-set-networks-hint').textContent(), /REFUSED/);
+		assert.equal(await win.getByLabel(/^Answers per second/).inputValue(), '1000');
+
+		// only 127.0.0.1: the outsider is refused, 127.0.0.1 still answered
+		await nets.fill('127.0.0.1/32');
+		await win.getByLabel(/^Answers per second/).fill('500');
+		await win.getByRole('button', { name: 'Save settings' }).click();
+		await win.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+		await waitFor(async () => answered(outsider).status === 'REFUSED', 10000, `a query from ${outsider} to be REFUSED`);
+		const own = answered('127.0.0.1');
+		assert.equal(own.status, 'NOERROR', own.text);
+		assert.ok(own.answers.length > 0, own.text);
+
+		// a bad network: the form's words, then the server's, next to the field
+		await nets.fill('my home');
+		await win.getByRole('button', { name: 'Save settings' }).click();
+		await win.locator('#dns-set-networks-error', { hasText: 'my home is not a network' }).waitFor();
+		await nets.fill('local\n127.0.0.0/33');
+		await win.getByRole('button', { name: 'Save settings' }).click();
+		await win.locator('#dns-set-networks-error', { hasText: '"127.0.0.0/33" is not a network' }).waitFor();
+		assert.equal(await nets.getAttribute('aria-invalid'), 'true');
+		await win.getByLabel(/^Over the limit/).fill('11');
+		await win.getByRole('button', { name: 'Save settings' }).click();
+		await win.locator('#dns-set-slip-error', { hasText: 'from 0 to 10' }).waitFor();
+		await checkA11y('dns settings: who may ask, with errors');
+
+		// nothing was saved: a reload shows the old values, and the outsider is still refused
+		await page.reload();
+		win = page.locator('section.window[data-app="dns"]');
+		await win.waitFor({ state: 'visible' });
+		await win.getByRole('tab', { name: 'Settings', exact: true }).click();
+		nets = win.getByLabel(/^Devices answered/);
+		await waitFor(async () => (await nets.inputValue()) === '127.0.0.1/32', 10000, 'the saved networks after a reload');
+		assert.equal(await win.getByLabel(/^Answers per second/).inputValue(), '500');
+		assert.equal(await win.getByLabel(/^Over the limit/).inputValue(), '2');
+		assert.equal(answered(outsider).status, 'REFUSED');
+
+		// back to the home network: the outsider (on loopback) is answered again
+		await win.getByRole('button', { name: 'Answer only the home network' }).click();
+		assert.equal(await nets.inputValue(), 'local');
+		await win.getByLabel(/^Answers per second/).fill('1000');
+		await win.getByRole('button', { name: 'Save settings' }).click();
+		await waitFor(async () => answered(outsider).status === 'NOERROR', 10000, `a query from ${outsider} to be answered again`);
+		assert.ok(answered(outsider).answers.length > 0);
+		await closeApp('DNS');
 	});
 
 	test('a user who is not an administrator gets only the apps for users', async (t) => {

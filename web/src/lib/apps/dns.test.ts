@@ -192,6 +192,48 @@ describe('DNS app', () => {
 		expect(sent[1].body).toMatchObject({ upstreams: ['udp://10.0.0.1:0'], cache_size: 10000, blocking_mode: 'null' });
 	});
 
+	it('shows who is answered and the rate limit, sends them, and shows the server’s words for a bad network next to its field', async () => {
+		session.user = { name: 'admin', role: 'admin' };
+		const settings = { upstreams: ['9.9.9.9'], cache_size: 10000, cache_min_ttl_secs: 0, cache_max_ttl_secs: 86400, negative_ttl_secs: 300, blocking_mode: 'null', query_log_retention_days: 7, allowed_networks: ['local', '203.0.113.0/24'], rate_limit_per_sec: 500, rate_limit_slip: 3, saved_at_ms: null };
+		const sent: unknown[] = [];
+		vi.stubGlobal('fetch', async (url: string, init?: RequestInit) => {
+			if (url === '/api/dns/settings' && init?.method === 'PUT') {
+				sent.push(JSON.parse(String(init.body)));
+				return json(422, { error: { code: 'invalid_settings', message: '"10.0.0.0/33" is not a network (expected "local", an address, or a network such as 192.168.1.0/24)', field: 'allowed_networks' } });
+			}
+			if (url === '/api/dns/settings') return json(200, settings);
+			if (url === '/api/dns/pihole/token') return json(200, { token: 'ab'.repeat(32) });
+			if (url === '/api/dns/blocking') return json(200, { enabled: true, until: null, changed_by: '', reason: '', changed_at_ms: 0 });
+			return json(500, {});
+		});
+		render(DnsApp);
+		await fireEvent.click(screen.getByRole('tab', { name: 'Settings' }));
+		const nets = await screen.findByLabelText(/^Devices answered/);
+		expect(nets).toHaveValue('local\n203.0.113.0/24');
+		expect(screen.getByLabelText(/^Answers per second/)).toHaveValue('500');
+		expect(screen.getByLabelText(/^Over the limit/)).toHaveValue('3');
+		expect(document.getElementById('dns-set-networks-hint')).toHaveTextContent('REFUSED');
+
+		// the form's own check: nothing is sent
+		await fireEvent.input(nets, { target: { value: 'my home' } });
+		await fireEvent.click(screen.getByRole('button', { name: 'Save settings' }));
+		expect((await screen.findByText(/^my home is not a network/)).id).toBe('dns-set-networks-error');
+		expect(sent).toEqual([]);
+
+		// the server's check, shown next to the same field
+		await fireEvent.input(nets, { target: { value: ' 10.0.0.0/33 \n\nlocal' } });
+		await fireEvent.input(screen.getByLabelText(/^Answers per second/), { target: { value: '0' } });
+		await fireEvent.click(screen.getByRole('button', { name: 'Save settings' }));
+		expect((await screen.findByText(/^"10.0.0.0\/33" is not a network/)).id).toBe('dns-set-networks-error');
+		expect(nets).toHaveAttribute('aria-invalid', 'true');
+		expect(sent).toEqual([expect.objectContaining({ allowed_networks: ['10.0.0.0/33', 'local'], rate_limit_per_sec: 0, rate_limit_slip: 3 })]);
+
+		// one click back to the home network only
+		await fireEvent.click(screen.getByRole('button', { name: 'Answer only the home network' }));
+		expect(nets).toHaveValue('local');
+		expect(screen.queryByRole('button', { name: 'Answer only the home network' })).toBeNull();
+	});
+
 	it('hides changes from users who are not administrators', async () => {
 		session.user = { name: 'alice', role: 'user' };
 		vi.stubGlobal('fetch', async (url: string) => (url.startsWith('/api/dns/stats') ? json(500, {}) : json(200, [])));
@@ -221,6 +263,9 @@ describe('blocking countdown and the settings form', () => {
 		negative_ttl_secs: '300',
 		blocking_mode: 'null',
 		query_log_retention_days: '7',
+		allowed_networks: 'local\n 192.168.1.0/24 \n\nfd00::/8\n203.0.113.7',
+		rate_limit_per_sec: '1000',
+		rate_limit_slip: '2',
 		...over
 	});
 
@@ -232,5 +277,14 @@ describe('blocking countdown and the settings form', () => {
 		expect(Object.keys(settingsErrors(draft({ cache_size: '0' })))).toEqual(['cache_size']);
 		expect(Object.keys(settingsErrors(draft({ cache_min_ttl_secs: '600', cache_max_ttl_secs: '60' })))).toEqual(['cache_min_ttl_secs']);
 		expect(Object.keys(settingsErrors(draft({ query_log_retention_days: '1.5' })))).toEqual(['query_log_retention_days']);
+		expect(settingsBody(draft())).toMatchObject({ allowed_networks: ['local', '192.168.1.0/24', 'fd00::/8', '203.0.113.7'], rate_limit_per_sec: 1000, rate_limit_slip: 2 });
+		expect(settingsErrors(draft({ allowed_networks: 'LOCAL' }))).toEqual({});
+		expect(settingsErrors(draft({ allowed_networks: ' \n ' })).allowed_networks).toContain('"local" for the home network');
+		expect(settingsErrors(draft({ allowed_networks: 'local\nlan' })).allowed_networks).toMatch(/^lan is not a network/);
+		expect(settingsErrors(draft({ allowed_networks: Array.from({ length: 65 }, (_, i) => `10.0.${i}.0/24`).join('\n') })).allowed_networks).toBe('At most 64 networks.');
+		expect(Object.keys(settingsErrors(draft({ rate_limit_per_sec: '0', rate_limit_slip: '0' })))).toEqual([]);
+		expect(Object.keys(settingsErrors(draft({ rate_limit_per_sec: '1000001' })))).toEqual(['rate_limit_per_sec']);
+		expect(Object.keys(settingsErrors(draft({ rate_limit_slip: '11' })))).toEqual(['rate_limit_slip']);
+		expect(Object.keys(settingsErrors(draft({ rate_limit_slip: '' })))).toEqual(['rate_limit_slip']);
 	});
 });

@@ -190,9 +190,12 @@ export function countdown(untilSecs: number, nowMs: number): string {
 	return h ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
 }
 
-/** The settings form: upstreams one per line, numbers as typed. */
+/** The settings form: upstreams and allowed networks one per line, numbers as typed. */
 export interface SettingsDraft {
 	upstreams: string;
+	allowed_networks: string;
+	rate_limit_per_sec: string;
+	rate_limit_slip: string;
 	cache_size: string;
 	cache_min_ttl_secs: string;
 	cache_max_ttl_secs: string;
@@ -204,6 +207,10 @@ export interface SettingsDraft {
 export function settingsDraft(s: DnsSettings): SettingsDraft {
 	return {
 		upstreams: s.upstreams.join('\n'),
+		// absent in settings saved by earlier versions: the server then answers the home network only
+		allowed_networks: (s.allowed_networks ?? ['local']).join('\n'),
+		rate_limit_per_sec: String(s.rate_limit_per_sec ?? 1000),
+		rate_limit_slip: String(s.rate_limit_slip ?? 2),
 		cache_size: String(s.cache_size),
 		cache_min_ttl_secs: String(s.cache_min_ttl_secs),
 		cache_max_ttl_secs: String(s.cache_max_ttl_secs),
@@ -213,12 +220,18 @@ export function settingsDraft(s: DnsSettings): SettingsDraft {
 	};
 }
 
-/** The upstream lines of the form, trimmed, without empty lines. */
+/** The lines of a one-per-line field (upstreams, allowed networks), trimmed, without empty lines. */
 export const upstreamLines = (text: string) =>
 	text
 		.split('\n')
 		.map((l) => l.trim())
 		.filter(Boolean);
+
+/** The entry of the allowed networks that stands for the home network. */
+export const LOCAL_NETWORKS = 'local';
+
+// The shape of an address or network; the server checks the numbers and answers with the field.
+const NETWORK = /^[0-9a-f:.]+(\/\d+)?$/i;
 
 const UPSTREAM = /^(\d{1,3}(\.\d{1,3}){3}|\[?[0-9a-f:.]+\]?|(udp|tcp):\/\/\S+|tls:\/\/\S+|https:\/\/[^\s/]+\S*)$/i;
 
@@ -246,6 +259,15 @@ export function settingsErrors(d: SettingsDraft): Record<string, string> {
 	if (!e.cache_min_ttl_secs && !e.cache_max_ttl_secs && min > max) e.cache_min_ttl_secs = 'The shortest time is above the longest.';
 	num('negative_ttl_secs', 0, 604_800, 'The time for negative answers');
 	num('query_log_retention_days', 1, 365, 'The number of days');
+	const nets = upstreamLines(d.allowed_networks);
+	if (nets.length === 0) e.allowed_networks = 'Add at least one network ("local" for the home network).';
+	else if (nets.length > 64) e.allowed_networks = 'At most 64 networks.';
+	else {
+		const bad = nets.find((n) => n.toLowerCase() !== LOCAL_NETWORKS && !NETWORK.test(n));
+		if (bad) e.allowed_networks = `${bad} is not a network: use "local", an address, or a network such as 192.168.1.0/24.`;
+	}
+	num('rate_limit_per_sec', 0, 1_000_000, 'The rate limit');
+	num('rate_limit_slip', 0, 10, 'The slip');
 	return e;
 }
 
@@ -258,6 +280,9 @@ export function settingsBody(d: SettingsDraft): DnsSettings {
 		cache_max_ttl_secs: Number(d.cache_max_ttl_secs),
 		negative_ttl_secs: Number(d.negative_ttl_secs),
 		blocking_mode: d.blocking_mode,
-		query_log_retention_days: Number(d.query_log_retention_days)
+		query_log_retention_days: Number(d.query_log_retention_days),
+		allowed_networks: upstreamLines(d.allowed_networks),
+		rate_limit_per_sec: Number(d.rate_limit_per_sec),
+		rate_limit_slip: Number(d.rate_limit_slip)
 	};
 }
