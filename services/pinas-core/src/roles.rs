@@ -145,6 +145,16 @@ pub const ROLES: &[RoleInfo] = &[
         enabled_by: BOTH,
     },
     RoleInfo {
+        name: "companion",
+        summary: "the big NAS beside it: Wake-on-LAN, heartbeat, handshake, snapshot, DNS switch",
+        process: Process::Own {
+            subcommand: "companion",
+            unit: "pinas-companion.service",
+            socket: true,
+        },
+        enabled_by: &[SetupRole::Companion],
+    },
+    RoleInfo {
         name: "storage",
         summary: "disks, filesystems, mounts, hotplug, S.M.A.R.T.",
         process: Process::InWeb,
@@ -156,6 +166,25 @@ pub const ROLES: &[RoleInfo] = &[
         process: Process::InWeb,
         enabled_by: &[SetupRole::Nas],
     },
+];
+
+/// Paths under `/api/companion/` that the NAS calls with the pairing token instead of a
+/// browser session (`POST` only); the companion role checks the token itself, so the web
+/// role lets exactly these through without a session.
+pub const COMPANION_TOKEN_PATHS: &[&str] = &[
+    "snapshot",
+    "nas-going-offline",
+    "nas-coming-online",
+    "wake-nas",
+];
+
+/// Paths of the original companion design that a NAS may already call (`POST`, pairing
+/// token), and the companion path each one is: `/api/nas-going-offline` is
+/// `/api/companion/nas-going-offline`.
+pub const COMPANION_ALIASES: &[(&str, &str)] = &[
+    ("/api/nas-going-offline", "nas-going-offline"),
+    ("/api/nas-coming-online", "nas-coming-online"),
+    ("/api/wake-nas", "wake-nas"),
 ];
 
 /// The role named `name`.
@@ -222,6 +251,14 @@ mod tests {
     fn units_follow_the_setup_roles() {
         assert_eq!(
             units_for(&[SetupRole::Companion]),
+            [
+                "pinas-web.service",
+                "pinas-dns.service",
+                "pinas-companion.service"
+            ]
+        );
+        assert_eq!(
+            units_for(&[SetupRole::Nas]),
             ["pinas-web.service", "pinas-dns.service"]
         );
         assert_eq!(units_for(&[]), units_for(&SetupRole::ALL));

@@ -363,6 +363,11 @@ pub async fn require_session(
     next: Next,
 ) -> Result<Response, Error> {
     let path = req.uri().path();
+    // The NAS's handshake with the companion: the companion checks the pairing token
+    // (and rate-limits it) itself, so these exact paths need no session.
+    if crate::proxy::is_companion_token_path(req.method(), path) {
+        return Ok(next.run(req).await);
+    }
     if !state.is_setup_done() && !path.starts_with("/api/auth/") {
         return Err(Error::conflict(
             "setup_required",

@@ -125,7 +125,7 @@ impl WebApp {
                 state.clone(),
                 auth::require_session,
             ));
-        let public = Router::new()
+        let mut public = Router::new()
             .route("/api/system/health", get(system::health))
             .route("/api/setup", get(setup::status).post(setup::complete))
             // The wizard needs it before setup is done.
@@ -136,8 +136,13 @@ impl WebApp {
             .route("/metrics", get(system::metrics))
             .route("/admin/api.php", get(proxy::pihole_v5))
             .route("/api", any(errors::api_not_found))
-            .route("/api/{*rest}", any(errors::api_not_found))
-            .with_state(state.clone());
+            .route("/api/{*rest}", any(errors::api_not_found));
+        if pinas_core::roles::proxied().any(|r| r.name == "companion") {
+            for (alias, _) in pinas_core::roles::COMPANION_ALIASES {
+                public = public.route(alias, post(proxy::companion_alias));
+            }
+        }
+        let public = public.with_state(state.clone());
         public
             .merge(protected)
             .fallback_service(static_files::service(&state.ctx.config.web.static_dir))

@@ -12,21 +12,57 @@ use pinas_core::Error;
 use tokio::io::AsyncBufReadExt;
 use tokio::net::UnixStream;
 
+use crate::auth::ClientIp;
 use crate::state::AppState;
 
 /// Forwards the request to the role named by the second path segment.
 pub async fn handler(
     State(state): State<AppState>,
-    Extension(user): Extension<CurrentUser>,
+    user: Option<Extension<CurrentUser>>,
+    ClientIp(client): ClientIp,
     req: Request,
 ) -> Result<Response, Error> {
     let path = req.uri().path().to_string();
     let rest = path.strip_prefix("/api/").unwrap_or("");
     let (role, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let Some(Extension(user)) = user else {
+        // Only the companion's token paths come here without a session.
+        if !is_companion_token_path(req.method(), &path) {
+            return Err(Error::unauthorized());
+        }
+        return forward(&state, role, tail, req, Caller::Token(client)).await;
+    };
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         user.require_admin()?;
     }
-    forward(&state, role, tail, req, Some(&user)).await
+    forward(&state, role, tail, req, Caller::User(&user)).await
+}
+
+/// True for `POST /api/companion/<path>` with one of
+/// [`pinas_core::roles::COMPANION_TOKEN_PATHS`]: the NAS's handshake, authenticated by
+/// the companion with the pairing token instead of a session.
+pub fn is_companion_token_path(method: &Method, path: &str) -> bool {
+    *method == Method::POST
+        && path
+            .strip_prefix("/api/companion/")
+            .is_some_and(|p| pinas_core::roles::COMPANION_TOKEN_PATHS.contains(&p))
+}
+
+/// `POST /api/nas-going-offline`, `/api/nas-coming-online`, `/api/wake-nas`: the paths of
+/// the original companion design ([`pinas_core::roles::COMPANION_ALIASES`]), forwarded
+/// to the companion's token paths unchanged, so a NAS that already calls them works.
+pub async fn companion_alias(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    req: Request,
+) -> Result<Response, Error> {
+    let path = req.uri().path();
+    let tail = pinas_core::roles::COMPANION_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == path)
+        .map(|(_, tail)| *tail)
+        .ok_or_else(|| Error::not_found("not_found", "no such API endpoint"))?;
+    forward(&state, "companion", tail, req, Caller::Token(client)).await
 }
 
 /// `GET /admin/api.php`: the Pi-hole v5 API path that dashboards and Home Assistant's
@@ -36,7 +72,18 @@ pub async fn handler(
 /// with the Pi-hole API token in `auth=`, which the DNS role checks: the query string is
 /// passed through unchanged, and no user headers are sent.
 pub async fn pihole_v5(State(state): State<AppState>, req: Request) -> Result<Response, Error> {
-    forward(&state, "dns", "pihole/api.php", req, None).await
+    forward(&state, "dns", "pihole/api.php", req, Caller::Anonymous).await
+}
+
+/// Who a forwarded request comes from, as the role is told.
+enum Caller<'a> {
+    /// A signed-in person: `x-pinas-user` and `x-pinas-role`.
+    User(&'a CurrentUser),
+    /// A caller the role authenticates itself by a token: its address in
+    /// `x-pinas-client`, for the role's rate limits.
+    Token(std::net::IpAddr),
+    /// Nobody in particular (the Pi-hole summary).
+    Anonymous,
 }
 
 async fn forward(
@@ -44,7 +91,7 @@ async fn forward(
     role: &str,
     tail: &str,
     req: Request,
-    user: Option<&CurrentUser>,
+    caller: Caller<'_>,
 ) -> Result<Response, Error> {
     let sock = state.ctx.paths.role_socket(role);
     let stream = UnixStream::connect(&sock).await.map_err(|e| {
@@ -76,10 +123,20 @@ async fn forward(
     parts.headers.remove(axum::http::header::COOKIE);
     parts.headers.remove("x-pinas-user");
     parts.headers.remove("x-pinas-role");
+    parts.headers.remove("x-pinas-client");
     parts
         .headers
         .insert("host", "localhost".parse().expect("valid"));
-    if let Some(user) = user {
+    if let Caller::Token(ip) = caller {
+        parts.headers.insert(
+            "x-pinas-client",
+            crate::limit::client_network(ip)
+                .to_string()
+                .parse()
+                .expect("an address is a valid header"),
+        );
+    }
+    if let Caller::User(user) = caller {
         parts.headers.insert(
             "x-pinas-user",
             user.0

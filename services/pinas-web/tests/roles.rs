@@ -118,11 +118,11 @@ async fn only_registered_roles_are_proxied() {
     let app = App::new(r#"["nas","companion"]"#).await;
     // Roles that do not exist are no API at all, even with a socket in place.
     let _fake = app.serve_role(
-        "companion",
+        "power",
         Router::new().route("/status", get(|| async { "up" })),
     );
-    wait_for_socket(&app.ctx.paths.role_socket("companion")).await;
-    for path in ["/api/companion/status", "/api/power", "/api/sync/folders"] {
+    wait_for_socket(&app.ctx.paths.role_socket("power")).await;
+    for path in ["/api/power/status", "/api/power", "/api/sync/folders"] {
         let (s, v) = app.get_json(path).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {v}");
         assert_eq!(v["error"]["code"], "not_found", "{path}: {v}");
@@ -172,9 +172,11 @@ async fn services_list_follows_the_registry() {
             .contains("pinas-dns.service"),
         "{v}"
     );
-    for gone in ["companion", "power", "sync", "board"] {
+    for gone in ["power", "sync", "board"] {
         assert!(service(&v, gone).is_none(), "{gone} listed: {v}");
     }
+    // A companion box runs the companion role.
+    assert_eq!(service(&v, "companion").unwrap()["state"], "stopped", "{v}");
 
     let _dns = app.serve_role("dns", Router::new());
     wait_for_socket(&app.ctx.paths.role_socket("dns")).await;
@@ -211,8 +213,99 @@ fn only_registered_roles_are_documented() {
     );
     let app = pinas_web::WebApp::new(ctx)
         .with_proxied_doc("dns", doc.clone())
-        .with_proxied_doc("companion", doc);
+        .with_proxied_doc("power", doc);
     let paths = &app.openapi().paths.paths;
     assert!(paths.contains_key("/api/dns/status"));
-    assert!(!paths.keys().any(|p| p.starts_with("/api/companion")));
+    assert!(!paths.keys().any(|p| p.starts_with("/api/power")));
+}
+
+/// The NAS's handshake paths reach the companion without a session (the companion checks
+/// the pairing token), with the client's address and the token passed on and forged user
+/// headers dropped; every other companion path, and other methods, still need a session.
+#[tokio::test]
+async fn only_the_companion_token_paths_pass_without_a_session() {
+    let app = App::new(r#"["companion"]"#).await;
+    let echo = |h: axum::http::HeaderMap, uri: axum::http::Uri| async move {
+        let get = |k: &str| {
+            h.get(k)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string()
+        };
+        format!(
+            "{} auth={} client={} user={} role={}",
+            uri.path(),
+            get("authorization"),
+            get("x-pinas-client"),
+            get("x-pinas-user"),
+            get("x-pinas-role")
+        )
+    };
+    let _companion = app.serve_role(
+        "companion",
+        Router::new()
+            .route("/{*rest}", axum::routing::any(echo))
+            .route("/", axum::routing::any(echo)),
+    );
+    wait_for_socket(&app.ctx.paths.role_socket("companion")).await;
+    let call = |method: &str, path: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, "Bearer t0ken")
+            .header("x-pinas-user", "admin")
+            .header("x-pinas-role", "admin")
+            .header("x-pinas-client", "10.9.9.9")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let send = |req: Request<Body>| {
+        let router = app.router.clone();
+        async move {
+            let resp = router.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    for (path, tail) in [
+        ("/api/companion/snapshot", "/snapshot"),
+        ("/api/companion/nas-going-offline", "/nas-going-offline"),
+        ("/api/companion/nas-coming-online", "/nas-coming-online"),
+        ("/api/companion/wake-nas", "/wake-nas"),
+        ("/api/nas-going-offline", "/nas-going-offline"),
+        ("/api/nas-coming-online", "/nas-coming-online"),
+        ("/api/wake-nas", "/wake-nas"),
+    ] {
+        let (s, body) = send(call("POST", path)).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {body}");
+        assert_eq!(
+            body,
+            format!("{tail} auth=Bearer t0ken client=127.0.0.1 user=- role=-"),
+            "{path}"
+        );
+    }
+    for (method, path) in [
+        ("GET", "/api/companion/snapshot"),
+        ("GET", "/api/companion/status"),
+        ("PUT", "/api/companion/settings"),
+        ("POST", "/api/companion/wake"),
+        ("POST", "/api/companion/pairing/token"),
+        ("POST", "/api/companion/snapshot/x"),
+        ("GET", "/api/nas-going-offline"),
+    ] {
+        let (s, body) = send(call(method, path)).await;
+        assert!(
+            s == StatusCode::UNAUTHORIZED || s == StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {s} {body}"
+        );
+        assert!(
+            !body.contains("auth="),
+            "{method} {path} reached the role: {body}"
+        );
+    }
+    // With a session, the user is named as usual.
+    let (s, body) = app.get("/api/companion/status").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.ends_with("user=admin role=admin"), "{body}");
 }

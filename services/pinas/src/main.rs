@@ -34,6 +34,9 @@ enum Command {
     /// Run the DNS role: DNS on dns.listen (UDP+TCP, default 0.0.0.0:53) with blocklists,
     /// local records and the switch record (pinas-dns.service).
     Dns,
+    /// Run the companion role: Wake-on-LAN, heartbeat and handshake with the big NAS, its
+    /// snapshot, and the DNS switch that follows it (pinas-companion.service).
+    Companion,
     /// Serial console menu: status, admin password reset, network, reboot, factory reset.
     Console,
     /// List the roles PiNAS has (name, where it runs, systemd unit, setup roles that run
@@ -101,8 +104,8 @@ fn main() -> std::process::ExitCode {
     };
     let env = |k: &str| std::env::var(k).ok();
     let loaded = match &cli.command {
-        // systemd hands the DNS role its config.toml as a credential.
-        Command::Dns => Config::load_with_env(&mode, |k| match k {
+        // systemd hands the DNS and companion roles their config.toml as a credential.
+        Command::Dns | Command::Companion => Config::load_with_env(&mode, |k| match k {
             "PINAS_CONFIG_PATH" => {
                 env(k).or_else(|| pinas_dns::config_path(env).map(|p| p.display().to_string()))
             }
@@ -133,6 +136,7 @@ fn main() -> std::process::ExitCode {
             Command::Dev { .. } => run::dev(config).await,
             Command::Web => run::web(config).await,
             Command::Dns => run::dns(config).await,
+            Command::Companion => run::companion(config).await,
             Command::Console => {
                 pinas_console::run(&config, run::samba_password_setter(&config)).map_err(Into::into)
             }

@@ -84,6 +84,7 @@ async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
         .with_router(storage.router(), pinas_storage::ApiDoc::openapi())
         .with_router(shares.router(), pinas_shares::ApiDoc::openapi())
         .with_proxied_doc("dns", pinas_dns::ApiDoc::openapi())
+        .with_proxied_doc("companion", pinas_companion::ApiDoc::openapi())
         .with_services(Arc::new(SharesServices(shares.clone())))
         .with_account_hook(Arc::new(SharesServices(shares.clone())));
     Ok((app, shares))
@@ -127,6 +128,13 @@ pub async fn dns(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `pinas companion`: the companion role alone (its own user, like DNS). It reaches the
+/// DNS role through its socket; its events reach browsers through the web role's relay.
+pub async fn companion(config: Config) -> anyhow::Result<()> {
+    pinas_companion::run(&config, pinas_core::EventBus::new(None), shutdown_signal()).await?;
+    Ok(())
+}
+
 /// The first folder above `path` that other users cannot pass through (no `o+x`):
 /// Samba serves files as the connecting user, who then cannot reach shares below it.
 fn private_ancestor(path: &std::path::Path) -> Option<std::path::PathBuf> {
@@ -162,6 +170,14 @@ pub async fn dev(config: Config) -> anyhow::Result<()> {
         tokio::spawn(async move {
             if let Err(e) = pinas_dns::run(&ctx.config, ctx.events.clone(), stop).await {
                 tracing::error!(error = %e, "DNS role stopped; the rest of PiNAS keeps running");
+            }
+        })
+    };
+    let companion = {
+        let (ctx, stop) = (ctx.clone(), stopped());
+        tokio::spawn(async move {
+            if let Err(e) = pinas_companion::run(&ctx.config, ctx.events.clone(), stop).await {
+                tracing::error!(error = %e, "companion role stopped; the rest of PiNAS keeps running");
             }
         })
     };
@@ -204,5 +220,6 @@ pub async fn dev(config: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     shares.shutdown().await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), dns).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), companion).await;
     result
 }

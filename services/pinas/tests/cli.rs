@@ -16,7 +16,7 @@ fn version_and_help() {
     );
     let out = pinas().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["dev", "web", "dns"] {
+    for cmd in ["dev", "web", "dns", "companion"] {
         assert!(help.contains(cmd), "--help does not list {cmd}: {help}");
     }
 }
@@ -127,10 +127,16 @@ fn roles_lists_units_per_setup_role_and_refuses_unknown_ones() {
     };
     let (code, out, _) = run(&["--units", "companion"]);
     assert_eq!(code, Some(0));
+    assert_eq!(
+        out,
+        "pinas-web.service\npinas-dns.service\npinas-companion.service\n"
+    );
+    let (code, out, _) = run(&["--units", "nas"]);
+    assert_eq!(code, Some(0));
     assert_eq!(out, "pinas-web.service\npinas-dns.service\n");
     let (code, out, _) = run(&[]);
     assert_eq!(code, Some(0));
-    for role in ["web", "dns", "storage", "shares"] {
+    for role in ["web", "dns", "companion", "storage", "shares"] {
         assert!(out.lines().any(|l| l.starts_with(role)), "{role}: {out}");
     }
     let (code, out, err) = run(&["--units", "power"]);
