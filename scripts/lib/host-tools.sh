@@ -1,4 +1,5 @@
-# Host tools for building and booting PiNAS images on Debian 12 (bookworm), amd64 or arm64.
+# Host tools for building and booting PiNAS images on Debian 12 (bookworm) or 13 (trixie),
+# amd64 or arm64.
 # `install_host_tools` installs what is missing with apt and registers binfmt_misc for
 # arm64 maintainer scripts; it is also what the project setup script calls.
 

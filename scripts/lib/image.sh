@@ -75,21 +75,24 @@ package_list() {
     done | tr -s ' \t' '\n' | grep . | LC_ALL=C sort -u
 }
 
-# Stage 4: Debian bookworm arm64 root from binary packages (mmdebstrap), docs, man pages
-# and locales left out at unpack time. Cached by the package sets and apt sources.
+# Stage 4: the Debian root (TARGET_SUITE, the board's architecture) from binary packages
+# (mmdebstrap), docs, man pages and locales left out at unpack time. Cached by the
+# architecture, package sets and apt sources.
 BASE_TAR=""
 base_rootfs_path() {
     local key
-    key=$(printf '%s\n%s\n' "$(package_list | paste -sd, -)" "$(cat "$OUT/apt/sources.list.d/target.sources")" | sha256sum | cut -c1-16)
+    # The recipe is part of the key: a changed mmdebstrap option builds a new root.
+    key=$(printf '%s\n%s\n%s\n%s\n' "$(image_arch)" "$(package_list | paste -sd, -)" "$(cat "$APT_DIR/sources.list.d/target.sources")" \
+        "$(declare -f build_base_rootfs)" | sha256sum | cut -c1-16)
     BASE_TAR=$OUT/cache/rootfs-$key.tar
 }
 build_base_rootfs() {
-    local pkgs src=$OUT/apt/sources.list.d/target.sources
+    local pkgs src=$APT_DIR/sources.list.d/target.sources
     pkgs=$(package_list | paste -sd, -)
     base_rootfs_path
     if [ -s "$BASE_TAR" ]; then log "root filesystem cached: $BASE_TAR"; return 0; fi
     log "packages: $pkgs"
-    run mmdebstrap --arch=arm64 --variant=minbase --include="$pkgs" \
+    run mmdebstrap --arch="$(image_arch)" --variant=minbase --include="$pkgs" \
         --aptopt='APT::Install-Recommends "false"' \
         --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
@@ -100,39 +103,59 @@ build_base_rootfs() {
         --dpkgopt='path-exclude=/usr/share/lintian/*' \
         --dpkgopt='path-exclude=/usr/share/bug/*' \
         --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
-        bookworm "${BASE_TAR%.tar}.tmp.tar" "$src"
+        "$TARGET_SUITE" "${BASE_TAR%.tar}.tmp.tar" "$src"
     mv "${BASE_TAR%.tar}.tmp.tar" "$BASE_TAR"
 }
 
 # Stage 5: the kernel (board's or --kernel-deb), busybox for the initramfs, boot firmware
 # and bootloader packages, unpacked under $WORK/pkgs.
-KVER="" KDIR=""
+#
+# Debian's kernel comes either as one package (linux-image-<ver>: boot/vmlinuz-<ver>,
+# the modules, device trees under usr/lib/linux-image-<ver>/) or, from 7.x on, split in
+# linux-image-<ver> (empty) depending on linux-binary-<ver> (usr/lib/modules/<ver>/vmlinuz),
+# linux-modules-<ver> and linux-base-<ver> (device trees under usr/lib/modules/<ver>/dtb/).
+# Both are unpacked into one folder, $KDIR; KIMAGE is the kernel image in it.
+KVER="" KDIR="" KIMAGE=""
 fetch_board_packages() {
-    local kpkg deb p
+    local kpkg deb p parts="" part
     if [ -z "$KERNEL_DEB" ]; then
         kpkg=$(kernel_package "$BOARD_KERNEL_PACKAGE" "${BOARD_KERNEL_SUITE:-}")
-        if [ -n "${BOARD_KERNEL_SUITE:-}" ]; then KERNEL_DEB=$(apt_fetch "$kpkg/$BOARD_KERNEL_SUITE"); else KERNEL_DEB=$(apt_fetch "$kpkg"); fi
+        KERNEL_DEB=$(apt_fetch "$kpkg${BOARD_KERNEL_SUITE:+/$BOARD_KERNEL_SUITE}")
+        # The parts of a split kernel package: same version, same suite.
+        for part in $(dpkg-deb -f "$KERNEL_DEB" Depends | tr ',|' '\n\n' | sed -n 's/^ *\(linux-\(binary\|modules\|base\)-[0-9][^ ]*\).*/\1/p'); do
+            parts="$parts $(apt_fetch "$part${BOARD_KERNEL_SUITE:+/$BOARD_KERNEL_SUITE}")"
+        done
     fi
-    log "kernel package: $KERNEL_DEB"
+    log "kernel package: $KERNEL_DEB$parts"
     KDIR=$OUT/cache/kernel-$(basename "$KERNEL_DEB" .deb)
+    # (a split kernel's folder is named by all its parts' files, which carry the version)
+    [ -z "$parts" ] || KDIR=$KDIR+$(for deb in $parts; do basename "$deb"; done | sha256sum | cut -c1-8)
     if [ ! -d "$KDIR" ]; then
         rm -rf "$KDIR.tmp"; mkdir -p "$KDIR.tmp"
-        run dpkg-deb -x "$KERNEL_DEB" "$KDIR.tmp"
+        for deb in "$KERNEL_DEB" $parts; do run dpkg-deb -x "$deb" "$KDIR.tmp"; done
         local v
-        v=$(ls "$KDIR.tmp/lib/modules" 2>/dev/null || ls "$KDIR.tmp/usr/lib/modules")
+        v=$(ls "$KDIR.tmp/usr/lib/modules" 2>/dev/null || ls "$KDIR.tmp/lib/modules")
         if [ -d "$KDIR.tmp/lib/modules/$v" ]; then run depmod -b "$KDIR.tmp" "$v"; else run depmod -b "$KDIR.tmp/usr" "$v"; fi
         mv "$KDIR.tmp" "$KDIR"
     fi
-    KVER=$(ls "$KDIR/lib/modules" 2>/dev/null | head -1)
-    [ -n "$KVER" ] || KVER=$(ls "$KDIR/usr/lib/modules" 2>/dev/null | head -1)
+    # (trixie's packages put modules under usr/lib, older ones under lib)
+    KVER=$(ls "$KDIR/usr/lib/modules" "$KDIR/lib/modules" 2>/dev/null | grep -v -e '^$' -e ':$' | head -1 || true)
     [ -n "$KVER" ] || die "kernel package $(basename "$KERNEL_DEB") has no lib/modules/<version>"
-    [ -f "$KDIR/boot/vmlinuz-$KVER" ] || die "kernel package has no boot/vmlinuz-$KVER"
+    KIMAGE=$KDIR/boot/vmlinuz-$KVER
+    [ -f "$KIMAGE" ] || KIMAGE=$KDIR/usr/lib/modules/$KVER/vmlinuz
+    [ -f "$KIMAGE" ] || die "kernel package has neither boot/vmlinuz-$KVER nor usr/lib/modules/$KVER/vmlinuz"
     log "kernel version: $KVER"
     rm -rf "$WORK/pkgs"; mkdir -p "$WORK/pkgs"
     for p in busybox-static ${BOARD_FIRMWARE_PACKAGES:-} ${BOARD_BOOTLOADER_PACKAGE:-}; do
         deb=$(apt_fetch "$p")
         run dpkg-deb -x "$deb" "$WORK/pkgs"
     done
+}
+
+# kernel_dtb PATH: the device tree PATH (e.g. broadcom/bcm2712-rpi-5-b.dtb) of the kernel
+# in $KDIR, wherever its packaging put it; empty if it has none.
+kernel_dtb() {
+    ls "$KDIR/usr/lib/linux-image-$KVER/$1" "$KDIR/usr/lib/modules/$KVER/dtb/$1" 2>/dev/null | head -1
 }
 
 kernel_moddir() {
@@ -145,7 +168,10 @@ INITRD=""
 build_initramfs() {
     local I=$WORK/initramfs m line path
     rm -rf "$I"; mkdir -p "$I"/{bin,dev,proc,sys,run,newroot,etc,lib/modules}
-    install -m 0755 "$WORK/pkgs/bin/busybox" "$I/bin/busybox"
+    local bb
+    bb=$(ls "$WORK/pkgs/usr/bin/busybox" "$WORK/pkgs/bin/busybox" 2>/dev/null | head -1 || true)
+    [ -n "$bb" ] || die "busybox-static has no usr/bin/busybox or bin/busybox"
+    install -m 0755 "$bb" "$I/bin/busybox"
     ln -s busybox "$I/bin/sh"
     install -m 0755 "$PINAS_ROOT/image/initramfs/init" "$I/init"
     : >"$I/etc/modules"
@@ -190,10 +216,10 @@ build_boot_partition() {
         mkdir -p "$B/slot-$slot"
     done
     # Slot A gets this build; slot B stays empty until the first update installs it.
-    zcat "$KDIR/boot/vmlinuz-$KVER" >"$B/slot-A/Image" 2>/dev/null || cp "$KDIR/boot/vmlinuz-$KVER" "$B/slot-A/Image"
+    zcat "$KIMAGE" >"$B/slot-A/Image" 2>/dev/null || cp "$KIMAGE" "$B/slot-A/Image"
     cp "$INITRD" "$B/slot-A/initrd.img"
     for d in ${BOARD_DTBS:-}; do
-        f=$(ls "$KDIR"/usr/lib/linux-image-"$KVER"/"$d" 2>/dev/null | head -1)
+        f=$(kernel_dtb "$d")
         [ -n "$f" ] || die "kernel $KVER has no device tree $d (board/$BOARD/meta DTBS)"
         cp "$f" "$B/slot-A/"
     done

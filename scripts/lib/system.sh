@@ -18,6 +18,8 @@ build_system_squashfs() {
     # Kernel modules only: the kernel image and dtbs live on the boot partition.
     mkdir -p "$R/usr/lib/modules"
     cp -a "$(kernel_moddir "$KDIR")" "$R/usr/lib/modules/"
+    # (a split kernel package keeps its image and device trees there too)
+    rm -rf "${R:?}/usr/lib/modules/$KVER/vmlinuz" "$R/usr/lib/modules/$KVER/dtb" "$R/usr/lib/modules/$KVER/System.map"
     local m
     sed 's/#.*//' "$PINAS_ROOT/packages/kernel-trim.list" | grep . | while read -r m; do
         rm -rf "${R:?}/usr/lib/modules/$KVER/kernel/$m"

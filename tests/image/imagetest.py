@@ -68,15 +68,17 @@ BOOT_FILES = {
                "pinas-boot.env", "pinas-board.env", "slot-A/Image", "slot-A/initrd.img",
                "slot-A/bcm2837-rpi-3-b-plus.dtb"],
     "rpi5": ["config.txt", "tryboot.txt", "slot-A/Image", "slot-A/initrd.img", "slot-A/cmdline.txt",
-             "slot-A/bcm2712-rpi-5-b.dtb"],
+             "slot-A/bcm2712-rpi-5-b.dtb", "slot-A/bcm2712-d-rpi-5-b.dtb"],
 }
 TEXT_EXPECT = {
     "rpi3bp": {"config.txt": ["arm_64bit=1", "kernel=u-boot.bin", "enable_uart=1"],
                "pinas-board.env": ["pinas_console=ttyS1", "pinas_disk=50494e41"]},
     "qemu-virt": {"pinas-board.env": ["pinas_console=ttyAMA0", "pinas_disk=50494e41"],
                   "pinas-boot.env": ["BOOT_ORDER=A B", "BOOT_A_LEFT=3"]},
-    "rpi5": {"config.txt": ["os_prefix=slot-A/", "kernel=Image", "initramfs initrd.img followkernel"],
-             "tryboot.txt": ["os_prefix=slot-B/"],
+    "rpi5": {"config.txt": ["os_prefix=slot-A/", "kernel=Image", "initramfs initrd.img followkernel",
+                            "dtparam=pciex1", "arm_64bit=1", "enable_uart=1"],
+             "tryboot.txt": ["os_prefix=slot-B/", "kernel=Image", "initramfs initrd.img followkernel",
+                             "dtparam=pciex1"],
              "slot-A/cmdline.txt": ["console=ttyAMA10,115200", "pinas.slot=A", "pinas.disk=50494e41"]},
 }
 
@@ -152,8 +154,105 @@ def structure(board, img, version, res):
                       == "/run/pinas/setup.issue" if os.path.islink(f"{mnt}/etc/issue.d/pinas-setup.issue") else False)
             hostkeys = [f for f in os.listdir(f"{mnt}/etc/ssh") if f.startswith("ssh_host_")]
             res.check("no SSH host keys baked into the image", not hostkeys, hostkeys)
+            debver = open(f"{mnt}/etc/debian_version").read().strip()
+            res.check("the system is Debian 13 (trixie)", debver.startswith("13."), debver)
+            # Run here by binfmt_misc's qemu-aarch64 with this machine's multiarch libc
+            # (libc6:arm64), not the image's: the same binary works outside the image.
+            r = sh([f"{mnt}/usr/bin/pinas", "--version"], timeout=120)
+            res.check("pinas runs outside the image (arm64: qemu-user with the multiarch libc, no -L)",
+                      r.returncode == 0 and version in r.stdout, r.stdout + r.stderr)
+            if board == "rpi5":
+                rpi5_kernel(img, boot_off, mnt, res)
         finally:
             sh(["umount", mnt])
+
+
+def config_lines(text):
+    """config.txt's settings, without comments and blanks."""
+    return [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
+
+
+# The Pi 5's devices as mainline's device tree names them: (symbol, compatible, what).
+RPI5_NODES = [("rp1_eth", "raspberrypi,rp1-gem", "RP1 Ethernet"),
+              ("rp1_usb0", "snps,dwc3", "RP1 USB 0"), ("rp1_usb1", "snps,dwc3", "RP1 USB 1"),
+              ("sdio1", "brcm,bcm2712-sdhci", "SD card slot"), ("pcie1", "brcm,bcm2712-pcie", "PCIe connector"),
+              ("pcie2", "brcm,bcm2712-pcie", "PCIe to RP1")]
+# Modules the Pi 5 needs, by what for; in the initramfs (to find the boot disk) or
+# loaded from the system by udev. A built-in driver counts as present.
+RPI5_INITRAMFS = {"SD card": ["sdhci-brcmstb", "sdhci-pltfm", "sdhci", "gpio-brcmstb", "gpio-regulator",
+                              "pinctrl-brcmstb-bcm2712"],
+                  "NVMe": ["nvme", "nvme-core", "irq-bcm2712-mip"],
+                  "RP1": ["rp1_pci", "clk-rp1", "pinctrl-rp1"],
+                  "USB disks": ["dwc3", "xhci-plat-hcd", "xhci-hcd", "usb-storage", "uas", "sd_mod"]}
+RPI5_BUILTIN = {"PCIe host": "pcie-brcmstb", "MMC block devices": "mmc_block", "MMC core": "mmc_core"}
+
+
+def rpi5_kernel(img, boot_off, mnt, res):
+    """The Pi 5's kernel, modules, initramfs and device tree, checked without the board."""
+    kmods = os.listdir(f"{mnt}/usr/lib/modules")
+    kver = kmods[0] if len(kmods) == 1 else ""
+    major = int(re.match(r"(\d+)", kver).group(1)) if re.match(r"\d+", kver) else 0
+    res.check("kernel from trixie-backports (7.x)", major >= 7 and kver.endswith("+deb13-arm64"), kmods)
+    with tempfile.TemporaryDirectory() as d:
+        env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+        for f in ("Image", "initrd.img", "bcm2712-rpi-5-b.dtb", "bcm2712-d-rpi-5-b.dtb"):
+            subprocess.run(["mcopy", "-n", "-i", f"{img}@@{boot_off}", f"::slot-A/{f}", os.path.join(d, f)], env=env)
+        image = open(os.path.join(d, "Image"), "rb").read() if os.path.exists(os.path.join(d, "Image")) else b""
+        # arm64 Image header: "ARM\x64" at offset 56 (Documentation/arch/arm64/booting.rst).
+        res.check("slot-A/Image is an arm64 kernel image of that version",
+                  image[56:60] == b"ARM\x64" and f"Linux version {kver} ".encode() in image,
+                  f"magic={image[56:60]!r} size={len(image)}")
+        # The initramfs: what it loads, in order, is lib/modules/ + etc/modules.
+        irfs = os.path.join(d, "initramfs")
+        os.mkdir(irfs)
+        subprocess.run(f"gzip -dc {shlex.quote(os.path.join(d, 'initrd.img'))} | cpio -id --quiet", shell=True,
+                       cwd=irfs)
+        loads = open(os.path.join(irfs, "etc/modules")).read().split() if os.path.exists(
+            os.path.join(irfs, "etc/modules")) else []
+        for what, mods in RPI5_INITRAMFS.items():
+            missing = [m for m in mods if f"{m}.ko" not in loads or not os.path.exists(f"{irfs}/lib/modules/{m}.ko")]
+            res.check(f"initramfs loads what finds the boot disk: {what}", not missing, f"missing {missing}; loads {loads}")
+        order = [loads.index(f"{m}.ko") if f"{m}.ko" in loads else -1 for m in ("rp1_pci", "dwc3", "usb-storage")]
+        res.check("initramfs loads RP1 before its USB and USB before USB storage", -1 not in order and order == sorted(order),
+                  loads)
+        builtin = open(f"{mnt}/usr/lib/modules/{kver}/modules.builtin").read() if kver else ""
+        for what, m in RPI5_BUILTIN.items():
+            res.check(f"{what} ({m}) is built into the kernel", re.search(rf"/{re.escape(m)}\.ko$", builtin, re.M)
+                      is not None, m)
+        # udev loads a module for a device by the modalias its device tree node gives:
+        # the system's modules.alias must map each node's compatible to a module that is there.
+        aliases = {}
+        alias_file = f"{mnt}/usr/lib/modules/{kver}/modules.alias" if kver else ""
+        for line in open(alias_file).read().splitlines() if alias_file and os.path.exists(alias_file) else []:
+            f = line.split()
+            if len(f) == 3 and f[0] == "alias" and f[1].startswith("of:N*T*C") and not f[1].endswith("C*"):
+                aliases.setdefault(f[1][len("of:N*T*C"):], f[2])
+        dtb = os.path.join(d, "bcm2712-rpi-5-b.dtb")
+        for sym, compat, what in RPI5_NODES:
+            path = sh(["fdtget", "-t", "s", dtb, "/__symbols__", sym]).stdout.strip()
+            r = sh(["fdtget", "-t", "s", dtb, path, "compatible"]) if path else None
+            compats = r.stdout.split() if r and r.returncode == 0 else []
+            status = sh(["fdtget", "-t", "s", dtb, path, "status"]).stdout.strip() if path else ""
+            res.check(f"device tree: {what} ({sym}) is {compat} and enabled",
+                      compat in compats and status in ("", "okay"), f"{path} {compats} status={status!r}")
+        for compat, what in (("raspberrypi,rp1-gem", "macb"), ("snps,dwc3", "dwc3"),
+                             ("brcm,bcm2712-sdhci", "sdhci_brcmstb"), ("raspberrypi,rp1-clocks", "clk_rp1"),
+                             ("raspberrypi,rp1-gpio", "pinctrl_rp1"), ("brcm,bcm2712-mip", "irq_bcm2712_mip")):
+            mod = aliases.get(compat)
+            files = sh(["find", f"{mnt}/usr/lib/modules/{kver}/kernel", "-name", f"{what.replace('_', '?')}.ko*"]).stdout.split()
+            res.check(f"udev loads {what} for {compat} from the system", mod == what and len(files) == 1,
+                      f"alias -> {mod}; files {files}")
+        r = sh(["grep", "-qi", "pci:v00001DE4d00000001sv\\*sd\\*bc\\*sc\\*i\\* rp1_pci", alias_file]) if alias_file else None
+        res.check("udev loads rp1_pci for RP1 (PCI 1de4:0001) from the system", r is not None and r.returncode == 0, "")
+        r = sh(["fdtget", "-t", "s", os.path.join(d, "bcm2712-d-rpi-5-b.dtb"), "/", "compatible"])
+        res.check("the D0-stepping device tree is there too", "raspberrypi,5-model-b" in r.stdout, r.stdout + r.stderr)
+    text = mtools_read(img, boot_off, "config.txt") or ""
+    lines = config_lines(text)
+    res.check("config.txt: the kernel and initramfs it names are in the slot folder",
+              "kernel=Image" in lines and "initramfs initrd.img followkernel" in lines
+              and mtools_read(img, boot_off, "slot-A/Image") is not None, lines)
+    res.check("config.txt: no device_tree= (the firmware picks the board's from the slot folder)",
+              not any(l.startswith("device_tree=") for l in lines), lines)
 
 
 # ---------------------------------------------------------------- QEMU
@@ -273,7 +372,7 @@ def wait_health(port, timeout):
     return False, last
 
 
-def qemu_cmd(board, image, http_port, https_port, ssh_port, dns_port=None):
+def qemu_cmd(board, image, http_port, https_port, ssh_port, dns_port=None, nfs_port=None, smb_port=None):
     out = sh([os.path.join(ROOT, "scripts", "run-qemu"), "--board", board, "--image", image,
               "--http-port", str(http_port), "--https-port", str(https_port), "--ssh-port", str(ssh_port),
               "--print-cmd"])
@@ -285,6 +384,11 @@ def qemu_cmd(board, image, http_port, https_port, ssh_port, dns_port=None):
         # loopback only; the query comes from the VM's gateway, a local address to it.
         i = next(i for i, a in enumerate(cmd) if a.startswith("user,id=n0,"))
         cmd[i] += f",hostfwd=udp:127.0.0.1:{dns_port}-:53"
+    # NFSv4 needs only its one TCP port (no rpcbind, no mountd); SMB only 445.
+    for port, guest in ((nfs_port, 2049), (smb_port, 445)):
+        if port:
+            i = next(i for i, a in enumerate(cmd) if a.startswith("user,id=n0,"))
+            cmd[i] += f",hostfwd=tcp:127.0.0.1:{port}-:{guest}"
     return cmd
 
 
@@ -455,9 +559,86 @@ def http_session(base, username, password):
     return st, body, {"Cookie": cookie, "X-CSRF-Token": json.loads(body).get("csrf_token", "")}
 
 
+def kernel_nfs4_client():
+    """True when this machine's kernel can mount NFSv4 (and mount.nfs4 is installed)."""
+    sh(["modprobe", "nfsv4"])
+    with open("/proc/filesystems") as f:
+        return "\tnfs4\n" in f.read() and any(os.access(os.path.join(d, "mount.nfs4"), os.X_OK)
+                                                for d in ("/sbin", "/usr/sbin"))
+
+
+def file_sharing(q, res, base, auth, nfs_port, smb_port, logdir):
+    """A share with SMB and NFS on, used from this machine through the forwarded ports:
+    a file written on each side is read on the other, over NFSv4 and over SMB."""
+    st, _, body = http(f"{base}/api/users", {"name": "alice", "password": "image-test-alice-1", "role": "user",
+                                              "groups": []}, headers=auth)
+    res.check("a PiNAS user for SMB is created", st in (200, 201), f"{st} {body[:300]}")
+    # Through QEMU's user network the host's connections come from its gateway, 10.0.2.2.
+    st, _, body = http(f"{base}/api/shares", {"name": "exchange", "path": "/storage/shares/exchange",
+                                               "smb": True, "nfs": True, "nfs_clients": ["10.0.2.2"]},
+                       headers=auth)
+    res.check("a share with SMB and NFS on is created", st in (200, 201), f"{st} {body[:300]}")
+    st, out = q.run("for i in $(seq 60); do systemctl is-active -q nfs-server smbd && exportfs -s | grep -q exchange "
+                    "&& break; sleep 1; done; systemctl is-active nfs-server smbd; exportfs -s", 90)
+    res.check("the NFS server and smbd run and the share is exported",
+              out.split()[:2] == ["active", "active"] and "/storage/shares/exchange" in out, out)
+    st, out = q.run("echo from-the-vm > /storage/shares/exchange/from-vm.txt && sync && echo written")
+    res.check("a file written on PiNAS into the share", st == 0 and out == "written", out)
+
+    with tempfile.TemporaryDirectory() as d:
+        local = os.path.join(d, "to-pinas.txt")
+        # NFSv4 from this machine: the kernel's client when it has one, else libnfs (a
+        # user-space NFSv4 client; some CI kernels are built without NFS).
+        if kernel_nfs4_client():
+            mnt = os.path.join(d, "mnt")
+            os.mkdir(mnt)
+            r = sh(["mount", "-t", "nfs4", "-o", f"port={nfs_port},proto=tcp,vers=4.2,soft,timeo=100,retrans=3",
+                    "127.0.0.1:/storage/shares/exchange", mnt], timeout=120)
+            client = "mount -t nfs4"
+            if res.check(f"NFSv4: the share mounts on this machine ({client})", r.returncode == 0, r.stderr):
+                try:
+                    got = open(os.path.join(mnt, "from-vm.txt")).read().strip() if os.path.exists(
+                        os.path.join(mnt, "from-vm.txt")) else None
+                    res.check(f"NFSv4: a file written on PiNAS is read here ({client})", got == "from-the-vm", got)
+                    with open(os.path.join(mnt, "from-nfs.txt"), "w") as f:
+                        f.write("from-the-nfs-client\n")
+                finally:
+                    sh(["umount", mnt], timeout=60)
+        else:
+            url = f"nfs://127.0.0.1/storage/shares/exchange/{{}}?version=4&nfsport={nfs_port}"
+            client = "libnfs"
+            r = sh(["nfs-cat", url.format("from-vm.txt")], timeout=120)
+            res.check(f"NFSv4: a file written on PiNAS is read here ({client})",
+                      r.returncode == 0 and r.stdout.strip() == "from-the-vm", r.stdout + r.stderr)
+            with open(local, "w") as f:
+                f.write("from-the-nfs-client\n")
+            r = sh(["nfs-cp", local, url.format("from-nfs.txt")], timeout=120)
+            res.check(f"NFSv4: a file is written from here ({client})", r.returncode == 0, r.stdout + r.stderr)
+        st, out = q.run("cat /storage/shares/exchange/from-nfs.txt; stat -c '%U %G' /storage/shares/exchange/from-nfs.txt")
+        res.check(f"NFSv4: PiNAS reads the file written over NFS, owned by nobody:users ({client})",
+                  out.splitlines() == ["from-the-nfs-client", "nobody users"], out)
+
+        # SMB with smbclient, as the user made above.
+        with open(local, "w") as f:
+            f.write("from-the-smb-client\n")
+        fetched = os.path.join(d, "from-vm-smb.txt")
+        r = sh(["smbclient", "//127.0.0.1/exchange", "-p", str(smb_port), "-U", "alice%image-test-alice-1",
+                "-m", "SMB3", "-c", f"put {local} from-smb.txt; get from-vm.txt {fetched}"], timeout=120)
+        got = open(fetched).read().strip() if os.path.exists(fetched) else None
+        res.check("SMB: smbclient reads a file written on PiNAS", got == "from-the-vm", r.stdout + r.stderr)
+        st, out = q.run("cat /storage/shares/exchange/from-smb.txt; stat -c '%U %G' /storage/shares/exchange/from-smb.txt")
+        res.check("SMB: PiNAS reads the file smbclient wrote, owned by alice:users",
+                  out.splitlines() == ["from-the-smb-client", "alice users"], out)
+        r = sh(["smbclient", "//127.0.0.1/exchange", "-p", str(smb_port), "-U", "alice%wrong-password",
+                "-m", "SMB3", "-c", "ls"], timeout=120)
+        res.check("SMB: a wrong password is refused", r.returncode != 0 and "from-vm.txt" not in r.stdout,
+                  r.stdout + r.stderr)
+
+
 def boot_virt(image, version, res, logdir, ports):
-    http_port, https_port, ssh_port, dns_port = ports
-    q = Serial(qemu_cmd("qemu-virt", image, http_port, https_port, ssh_port, dns_port),
+    http_port, https_port, ssh_port, dns_port = ports[:4]
+    nfs_port, smb_port = (ports[4:6] + [None, None])[:2]
+    q = Serial(qemu_cmd("qemu-virt", image, http_port, https_port, ssh_port, dns_port, nfs_port, smb_port),
                os.path.join(logdir, "qemu-virt-serial.log"))
     try:
         m = q.expect(r"PiNAS: booting slot A", 120)
@@ -563,6 +744,10 @@ def boot_virt(image, version, res, logdir, ports):
         exposure(q, res, logdir, "qemu-virt")
         st, out = q.run("systemctl --failed --no-legend --plain")
         res.check("no failed units after the sandbox probes", st == 0 and out.strip() == "", out)
+        if auth and nfs_port and smb_port:
+            file_sharing(q, res, base, auth, nfs_port, smb_port, logdir)
+            st, out = q.run("systemctl --failed --no-legend --plain")
+            res.check("no failed units with file sharing on", st == 0 and out.strip() == "", out)
 
         # Reboot: /storage survives, setup stays done, the menu comes back by itself.
         q.send("systemctl reboot\n")
@@ -616,7 +801,8 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--logdir", required=True)
     ap.add_argument("--ports", default="18080,18443,12222,15353",
-                    help="host ports forwarded to the VM's 80, 443, 22 (TCP) and 53 (UDP)")
+                    help="host ports forwarded to the VM's 80, 443, 22 (TCP), 53 (UDP), and optionally "
+                         "2049 (NFS) and 445 (SMB)")
     a = ap.parse_args()
     res = Results(a.results, a.board)
     ports = [int(p) for p in a.ports.split(",")]
