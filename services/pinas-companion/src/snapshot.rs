@@ -119,13 +119,15 @@ pub fn accept(body: &[u8], now_ms: i64) -> Result<SnapshotRow, CompanionError> {
     let version = value.get("schema_version").and_then(|v| v.as_u64());
     match version {
         Some(v) if SCHEMA_VERSIONS.contains(&(v as u32)) && v <= u32::MAX as u64 => {}
-        Some(v) => return Err(CompanionError::invalid(
-            "unsupported_snapshot_version",
-            "schema_version",
-            format!(
+        Some(v) => {
+            return Err(CompanionError::invalid(
+                "unsupported_snapshot_version",
+                "schema_version",
+                format!(
                 "snapshot schema version {v} is not one this companion knows ({SCHEMA_VERSIONS:?})"
             ),
-        )),
+            ))
+        }
         None => {
             return Err(CompanionError::invalid(
                 "invalid_snapshot",
