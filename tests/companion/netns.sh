@@ -223,6 +223,35 @@ check "a snapshot over 1 MiB: 413 ($code)" test "$code" = 413
 code=$(nas_post /api/companion/snapshot "$TOKEN" -d '{"schema_version":1,"hostname":"bignas","shares":[{"name":"media"}]}')
 check "a snapshot: stored ($code)" test "$code" = 200 -a "$(admin GET /snapshot | json snapshot.hostname)" = bignas
 
+# ---- `pinas agent` on the NAS, as its unit runs it at shutdown and at boot
+printf '%s\n' "$TOKEN" >"$W/agent-token"; chmod 600 "$W/agent-token"
+printf 'companion_url = "http://10.77.0.11:8080"\ntoken_file = "%s"\ntimeout_secs = 5\n' "$W/agent-token" >"$W/agent.toml"
+if nsx $NS_N "$PINAS" agent --config "$W/agent.toml" going-offline >"$W/agent.log" 2>&1; then
+    after=$(ask)
+    check "pinas agent going-offline: acked, dig answers the companion ($after), snapshot of this host" \
+        test "$after" = 10.77.0.11 -a "$(admin GET /snapshot | json snapshot.hostname)" = "$(hostname)"
+else
+    fail "pinas agent going-offline failed: $(tail -3 "$W/agent.log")"
+fi
+if nsx $NS_N "$PINAS" agent --config "$W/agent.toml" coming-online >>"$W/agent.log" 2>&1; then
+    check "pinas agent coming-online: acked, dig answers the NAS" answers 10.77.0.10
+else
+    fail "pinas agent coming-online failed: $(tail -3 "$W/agent.log")"
+fi
+# A companion that accepts the connection and never answers: the shutdown waits the
+# timeout (5 s per call: snapshot, then going-offline), no longer.
+ip netns exec $NS_N python3 -c 'import socket, time
+s = socket.socket(); s.bind(("10.77.0.10", 8099)); s.listen(8); c = []
+while True: c.append(s.accept())' >/dev/null 2>&1 & PIDS+=($!)
+sleep 0.5
+printf 'companion_url = "http://10.77.0.10:8099"\ntoken_file = "%s"\ntimeout_secs = 2\n' "$W/agent-token" >"$W/stuck.toml"
+start=$SECONDS
+nsx $NS_N "$PINAS" agent --config "$W/stuck.toml" going-offline >"$W/stuck.log" 2>&1
+rc=$?
+took=$((SECONDS - start))
+check "pinas agent against a companion that never answers gives up in $took s (exit $rc)" \
+    test $rc = 1 -a $took -le 6
+
 codes=""
 for _ in 1 2 3 4 5 6; do codes="$codes $(nas_post /api/companion/nas-coming-online wrongtoken)"; done
 # Five failures a minute per client (the token-less call above was one), then 429.

@@ -15,6 +15,7 @@
 //! Everything it writes lives in `<state_dir>/companion/` ([`store`]), so it runs as
 //! its own user.
 
+pub mod agent;
 pub mod api;
 pub mod config;
 pub mod dnsswitch;

@@ -37,6 +37,15 @@ enum Command {
     /// Run the companion role: Wake-on-LAN, heartbeat and handshake with the big NAS, its
     /// snapshot, and the DNS switch that follows it (pinas-companion.service).
     Companion,
+    /// On the big NAS: tell its companion about shutdowns and starts (pinas-agent.service
+    /// runs `coming-online` at boot and `going-offline` at shutdown).
+    Agent {
+        /// The agent's settings (companion_url, token_file, timeout_secs).
+        #[arg(long, default_value = pinas_companion::agent::CONFIG_PATH)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: AgentAction,
+    },
     /// Serial console menu: status, admin password reset, network, reboot, factory reset.
     Console,
     /// List the roles PiNAS has (name, where it runs, systemd unit, setup roles that run
@@ -50,6 +59,68 @@ enum Command {
         #[arg(value_name = "SETUP_ROLE")]
         setup: Vec<String>,
     },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum AgentAction {
+    /// Send the snapshot and nas-going-offline; wait for the acknowledgement (at most the
+    /// timeout: the shutdown goes on either way).
+    GoingOffline,
+    /// Send nas-coming-online, retrying until the timeout while the network comes up.
+    ComingOnline,
+    /// Send the snapshot only.
+    Snapshot,
+}
+
+/// `pinas agent`: runs on the big NAS, not on a PiNAS companion, so it needs no PiNAS
+/// configuration. Exits 0 when the companion acknowledged, 1 otherwise (logged); a
+/// going-offline that fails still lets the shutdown go on, since it never waits longer
+/// than the timeout.
+fn agent(config: &std::path::Path, action: AgentAction) -> std::process::ExitCode {
+    use pinas_companion::agent::{collect, Agent, AgentConfig};
+    init_logging(&Config::defaults(&Mode::Device));
+    let agent = match AgentConfig::load(config).and_then(|c| Agent::new(&c)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("pinas agent: {e}");
+            return std::process::ExitCode::from(78); // EX_CONFIG
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let smb_conf = std::path::Path::new("/etc/samba/smb.conf");
+    let result = rt.block_on(async {
+        match action {
+            AgentAction::GoingOffline => agent.going_offline(&collect(smb_conf)).await.map(|ack| {
+                format!(
+                    "the companion acknowledged; the DNS switch points at it ({})",
+                    ack["dns_switch"]["addresses"]
+                )
+            }),
+            AgentAction::ComingOnline => agent.coming_online().await.map(|ack| {
+                format!(
+                    "the companion acknowledged; the DNS switch points at this NAS ({})",
+                    ack["dns_switch"]["addresses"]
+                )
+            }),
+            AgentAction::Snapshot => agent
+                .send_snapshot(&collect(smb_conf))
+                .await
+                .map(|()| "the companion stored the snapshot".to_string()),
+        }
+    });
+    match result {
+        Ok(msg) => {
+            tracing::info!("{msg}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("pinas agent: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// `pinas roles`: the registry, for people and for the image build. Needs no config.
@@ -96,6 +167,9 @@ fn main() -> std::process::ExitCode {
     if let Command::Roles { units, setup } = &cli.command {
         return roles(*units, setup);
     }
+    if let Command::Agent { config, action } = &cli.command {
+        return agent(config, *action);
+    }
     let mode = match &cli.command {
         Command::Dev { state } => Mode::Dev {
             state_dir: absolute(state),
@@ -140,7 +214,9 @@ fn main() -> std::process::ExitCode {
             Command::Console => {
                 pinas_console::run(&config, run::samba_password_setter(&config)).map_err(Into::into)
             }
-            Command::Roles { .. } => unreachable!("answered before the configuration is read"),
+            Command::Roles { .. } | Command::Agent { .. } => {
+                unreachable!("answered before the configuration is read")
+            }
         }
     });
     match result {
@@ -215,7 +291,7 @@ mod tests {
             }
         }
         // Tools and development entry points, not roles with a unit.
-        let not_roles = ["dev", "console", "roles", "help"];
+        let not_roles = ["dev", "console", "roles", "agent", "help"];
         for sub in subcommands.iter().filter(|s| !not_roles.contains(s)) {
             assert!(
                 pinas_core::roles::ROLES
