@@ -14,14 +14,18 @@
 # coming-online switches back; no or a wrong token gets 401 and then 429; a snapshot over
 # 1 MiB gets 413; an invalid MAC gets 422.
 #   tests/companion/netns.sh [path/to/pinas]   (default target/debug/pinas, built if missing)
-# Needs root (namespaces), ip, dig, curl, python3. Ends with "companion-netns: N passed, ...".
+# The inbox: at coming-online its ready files reach the NAS's rsync daemon with matching
+# BLAKE2b and leave the companion before the switch moves, while a file still being
+# written stays; a flush cut by the NAS's link going down loses and duplicates nothing and
+# leaves no partial file under the real name, and the next flush completes.
+# Needs root (namespaces), ip, tc, dig, curl, python3, rsync, b2sum. Ends with "companion-netns: N passed, ...".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PINAS=${1:-target/debug/pinas}
 SUITE=companion-netns
 source tests/lib/skip.sh
 suite_require_root "network namespaces and a bridge"
-suite_require_tools ip dig curl python3
+suite_require_tools ip tc dig curl python3 rsync b2sum
 [ -x "$PINAS" ] || cargo build -p pinas >/dev/null || exit 1
 PINAS=$(realpath "$PINAS")
 
@@ -31,6 +35,10 @@ W=$(mktemp -d /tmp/pinas-companion-netns.XXXXXX)
 chmod 755 "$W"
 PIDS=()
 cleanup() {
+    # Their children too (the rsync daemon forks one per connection).
+    local kids=()
+    for p in "${PIDS[@]}"; do kids+=($(ps -o pid= --ppid "$p" 2>/dev/null)); done
+    PIDS+=("${kids[@]}")
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     sleep 0.3
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
@@ -89,6 +97,21 @@ heartbeat_interval_secs = 1
 misses_before_takeover = 3
 wake_timeout_secs = 30
 health_timeout_ms = 500
+inbox_target = "rsync://10.77.0.10/inbox/from-companion"
+inbox_dir = "$W/inbox"
+inbox_settle_secs = 1
+inbox_interval_secs = 3600
+CONF
+mkdir -p "$W/inbox" "$W/nasinbox"
+cat >"$W/rsyncd.conf" <<CONF
+use chroot = no
+timeout = 60
+pid file = $W/rsyncd.pid
+[inbox]
+path = $W/nasinbox
+read only = false
+uid = root
+gid = root
 CONF
 export PINAS_CONFIG_PATH=$W/config.toml
 mkdir -p "$W/www" "$W/nas"
@@ -97,6 +120,7 @@ echo ok >"$W/nas/health"
 ip netns exec $NS_C "$PINAS" dns >"$W/dns.log" 2>&1 & PIDS+=($!)
 ip netns exec $NS_C "$PINAS" companion >"$W/companion.log" 2>&1 & PIDS+=($!)
 ip netns exec $NS_C "$PINAS" web >"$W/web.log" 2>&1 & PIDS+=($!)
+ip netns exec $NS_N rsync --daemon --no-detach --config="$W/rsyncd.conf" --address=10.77.0.10 >"$W/rsyncd.log" 2>&1 & PIDS+=($!)
 HEALTH_PID=
 start_health() {
     ip netns exec $NS_N python3 -m http.server 8000 --bind 10.77.0.10 --directory "$W/nas" >/dev/null 2>&1 &
@@ -212,10 +236,52 @@ changed2=$(dnsapi /switch | json changed_at_ms)
 check "going-offline twice (the second on the old path): two acks, one switch" \
     test "$code" = 200 -a "$changed1" != "$changed0" -a "$changed2" = "$changed1" -a "$(json switched <"$W/body")" = False
 check "the state is going_offline" is_state going_offline
+# The inbox fills while the NAS sleeps: two files that rest, one still being written.
+mkdir -p "$W/inbox/sub"
+head -c 300000 /dev/urandom >"$W/inbox/a.txt"
+head -c 2000000 /dev/urandom >"$W/inbox/sub/b.bin"
+sums=$(cd "$W/inbox" && b2sum a.txt sub/b.bin)
+python3 -c 'import sys, time
+with open(sys.argv[1], "ab") as f:
+    for _ in range(40):
+        f.write(b"x" * 1000); f.flush(); time.sleep(0.25)' "$W/inbox/writing.log" & WRITER=$!
+sleep 1.5
 code=$(nas_post /api/nas-coming-online "$TOKEN")
 after=$(ask)
 check "coming-online acked ($code) once dig answers the NAS ($after)" test "$code" = 200 -a "$after" = 10.77.0.10
+moved=$(json inbox.moved_files <"$W/body")
+nas_sums=$(cd "$W/nasinbox/from-companion" 2>/dev/null && b2sum a.txt sub/b.bin 2>/dev/null)
+check "coming-online flushed the inbox first: $moved files on the NAS with the same BLAKE2b" \
+    test "$moved" = 2 -a "$nas_sums" = "$sums"
+check "the flushed files are gone from the companion" test ! -e "$W/inbox/a.txt" -a ! -e "$W/inbox/sub/b.bin"
+check "a file still being written stayed in the inbox, not on the NAS" \
+    test -e "$W/inbox/writing.log" -a ! -e "$W/nasinbox/from-companion/writing.log"
+kill $WRITER 2>/dev/null; wait $WRITER 2>/dev/null
 check "coming-online then the heartbeat: online" wait_for 10 is_state online
+
+# ---- a flush cut by the NAS's link going down, then completed
+rm -f "$W/inbox/writing.log"
+head -c 12000000 /dev/urandom >"$W/inbox/big.bin"
+big_sum=$(b2sum <"$W/inbox/big.bin")
+touch -d '-5 seconds' "$W/inbox/big.bin"
+nsx $NS_C tc qdisc add dev eth0 root tbf rate 8mbit burst 32kbit latency 400ms || fail "cannot slow the link down with tc tbf"
+admin POST /inbox/flush >"$W/cut.json" & FLUSH=$!
+sleep 3
+nsx $NS_N ip link set eth0 down
+wait $FLUSH
+cut_code=$(json error.code <"$W/cut.json")
+nsx $NS_N ip link set eth0 up
+nsx $NS_C tc qdisc del dev eth0 root
+partial_named=$(test -e "$W/nasinbox/from-companion/big.bin" && echo yes || echo no)
+failures=$(admin GET /inbox | json consecutive_failures)
+check "a flush cut mid-way failed ($cut_code, $failures failure), kept the file, left nothing under its name" \
+    test "$cut_code" = inbox_flush_failed -a -e "$W/inbox/big.bin" -a "$partial_named" = no -a "$failures" = 1
+out=$(admin POST /inbox/flush)
+copies=$(find "$W/nasinbox" -name 'big.bin*' -not -path '*/.rsync-partial/*' | wc -l)
+check "the next flush completes: one copy with the same BLAKE2b, gone from the companion ($out)" \
+    test "$(json moved_files <<<"$out")" = 1 -a "$(b2sum <"$W/nasinbox/from-companion/big.bin")" = "$big_sum" -a ! -e "$W/inbox/big.bin" -a "$copies" = 1
+check "the inbox status: nothing pending, no failures" \
+    test "$(admin GET /inbox | json pending_files)" = 0 -a "$(admin GET /inbox | json consecutive_failures)" = 0
 
 python3 -c 'import sys; sys.stdout.write("{\"schema_version\":1,\"hostname\":\"bignas\",\"pad\":\"" + "x" * (1 << 20) + "\"}")' >"$W/big.json"
 code=$(nas_post /api/companion/snapshot "$TOKEN" --data-binary @"$W/big.json")

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::error::CompanionError;
+use crate::inbox::{FlushReport, InboxStatus};
 use crate::nas::{Ack, WakeStarted};
 use crate::snapshot::{self, MAX_BYTES};
 use crate::store::{self, run_blocking, StateRow};
@@ -44,6 +45,8 @@ pub fn router(c: Arc<Companion>) -> Router {
         .route("/pairing/token", post(post_pairing_token))
         .route("/wake", post(post_wake))
         .route("/history", get(get_history))
+        .route("/inbox", get(get_inbox))
+        .route("/inbox/flush", post(post_inbox_flush))
         .route("/usage", get(get_usage))
         .route(
             "/snapshot",
@@ -218,6 +221,25 @@ pub async fn post_wake(
 ) -> ApiResult<(StatusCode, Json<WakeStarted>)> {
     let w = c.wake(&format!("wake requested by {who}")).await?;
     Ok((StatusCode::ACCEPTED, Json(w)))
+}
+
+/// The inbox: pending files and bytes, the last flush, failures in a row.
+#[utoipa::path(get, path = "/api/companion/inbox", tag = "companion",
+    responses((status = 200, body = InboxStatus)))]
+pub async fn get_inbox(_: Member, State(c): St) -> ApiResult<Json<InboxStatus>> {
+    Ok(Json(run_blocking(move || Ok(c.inbox_status())).await?))
+}
+
+/// Flushes the inbox to the NAS now (admin) and answers what moved.
+#[utoipa::path(post, path = "/api/companion/inbox/flush", tag = "companion",
+    responses((status = 200, body = FlushReport),
+        (status = 403, description = "admin_required", body = ErrorBody),
+        (status = 409, description = "inbox_target_missing", body = ErrorBody),
+        (status = 503, description = "inbox_flush_failed", body = ErrorBody)))]
+pub async fn post_inbox_flush(_: Admin, State(c): St) -> ApiResult<Json<FlushReport>> {
+    Ok(Json(
+        c.flush_inbox(std::time::Duration::from_secs(3600)).await?,
+    ))
 }
 
 /// The history's window.
@@ -410,10 +432,10 @@ pub async fn post_wake_nas(_: Paired, State(c): St) -> ApiResult<Response> {
 #[derive(OpenApi)]
 #[openapi(
     paths(get_status, get_settings, put_settings, get_pairing, post_pairing_token, post_wake,
-        get_history, get_usage, get_snapshot, post_snapshot, post_going_offline,
+        get_history, get_inbox, post_inbox_flush, get_usage, get_snapshot, post_snapshot, post_going_offline,
         post_coming_online, post_wake_nas),
     components(schemas(Status, Settings, SettingsView, PairingView, NewToken, WakeStarted,
-        StateRow, UsageBucket, Period, SnapshotView, SnapshotStored, Ack,
+        StateRow, InboxStatus, FlushReport, UsageBucket, Period, SnapshotView, SnapshotStored, Ack,
         crate::snapshot::Snapshot, crate::nas::NasState, crate::nas::Heartbeat,
         crate::dnsswitch::SwitchView, crate::dnsswitch::Target)),
     tags((name = "companion", description = "The companion: the big NAS's state, Wake-on-LAN, heartbeat, handshake and snapshot"))

@@ -13,11 +13,15 @@
 //! inbox_target = ""                    # rsync://host/module/path or user@host:/path
 //! health_timeout_ms = 3000             # file only: one health check's time limit
 //! wol_ports = [9, 7]                   # file only: UDP ports the magic packet goes to
+//! inbox_dir = "/storage/shares/inbox"  # file only: the inbox folder
+//! inbox_interval_secs = 300            # file only: flushes while the NAS is online
+//! inbox_settle_secs = 10               # file only: a file rests this long before it moves
+//! inbox_handshake_wait_secs = 20       # file only: coming-online waits this long for the flush
 //! ```
 //!
 //! `[companion]` gives the defaults. Once an admin saves settings through the API they are
-//! kept in the role's database and win over the file from then on; `health_timeout_ms`
-//! and `wol_ports` are read from the file only. Every change applies at once: the next
+//! kept in the role's database and win over the file from then on; the keys marked "file
+//! only" are read from the file alone. Every change applies at once: the next
 //! heartbeat uses the new URL and interval.
 
 use std::net::IpAddr;
@@ -103,6 +107,15 @@ pub struct CompanionConfig {
     pub health_timeout_ms: u64,
     /// UDP ports the magic packet is sent to (1 to 4 ports).
     pub wol_ports: Vec<u16>,
+    /// The inbox folder; default `<shares_root>/inbox`.
+    pub inbox_dir: Option<std::path::PathBuf>,
+    /// Seconds between inbox flushes while the NAS is online (10 to 86 400).
+    pub inbox_interval_secs: u64,
+    /// Seconds a file must rest unmodified before it moves (0 to 3600).
+    pub inbox_settle_secs: u64,
+    /// Longest time `nas-coming-online` waits for the inbox flush before it switches and
+    /// answers (the rest goes with the next flush), seconds (1 to 600).
+    pub inbox_handshake_wait_secs: u64,
 }
 
 impl Default for CompanionConfig {
@@ -120,6 +133,10 @@ impl Default for CompanionConfig {
             secureon_password: String::new(),
             health_timeout_ms: 3000,
             wol_ports: vec![9, 7],
+            inbox_dir: None,
+            inbox_interval_secs: 300,
+            inbox_settle_secs: 10,
+            inbox_handshake_wait_secs: 20,
         }
     }
 }
@@ -149,6 +166,24 @@ impl CompanionConfig {
                     self.wol_ports
                 ),
             ));
+        }
+        for (key, v, lo, hi) in [
+            ("inbox_interval_secs", self.inbox_interval_secs, 10, 86_400),
+            ("inbox_settle_secs", self.inbox_settle_secs, 0, 3600),
+            (
+                "inbox_handshake_wait_secs",
+                self.inbox_handshake_wait_secs,
+                1,
+                600,
+            ),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(CompanionError::invalid(
+                    "invalid_config",
+                    "inbox",
+                    format!("companion.{key} = {v} is not between {lo} and {hi}"),
+                ));
+            }
         }
         let s = Settings {
             nas_name: self.nas_name.clone(),

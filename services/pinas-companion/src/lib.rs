@@ -21,6 +21,7 @@ pub mod config;
 pub mod dnsswitch;
 pub mod error;
 pub mod health;
+pub mod inbox;
 pub mod nas;
 pub mod pairing;
 pub mod snapshot;
@@ -59,6 +60,7 @@ pub struct Companion {
     pub(crate) health: health::Health,
     pub(crate) machine: tokio::sync::Mutex<Machine>,
     pub(crate) settings_changed: tokio::sync::Notify,
+    pub(crate) inbox: inbox::Inbox,
 }
 
 struct SettingsState {
@@ -127,6 +129,10 @@ impl Companion {
         let pairing = Pairing::load(dir)?;
         let health = health::Health::new(Duration::from_millis(file.health_timeout_ms))
             .map_err(CompanionError::internal)?;
+        let inbox = inbox::Inbox::new(
+            file.inbox_dir.clone().unwrap_or_else(|| dir.join("inbox")),
+            Duration::from_secs(file.inbox_settle_secs),
+        );
         Ok(Arc::new(Companion {
             db,
             events,
@@ -144,6 +150,7 @@ impl Companion {
                 ..Machine::default()
             }),
             settings_changed: tokio::sync::Notify::new(),
+            inbox,
         }))
     }
 
@@ -223,6 +230,50 @@ impl Companion {
         })
     }
 
+    /// The inbox's status now (blocking: counts the files).
+    pub fn inbox_status(&self) -> inbox::InboxStatus {
+        self.inbox.status(&self.settings().inbox_target)
+    }
+
+    /// Flushes the inbox to the target now, waiting at most `limit`.
+    ///
+    /// # Errors
+    /// As [`inbox::Inbox::flush`].
+    pub async fn flush_inbox(&self, limit: Duration) -> Result<inbox::FlushReport, CompanionError> {
+        let target = self.settings().inbox_target.clone();
+        self.inbox.flush(&target, limit).await
+    }
+
+    /// Flushes the inbox every `inbox_interval_secs` while the NAS is online and a target
+    /// is set, later after failures (see [`inbox`]), until `stop` resolves.
+    pub async fn inbox_loop(self: Arc<Self>, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let every = Duration::from_secs(self.file.inbox_interval_secs);
+        // The flush at coming-online counts as one.
+        let mut last_try: Option<i64> = None;
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(Duration::from_secs(5).min(every)) => {}
+            }
+            let online =
+                self.machine.lock().await.state.as_ref().map(|r| r.state) == Some(NasState::Online);
+            let now = now_ms();
+            let last = last_try.max(self.inbox.last_flush_at_ms());
+            let due = last.is_none_or(|t| now - t >= every.as_millis() as i64);
+            if !online
+                || !due
+                || self.settings().inbox_target.is_empty()
+                || !self.inbox.may_retry(now)
+            {
+                continue;
+            }
+            last_try = Some(now);
+            // A flush failure is recorded in the inbox status and retried later.
+            let _ = self.flush_inbox(Duration::from_secs(3600)).await;
+        }
+    }
+
     /// Makes a new pairing token (the old one stops working) and returns it: the only
     /// time it is shown. Emits `companion.pairing.rotated` (without the token).
     ///
@@ -253,7 +304,7 @@ pub async fn run(
     events: EventBus,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CompanionError> {
-    let file: CompanionConfig =
+    let mut file: CompanionConfig =
         config
             .section("companion")
             .map_err(|e| CompanionError::Invalid {
@@ -262,6 +313,9 @@ pub async fn run(
                 field: None,
             })?;
     let paths = pinas_core::Paths::new(config);
+    if file.inbox_dir.is_none() {
+        file.inbox_dir = Some(paths.shares_root.join("inbox"));
+    }
     let dir = store::role_dir(&paths.state_dir);
     // The unit names the DNS role's socket where it really is: the /run/pinas link to it
     // is hidden inside the companion's sandbox.
@@ -286,6 +340,7 @@ pub async fn run(
         }
     };
     let beat = tokio::spawn(companion.clone().heartbeat_loop(stopped()));
+    let inbox = tokio::spawn(companion.clone().inbox_loop(stopped()));
     tracing::info!(socket = %socket.display(), "companion control API listening");
     let mut served = tokio::spawn({
         let router = api::router(companion.clone());
@@ -303,6 +358,7 @@ pub async fn run(
     };
     let _ = tx.send(true);
     let _ = beat.await;
+    let _ = inbox.await;
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(CompanionError::unavailable(

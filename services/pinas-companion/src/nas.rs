@@ -131,6 +131,12 @@ pub struct Ack {
     pub dns_switch: SwitchView,
     /// False when the switch already pointed there (a repeated handshake).
     pub switched: bool,
+    /// `nas-coming-online` only: what the inbox flush before the switch moved, or why
+    /// it did not (it is tried again while the NAS stays online).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<crate::inbox::FlushReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbox_error: Option<String>,
 }
 
 impl Companion {
@@ -393,16 +399,28 @@ impl Companion {
             state: m.state.as_ref().map_or(NasState::GoingOffline, |r| r.state),
             dns_switch: view,
             switched,
+            inbox: None,
+            inbox_error: None,
         })
     }
 
-    /// `nas-coming-online`: points the DNS switch at the NAS (once) and moves the machine
-    /// to `coming_online` (the next answered heartbeat makes it `online`). Returns only
-    /// once the switch is in force.
+    /// `nas-coming-online`: flushes the inbox to the NAS (waiting at most
+    /// `inbox_handshake_wait_secs`; a failure does not stop the rest), points the DNS
+    /// switch at the NAS (once) and moves the machine to `coming_online` (the next
+    /// answered heartbeat makes it `online`). Returns only once the switch is in force.
     ///
     /// # Errors
     /// 503 `dns_unavailable` when the switch cannot be changed.
     pub async fn coming_online(&self) -> Result<Ack, CompanionError> {
+        let (inbox, inbox_error) = if self.settings().inbox_target.is_empty() {
+            (None, None)
+        } else {
+            let wait = Duration::from_secs(self.file.inbox_handshake_wait_secs);
+            match self.flush_inbox(wait).await {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(e.to_string())),
+            }
+        };
         let mut m = self.machine.lock().await;
         let (view, switched) = self.dns.ensure(Target::Nas, "NAS coming online").await?;
         if m.state.as_ref().map(|r| r.state) != Some(NasState::Online) {
@@ -419,6 +437,8 @@ impl Companion {
             state: m.state.as_ref().map_or(NasState::ComingOnline, |r| r.state),
             dns_switch: view,
             switched,
+            inbox,
+            inbox_error,
         })
     }
 }

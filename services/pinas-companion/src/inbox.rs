@@ -1,0 +1,423 @@
+//! The inbox: a folder on the companion whose files go to the NAS while it is up, with
+//! rsync to the configured target (`rsync://host/module/path`, an rsync daemon, or
+//! `user@host:/path` over SSH with the companion's keys).
+//!
+//! A flush sends the files that are ready, then asks rsync again with `--checksum
+//! --dry-run`, which compares the whole content of both sides: a file is deleted here
+//! only when that pass finds its copy identical and it has not changed since the flush
+//! began. A failed or cut transfer deletes nothing; rsync writes into a temporary name
+//! (and keeps partial data in `.rsync-partial/` for the next try), so no partial file
+//! looks complete on the NAS. A file is ready when it was last modified more than
+//! `inbox_settle_secs` ago and no process has it open for writing (checked with a read
+//! lease, `fcntl(F_SETLEASE)`, where the kernel allows it). Hidden files (starting with
+//! `.`) are left alone. Failures are retried with a doubling delay (30 s up to 1 h).
+
+use std::collections::HashSet;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use pinas_core::events::now_ms;
+use serde::Serialize;
+
+use crate::error::CompanionError;
+
+/// How long rsync may see no data before giving up (`--timeout`), seconds.
+const IO_TIMEOUT_SECS: u64 = 30;
+
+/// One file waiting in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Path relative to the inbox.
+    pub rel: PathBuf,
+    pub size_bytes: u64,
+    pub mtime_ns: i128,
+}
+
+/// `GET /api/companion/inbox`.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct InboxStatus {
+    /// The inbox folder.
+    pub dir: String,
+    /// Where files go; empty: nowhere (no flush).
+    pub target: String,
+    /// Files waiting (ready or not) and their bytes.
+    pub pending_files: u64,
+    pub pending_bytes: u64,
+    /// The last flush that succeeded (Unix ms) and what it moved.
+    pub last_flush_at_ms: Option<i64>,
+    pub last_flushed_files: u64,
+    pub last_flushed_bytes: u64,
+    /// Flushes failed in a row, and the last failure.
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    /// No automatic flush before this (Unix ms) after failures.
+    pub next_attempt_at_ms: Option<i64>,
+}
+
+/// What one flush did.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct FlushReport {
+    /// Files sent, verified and deleted here.
+    pub moved_files: u64,
+    pub moved_bytes: u64,
+    /// Files left for later: still being written, or changed during the flush.
+    pub waiting_files: u64,
+}
+
+/// The inbox folder and its flush bookkeeping.
+pub struct Inbox {
+    dir: PathBuf,
+    settle: Duration,
+    status: Mutex<InboxStatus>,
+    /// One flush at a time.
+    pub(crate) running: tokio::sync::Mutex<()>,
+}
+
+impl Inbox {
+    /// The inbox at `dir` (created if missing); files must have rested `settle` before
+    /// they move.
+    pub fn new(dir: PathBuf, settle: Duration) -> Inbox {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the inbox folder");
+        }
+        Inbox {
+            status: Mutex::new(InboxStatus {
+                dir: dir.display().to_string(),
+                ..InboxStatus::default()
+            }),
+            dir,
+            settle,
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The inbox folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The status now, with the pending files counted afresh (blocking: reads the folder).
+    pub fn status(&self, target: &str) -> InboxStatus {
+        let files = scan(&self.dir);
+        let mut s = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        s.target = target.to_string();
+        s.pending_files = files.len() as u64;
+        s.pending_bytes = files.iter().map(|f| f.size_bytes).sum();
+        s
+    }
+
+    /// True when an automatic flush may run now (no back-off pending).
+    pub fn may_retry(&self, now_ms: i64) -> bool {
+        let s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.next_attempt_at_ms.is_none_or(|t| now_ms >= t)
+    }
+
+    /// When the last flush succeeded (Unix ms).
+    pub fn last_flush_at_ms(&self) -> Option<i64> {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_flush_at_ms
+    }
+
+    /// Moves the ready files to `target` with rsync and deletes each here once a
+    /// checksum pass finds its copy identical. Records the outcome for [`Inbox::status`].
+    ///
+    /// # Errors
+    /// 409 `inbox_target_missing` without a target; 503 `inbox_flush_failed` when rsync
+    /// fails or does not finish within `limit` (nothing is deleted then).
+    pub async fn flush(
+        &self,
+        target: &str,
+        limit: Duration,
+    ) -> Result<FlushReport, CompanionError> {
+        if target.is_empty() {
+            return Err(CompanionError::conflict(
+                "inbox_target_missing",
+                "set the inbox target in the companion settings first",
+            ));
+        }
+        let _one = self.running.lock().await;
+        let r = self.flush_inner(target, limit).await;
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        match &r {
+            Ok(rep) => {
+                s.last_flush_at_ms = Some(now_ms());
+                s.last_flushed_files = rep.moved_files;
+                s.last_flushed_bytes = rep.moved_bytes;
+                s.consecutive_failures = 0;
+                s.last_error = None;
+                s.next_attempt_at_ms = None;
+            }
+            Err(e) => {
+                s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+                s.last_error = Some(e.to_string());
+                let backoff = 30_000i64 << (s.consecutive_failures - 1).min(7);
+                s.next_attempt_at_ms = Some(now_ms() + backoff.min(3_600_000));
+                tracing::warn!(error = %e, failures = s.consecutive_failures, "inbox flush failed");
+            }
+        }
+        r
+    }
+
+    async fn flush_inner(
+        &self,
+        target: &str,
+        limit: Duration,
+    ) -> Result<FlushReport, CompanionError> {
+        let dir = self.dir.clone();
+        let settle = self.settle;
+        let (ready, waiting) = tokio::task::spawn_blocking(move || {
+            let all = scan(&dir);
+            let total = all.len();
+            let ready: Vec<Pending> = all
+                .into_iter()
+                .filter(|f| is_ready(&dir, f, settle))
+                .collect();
+            let waiting = total - ready.len();
+            (ready, waiting as u64)
+        })
+        .await
+        .map_err(|e| CompanionError::internal(e.to_string()))?;
+        if ready.is_empty() {
+            return Ok(FlushReport {
+                waiting_files: waiting,
+                ..FlushReport::default()
+            });
+        }
+        let list = tempfile_list(&ready)?;
+        let deadline = tokio::time::Instant::now() + limit;
+        // The copy.
+        let out = self.rsync(target, list.path(), &[], deadline).await?;
+        if !out.status.success() {
+            return Err(fail(format!(
+                "rsync to {target} failed ({}): {}",
+                out.status,
+                last_line(&out.stderr)
+            )));
+        }
+        // The verification: what would still be sent after comparing whole contents.
+        let out = self
+            .rsync(
+                target,
+                list.path(),
+                &["--checksum", "--dry-run", "--out-format=%n"],
+                deadline,
+            )
+            .await?;
+        if !out.status.success() {
+            return Err(fail(format!(
+                "rsync could not verify the copies on {target} ({}): {}",
+                out.status,
+                last_line(&out.stderr)
+            )));
+        }
+        let differ: HashSet<PathBuf> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| PathBuf::from(l.trim_end_matches('/')))
+            .collect();
+        let dir = self.dir.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let mut rep = FlushReport {
+                waiting_files: waiting,
+                ..FlushReport::default()
+            };
+            for f in ready {
+                let unchanged = std::fs::symlink_metadata(dir.join(&f.rel))
+                    .is_ok_and(|m| m.len() == f.size_bytes && mtime_ns(&m) == f.mtime_ns);
+                if differ.contains(&f.rel) || !unchanged {
+                    rep.waiting_files += 1;
+                    continue;
+                }
+                match std::fs::remove_file(dir.join(&f.rel)) {
+                    Ok(()) => {
+                        rep.moved_files += 1;
+                        rep.moved_bytes += f.size_bytes;
+                        // Empty folders the file was in go too (not the inbox itself).
+                        let mut p = f.rel.parent();
+                        while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+                            if std::fs::remove_dir(dir.join(d)).is_err() {
+                                break;
+                            }
+                            p = d.parent();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %f.rel.display(), error = %e, "cannot delete a flushed inbox file");
+                        rep.waiting_files += 1;
+                    }
+                }
+            }
+            rep
+        })
+        .await
+        .map_err(|e| CompanionError::internal(e.to_string()))?;
+        tracing::info!(
+            files = report.moved_files,
+            bytes = report.moved_bytes,
+            target,
+            "inbox flushed"
+        );
+        Ok(report)
+    }
+
+    async fn rsync(
+        &self,
+        target: &str,
+        list: &Path,
+        extra: &[&str],
+        deadline: tokio::time::Instant,
+    ) -> Result<std::process::Output, CompanionError> {
+        let mut cmd = tokio::process::Command::new("rsync");
+        cmd.args(["--archive", "--from0", "--partial-dir=.rsync-partial"])
+            .arg(format!("--timeout={IO_TIMEOUT_SECS}"))
+            .arg(format!("--files-from={}", list.display()))
+            .args(extra);
+        if target.starts_with("rsync://") {
+            cmd.arg("--contimeout=10");
+        } else {
+            cmd.args(["-e", "ssh -o BatchMode=yes -o ConnectTimeout=10"]);
+        }
+        let mut src = self.dir.as_os_str().to_owned();
+        src.push("/");
+        cmd.arg(src)
+            .arg(format!("{}/", target.trim_end_matches('/')))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        match tokio::time::timeout_at(deadline, cmd.output()).await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(fail(format!("cannot run rsync: {e}"))),
+            Err(_) => Err(fail(format!("rsync to {target} did not finish in time"))),
+        }
+    }
+}
+
+fn fail(message: String) -> CompanionError {
+    CompanionError::unavailable("inbox_flush_failed", message)
+}
+
+fn last_line(b: &[u8]) -> String {
+    String::from_utf8_lossy(b)
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The NUL-separated list of relative paths rsync reads with `--files-from --from0`.
+fn tempfile_list(files: &[Pending]) -> Result<tempfile::NamedTempFile, CompanionError> {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let mut f = tempfile::NamedTempFile::new()
+        .map_err(|e| CompanionError::internal(format!("cannot write the inbox file list: {e}")))?;
+    for p in files {
+        f.write_all(p.rel.as_os_str().as_bytes())
+            .and_then(|()| f.write_all(b"\0"))
+            .map_err(|e| {
+                CompanionError::internal(format!("cannot write the inbox file list: {e}"))
+            })?;
+    }
+    f.flush()
+        .map_err(|e| CompanionError::internal(e.to_string()))?;
+    Ok(f)
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i128 {
+    i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec())
+}
+
+/// The regular files under `dir`, hidden ones (and hidden folders) left out, sorted.
+pub fn scan(dir: &Path) -> Vec<Pending> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(dir.join(&rel)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_name().as_encoded_bytes().starts_with(b".") {
+                continue;
+            }
+            let Ok(m) = e.metadata() else { continue };
+            let r = rel.join(e.file_name());
+            if m.is_dir() {
+                stack.push(r);
+            } else if m.is_file() {
+                out.push(Pending {
+                    rel: r,
+                    size_bytes: m.len(),
+                    mtime_ns: mtime_ns(&m),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out
+}
+
+/// True when `f` rested `settle` and nobody has it open for writing.
+fn is_ready(dir: &Path, f: &Pending, settle: Duration) -> bool {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    if now - f.mtime_ns < settle.as_nanos() as i128 {
+        return false;
+    }
+    !open_for_writing(&dir.join(&f.rel))
+}
+
+/// True when a process has `path` open for writing: the kernel refuses a read lease
+/// then (`EAGAIN`). When leases are not allowed here (another owner without
+/// `CAP_LEASE`), the settle time alone decides.
+fn open_for_writing(path: &Path) -> bool {
+    let Ok(f) = std::fs::File::open(path) else {
+        return true;
+    };
+    let fd = f.as_raw_fd();
+    // SAFETY: `fd` is open for the duration of `f`; F_SETLEASE takes an int argument.
+    let r = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) };
+    if r == 0 {
+        // SAFETY: as above; gives the lease back.
+        unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+        return false;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_file_is_ready_once_it_rested_and_nobody_writes_it() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("sub/.hidden")).unwrap();
+        std::fs::write(d.path().join("sub/a.txt"), b"a").unwrap();
+        std::fs::write(d.path().join(".tmp"), b"x").unwrap();
+        std::fs::write(d.path().join("sub/.hidden/x"), b"x").unwrap();
+        let mut w = std::fs::File::create(d.path().join("b.bin")).unwrap();
+        w.write_all(b"bb").unwrap();
+        let files = scan(d.path());
+        let names: Vec<_> = files.iter().map(|f| f.rel.to_str().unwrap()).collect();
+        assert_eq!(names, ["b.bin", "sub/a.txt"]);
+        assert!(
+            !is_ready(d.path(), &files[1], Duration::from_secs(60)),
+            "too fresh"
+        );
+        assert!(is_ready(d.path(), &files[1], Duration::ZERO));
+        assert!(
+            !is_ready(d.path(), &files[0], Duration::ZERO),
+            "open for writing"
+        );
+        drop(w);
+        assert!(is_ready(d.path(), &files[0], Duration::ZERO));
+    }
+}
