@@ -249,6 +249,7 @@ async fn every_endpoint_checks_who_calls_it() {
         (Method::GET, "/pairing"),
         (Method::POST, "/pairing/token"),
         (Method::POST, "/wake"),
+        (Method::POST, "/inbox/flush"),
     ] {
         let (s, v, _) = h
             .call(
@@ -264,7 +265,7 @@ async fn every_endpoint_checks_who_calls_it() {
         let (s, _, _) = h.call(None, method.clone(), path, &[], Body::empty()).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path} without a role");
     }
-    for path in ["/status", "/history", "/usage", "/snapshot"] {
+    for path in ["/status", "/history", "/usage", "/snapshot", "/inbox"] {
         let (s, v, _) = h.call(None, Method::GET, path, &[], Body::empty()).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
         let (s, v, _) = h

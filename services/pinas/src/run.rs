@@ -80,6 +80,7 @@ pub fn samba_password_setter(config: &Config) -> pinas_console::SambaPasswordSet
 async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
     let storage = Storage::start(ctx.clone()).await?;
     let shares = Shares::start(ctx.clone()).await?;
+    ensure_inbox_share(ctx, &shares);
     let app = WebApp::new(ctx.clone())
         .with_router(storage.router(), pinas_storage::ApiDoc::openapi())
         .with_router(shares.router(), pinas_shares::ApiDoc::openapi())
@@ -88,6 +89,48 @@ async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
         .with_services(Arc::new(SharesServices(shares.clone())))
         .with_account_hook(Arc::new(SharesServices(shares.clone())));
     Ok((app, shares))
+}
+
+/// On a companion (the `companion` setup role), the SMB share `inbox` of the companion's
+/// inbox folder (`<shares_root>/inbox`, docs/companion.md), made once if missing: files
+/// people drop there go to the big NAS when it is up. A failure is logged, not fatal.
+fn ensure_inbox_share(ctx: &Arc<Context>, shares: &Shares) {
+    let companion = ctx
+        .db
+        .setting("roles")
+        .ok()
+        .flatten()
+        .and_then(|r| serde_json::from_str::<Vec<String>>(&r).ok())
+        .is_some_and(|r| r.iter().any(|r| r == "companion"));
+    if !companion {
+        return;
+    }
+    match shares.list_shares() {
+        Ok(all) if all.iter().any(|s| s.name.eq_ignore_ascii_case("inbox")) => {}
+        Ok(_) => {
+            let share = pinas_shares::NewShare {
+                name: "inbox".into(),
+                path: ctx
+                    .config
+                    .paths
+                    .shares_root
+                    .join("inbox")
+                    .display()
+                    .to_string(),
+                description: "Files for the big NAS: moved to it when it is up".into(),
+                read_only: false,
+                guest_ok: false,
+                valid_users: Vec::new(),
+                smb: true,
+                nfs: false,
+                nfs_clients: Vec::new(),
+            };
+            if let Err(e) = shares.create_share(share) {
+                tracing::warn!(error = %e, "cannot make the companion's inbox share");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list the shares"),
+    }
 }
 
 /// `pinas web`: the web role (with storage and shares); other roles run as their own
