@@ -280,6 +280,16 @@ out=$(admin POST /inbox/flush)
 copies=$(find "$W/nasinbox" -name 'big.bin*' -not -path '*/.rsync-partial/*' | wc -l)
 check "the next flush completes: one copy with the same BLAKE2b, gone from the companion ($out)" \
     test "$(json moved_files <<<"$out")" = 1 -a "$(b2sum <"$W/nasinbox/from-companion/big.bin")" = "$big_sum" -a ! -e "$W/inbox/big.bin" -a "$copies" = 1
+# A file of the same name, size and time already on the NAS but with other content:
+# rsync's quick check skips it, the checksum pass finds it different and sends it.
+head -c 50000 /dev/urandom >"$W/inbox/same.bin"
+head -c 50000 /dev/urandom >"$W/nasinbox/from-companion/same.bin"
+touch -d '-5 seconds' "$W/inbox/same.bin"
+touch -r "$W/inbox/same.bin" "$W/nasinbox/from-companion/same.bin"
+same_sum=$(b2sum <"$W/inbox/same.bin")
+out=$(admin POST /inbox/flush)
+check "a look-alike already on the NAS is replaced after the checksum pass, then deleted here ($out)" \
+    test "$(json moved_files <<<"$out")" = 1 -a "$(b2sum <"$W/nasinbox/from-companion/same.bin")" = "$same_sum" -a ! -e "$W/inbox/same.bin"
 check "the inbox status: nothing pending, no failures" \
     test "$(admin GET /inbox | json pending_files)" = 0 -a "$(admin GET /inbox | json consecutive_failures)" = 0
 

@@ -2,10 +2,12 @@
 //! rsync to the configured target (`rsync://host/module/path`, an rsync daemon, or
 //! `user@host:/path` over SSH with the companion's keys).
 //!
-//! A flush sends the files that are ready, then asks rsync again with `--checksum
-//! --dry-run`, which compares the whole content of both sides: a file is deleted here
-//! only when that pass finds its copy identical and it has not changed since the flush
-//! began. A failed or cut transfer deletes nothing; rsync writes into a temporary name
+//! A flush sends the files that are ready; rsync checks every file it sends against a
+//! whole-file checksum made while sending (rsync(1), under `--checksum`). Files it did
+//! not send (a file of the same size and time was already there) then get rsync's
+//! checksum pass (`--checksum`), which compares whole contents and sends again what
+//! differs. A file is deleted here only when rsync exited 0 and its itemized output
+//! (`%i`) names it as sent or as identical, and it has not changed since the flush began. A failed or cut transfer deletes nothing; rsync writes into a temporary name
 //! (and keeps partial data in `.rsync-partial/` for the next try), so no partial file
 //! looks complete on the NAS. A file is ready when it was last modified more than
 //! `inbox_settle_secs` ago and no process has it open for writing (checked with a read
@@ -192,37 +194,29 @@ impl Inbox {
                 ..FlushReport::default()
             });
         }
-        let list = tempfile_list(&ready)?;
         let deadline = tokio::time::Instant::now() + limit;
-        // The copy.
-        let out = self.rsync(target, list.path(), &[], deadline).await?;
-        if !out.status.success() {
-            return Err(fail(format!(
-                "rsync to {target} failed ({}): {}",
-                out.status,
-                last_line(&out.stderr)
-            )));
-        }
-        // The verification: what would still be sent after comparing whole contents.
-        let out = self
-            .rsync(
-                target,
-                list.path(),
-                &["--checksum", "--dry-run", "--out-format=%n"],
-                deadline,
-            )
-            .await?;
-        if !out.status.success() {
-            return Err(fail(format!(
-                "rsync could not verify the copies on {target} ({}): {}",
-                out.status,
-                last_line(&out.stderr)
-            )));
-        }
-        let differ: HashSet<PathBuf> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| PathBuf::from(l.trim_end_matches('/')))
+        // The copy. Each file it sends is checked by rsync itself against a whole-file
+        // checksum made while it is sent (rsync(1), under --checksum), and a mismatch
+        // makes it send the file again or fail: with exit status 0, every file it lists
+        // as sent (`<f`) is verified.
+        let list = tempfile_list(ready.iter().map(|f| &f.rel))?;
+        let sent = self.rsync(target, list.path(), &[], deadline).await?;
+        let mut verified = sent;
+        // The rest (rsync saw a file of the same size and time there and skipped it) get
+        // rsync's checksum pass: compared by whole content, sent again where they differ.
+        let unsure: Vec<&PathBuf> = ready
+            .iter()
+            .map(|f| &f.rel)
+            .filter(|r| !verified.contains(r))
             .collect();
+        if !unsure.is_empty() {
+            let list = tempfile_list(unsure.into_iter())?;
+            let pass = self
+                .rsync(target, list.path(), &["--checksum", "-ii"], deadline)
+                .await?;
+            verified.sent.extend(pass.sent);
+            verified.same.extend(pass.same);
+        }
         let dir = self.dir.clone();
         let report = tokio::task::spawn_blocking(move || {
             let mut rep = FlushReport {
@@ -232,7 +226,7 @@ impl Inbox {
             for f in ready {
                 let unchanged = std::fs::symlink_metadata(dir.join(&f.rel))
                     .is_ok_and(|m| m.len() == f.size_bytes && mtime_ns(&m) == f.mtime_ns);
-                if differ.contains(&f.rel) || !unchanged {
+                if !verified.contains(&f.rel) || !unchanged {
                     rep.waiting_files += 1;
                     continue;
                 }
@@ -268,15 +262,24 @@ impl Inbox {
         Ok(report)
     }
 
+    /// Runs rsync from the inbox to `target` for the files in `list`, with `extra`
+    /// options, and reads its itemized output (`%i %n`): the files it sent (`<f`) and,
+    /// with `-ii`, those it found identical (`.f`).
+    ///
+    /// # Errors
+    /// 503 `inbox_flush_failed` when rsync cannot start, exits non-zero or passes the
+    /// deadline (it is killed then).
     async fn rsync(
         &self,
         target: &str,
         list: &Path,
         extra: &[&str],
         deadline: tokio::time::Instant,
-    ) -> Result<std::process::Output, CompanionError> {
+    ) -> Result<Itemized, CompanionError> {
         let mut cmd = tokio::process::Command::new("rsync");
-        cmd.args(["--archive", "--from0", "--partial-dir=.rsync-partial"])
+        // -8: names are logged as they are, but for control characters (see escape_name).
+        cmd.args(["--archive", "-8", "--from0", "--partial-dir=.rsync-partial"])
+            .arg("--out-format=%i %n")
             .arg(format!("--timeout={IO_TIMEOUT_SECS}"))
             .arg(format!("--files-from={}", list.display()))
             .args(extra);
@@ -291,12 +294,78 @@ impl Inbox {
             .arg(format!("{}/", target.trim_end_matches('/')))
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
-        match tokio::time::timeout_at(deadline, cmd.output()).await {
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(fail(format!("cannot run rsync: {e}"))),
-            Err(_) => Err(fail(format!("rsync to {target} did not finish in time"))),
+        let out = match tokio::time::timeout_at(deadline, cmd.output()).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => return Err(fail(format!("cannot run rsync: {e}"))),
+            Err(_) => return Err(fail(format!("rsync to {target} did not finish in time"))),
+        };
+        if !out.status.success() {
+            return Err(fail(format!(
+                "rsync to {target} failed ({}): {}",
+                out.status,
+                last_line(&out.stderr)
+            )));
+        }
+        Ok(Itemized::parse(&out.stdout))
+    }
+}
+
+/// What rsync's itemized output (`--out-format=%i %n`, rsync(1) "--itemize-changes")
+/// says about regular files, by the names it printed (see [`escape_name`]).
+#[derive(Debug, Default)]
+struct Itemized {
+    /// Sent (`<f...`, or `>f...` when the target is local): verified by rsync's
+    /// whole-file checksum.
+    sent: HashSet<PathBuf>,
+    /// Unchanged in content (`.f...`, shown with `-ii`).
+    same: HashSet<PathBuf>,
+}
+
+impl Itemized {
+    fn parse(stdout: &[u8]) -> Itemized {
+        use std::os::unix::ffi::OsStrExt;
+        let mut it = Itemized::default();
+        for line in stdout.split(|b| *b == b'\n') {
+            // 11 flag characters, a space, the name.
+            let (Some(flags), Some(name)) = (line.get(..11), line.get(12..)) else {
+                continue;
+            };
+            let name = PathBuf::from(std::ffi::OsStr::from_bytes(name));
+            match &flags[..2] {
+                // `<` sent to a remote host, `>` received by a local copy.
+                b"<f" | b">f" => it.sent.insert(name),
+                b".f" => it.same.insert(name),
+                _ => false,
+            };
+        }
+        it
+    }
+
+    fn contains(&self, rel: &Path) -> bool {
+        let name = escape_name(rel);
+        self.sent.contains(&name) || self.same.contains(&name)
+    }
+}
+
+/// `rel` as rsync prints it with `-8`: a byte below 0x20 (but tab) becomes `\#ooo`
+/// (octal), and so does a backslash that starts `\#` and three digits (rsync's log.c,
+/// `filtered_fwrite`). A name that would still not match is never taken as verified.
+fn escape_name(rel: &Path) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let b = rel.as_os_str().as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    for (i, &c) in b.iter().enumerate() {
+        let escaped_backslash = c == b'\\'
+            && b.get(i + 1) == Some(&b'#')
+            && b.get(i + 2..i + 5)
+                .is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+        if (c < b' ' && c != b'\t') || escaped_backslash {
+            out.extend_from_slice(format!("\\#{c:03o}").as_bytes());
+        } else {
+            out.push(c);
         }
     }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 fn fail(message: String) -> CompanionError {
@@ -312,13 +381,15 @@ fn last_line(b: &[u8]) -> String {
 }
 
 /// The NUL-separated list of relative paths rsync reads with `--files-from --from0`.
-fn tempfile_list(files: &[Pending]) -> Result<tempfile::NamedTempFile, CompanionError> {
+fn tempfile_list<'a>(
+    files: impl Iterator<Item = &'a PathBuf>,
+) -> Result<tempfile::NamedTempFile, CompanionError> {
     use std::io::Write;
     use std::os::unix::ffi::OsStrExt;
     let mut f = tempfile::NamedTempFile::new()
         .map_err(|e| CompanionError::internal(format!("cannot write the inbox file list: {e}")))?;
     for p in files {
-        f.write_all(p.rel.as_os_str().as_bytes())
+        f.write_all(p.as_os_str().as_bytes())
             .and_then(|()| f.write_all(b"\0"))
             .map_err(|e| {
                 CompanionError::internal(format!("cannot write the inbox file list: {e}"))
@@ -419,5 +490,17 @@ mod tests {
         );
         drop(w);
         assert!(is_ready(d.path(), &files[0], Duration::ZERO));
+    }
+
+    #[test]
+    fn rsync_itemized_names_are_matched_as_rsync_escapes_them() {
+        let out = b"<f+++++++++ a.txt\n.f          sub/b.bin\ncd+++++++++ sub/\n>f+++++++++ we\\#012ird\n>fc........ x\\#134#123\nsent 10 bytes\n";
+        let it = Itemized::parse(out);
+        assert!(it.contains(Path::new("a.txt")));
+        assert!(it.contains(Path::new("sub/b.bin")));
+        assert!(!it.contains(Path::new("sub")), "a folder is no file");
+        assert!(it.contains(Path::new("we\nird")));
+        assert!(it.contains(Path::new("x\\#123")));
+        assert!(!it.contains(Path::new("other")));
     }
 }
