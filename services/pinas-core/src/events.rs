@@ -49,7 +49,9 @@ impl Event {
 
     /// Periodic events are broadcast but not kept in the event log.
     fn is_ephemeral(&self) -> bool {
-        self.kind == "system.stats.update" || self.kind == "task.progress"
+        self.kind == "system.stats.update"
+            || self.kind == "task.progress"
+            || self.kind == "power.reading"
     }
 }
 

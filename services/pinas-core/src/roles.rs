@@ -155,6 +155,16 @@ pub const ROLES: &[RoleInfo] = &[
         enabled_by: &[SetupRole::Companion],
     },
     RoleInfo {
+        name: "power",
+        summary: "Tapo P110 plugs: power, energy history, NAS running time and cost",
+        process: Process::Own {
+            subcommand: "power",
+            unit: "pinas-power.service",
+            socket: true,
+        },
+        enabled_by: BOTH,
+    },
+    RoleInfo {
         name: "storage",
         summary: "disks, filesystems, mounts, hotplug, S.M.A.R.T.",
         process: Process::InWeb,
@@ -254,12 +264,17 @@ mod tests {
             [
                 "pinas-web.service",
                 "pinas-dns.service",
-                "pinas-companion.service"
+                "pinas-companion.service",
+                "pinas-power.service"
             ]
         );
         assert_eq!(
             units_for(&[SetupRole::Nas]),
-            ["pinas-web.service", "pinas-dns.service"]
+            [
+                "pinas-web.service",
+                "pinas-dns.service",
+                "pinas-power.service"
+            ]
         );
         assert_eq!(units_for(&[]), units_for(&SetupRole::ALL));
         assert!(get("storage").unwrap().enabled_for(&[SetupRole::Nas]));

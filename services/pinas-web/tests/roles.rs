@@ -118,11 +118,11 @@ async fn only_registered_roles_are_proxied() {
     let app = App::new(r#"["nas","companion"]"#).await;
     // Roles that do not exist are no API at all, even with a socket in place.
     let _fake = app.serve_role(
-        "power",
+        "sync",
         Router::new().route("/status", get(|| async { "up" })),
     );
-    wait_for_socket(&app.ctx.paths.role_socket("power")).await;
-    for path in ["/api/power/status", "/api/power", "/api/sync/folders"] {
+    wait_for_socket(&app.ctx.paths.role_socket("sync")).await;
+    for path in ["/api/sync/status", "/api/sync", "/api/board/fan"] {
         let (s, v) = app.get_json(path).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {v}");
         assert_eq!(v["error"]["code"], "not_found", "{path}: {v}");
@@ -172,11 +172,12 @@ async fn services_list_follows_the_registry() {
             .contains("pinas-dns.service"),
         "{v}"
     );
-    for gone in ["power", "sync", "board"] {
+    for gone in ["sync", "board"] {
         assert!(service(&v, gone).is_none(), "{gone} listed: {v}");
     }
-    // A companion box runs the companion role.
+    // A companion box runs the companion and power roles.
     assert_eq!(service(&v, "companion").unwrap()["state"], "stopped", "{v}");
+    assert_eq!(service(&v, "power").unwrap()["state"], "stopped", "{v}");
 
     let _dns = app.serve_role("dns", Router::new());
     wait_for_socket(&app.ctx.paths.role_socket("dns")).await;
@@ -213,10 +214,10 @@ fn only_registered_roles_are_documented() {
     );
     let app = pinas_web::WebApp::new(ctx)
         .with_proxied_doc("dns", doc.clone())
-        .with_proxied_doc("power", doc);
+        .with_proxied_doc("sync", doc);
     let paths = &app.openapi().paths.paths;
     assert!(paths.contains_key("/api/dns/status"));
-    assert!(!paths.keys().any(|p| p.starts_with("/api/power")));
+    assert!(!paths.keys().any(|p| p.starts_with("/api/sync")));
 }
 
 /// The NAS's handshake paths reach the companion without a session (the companion checks
@@ -308,4 +309,119 @@ async fn only_the_companion_token_paths_pass_without_a_session() {
     let (s, body) = app.get("/api/companion/status").await;
     assert_eq!(s, StatusCode::OK);
     assert!(body.ends_with("user=admin role=admin"), "{body}");
+}
+
+/// The power role through the proxy: nothing without a session (401), reads for every
+/// signed-in person, changes for admins only (403 for a user), the role's own checks
+/// applied to the role the web role names.
+#[tokio::test]
+async fn power_needs_a_session_and_an_admin_to_change_anything() {
+    let app = App::new(r#"["companion"]"#).await;
+    {
+        let conn = app.ctx.db.conn();
+        pinas_core::auth::create_account(&conn, "bob", Role::User, "battery staple").unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let power = pinas_power::Power::open(
+        dir.path(),
+        pinas_power::Settings::default(),
+        app.ctx.events.clone(),
+    )
+    .unwrap();
+    let _power = app.serve_role("power", pinas_power::api::router(power));
+    wait_for_socket(&app.ctx.paths.role_socket("power")).await;
+    let login = app
+        .router
+        .clone()
+        .oneshot(
+            Request::post("/api/auth/login")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    r#"{"username":"bob","password":"battery staple"}"#,
+                ))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let bob = login.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = |cookie: String| {
+        let router = app.router.clone();
+        async move {
+            let resp = router
+                .oneshot(
+                    Request::get("/api/auth/me")
+                        .header(header::COOKIE, &cookie)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            format!("{cookie}|{}", v["csrf_token"].as_str().unwrap())
+        }
+    };
+    // "cookie|csrf token"
+    let bob = csrf(bob).await;
+    let admin = csrf(app.cookie.clone()).await;
+    let send = |method: &str, path: &str, session: Option<&str>, body: &str| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            // Forged: the web role replaces them with the session's.
+            .header("x-pinas-role", "admin")
+            .header("x-pinas-user", "admin");
+        if let Some((cookie, token)) = session.and_then(|s| s.split_once('|')) {
+            req = req
+                .header(header::COOKIE, cookie)
+                .header("x-csrf-token", token);
+        }
+        let req = req.body(Body::from(body.to_string())).unwrap();
+        let router = app.router.clone();
+        async move {
+            let resp = router.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let plug = r#"{"name":"NAS","address":"127.0.0.1:9","email":"a@example.com","password":"pw"}"#;
+    let reads = [
+        "/api/power/plugs",
+        "/api/power/nas",
+        "/api/power/settings",
+        "/api/power/metrics",
+    ];
+    let changes = [
+        ("POST", "/api/power/plugs", plug),
+        ("PUT", "/api/power/settings", "{}"),
+        ("PATCH", "/api/power/plugs/1", r#"{"name":"x"}"#),
+        ("DELETE", "/api/power/plugs/1", ""),
+        ("POST", "/api/power/plugs/1/switch", r#"{"on":false}"#),
+    ];
+    for path in reads {
+        let (s, body) = send("GET", path, None, "").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}: {body}");
+        let (s, body) = send("GET", path, Some(&bob), "").await;
+        assert_eq!(s, StatusCode::OK, "{path}: {body}");
+    }
+    for (method, path, body) in changes {
+        let (s, b) = send(method, path, None, body).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path}: {b}");
+        let (s, b) = send(method, path, Some(&bob), body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path}: {b}");
+        assert!(b.contains("admin_required"), "{method} {path}: {b}");
+    }
+    // The admin may.
+    let (s, b) = send("POST", "/api/power/plugs", Some(&admin), plug).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert!(!b.contains("\"pw\"") && !b.contains("a@example.com"), "{b}");
 }

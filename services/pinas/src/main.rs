@@ -28,6 +28,10 @@ enum Command {
         /// State folder (database, config.toml, Samba files, mounts).
         #[arg(long, default_value = ".pinas-dev")]
         state: PathBuf,
+        /// Also run a fake Tapo P110 on loopback, added as the NAS's plug, so the power
+        /// role has data to show.
+        #[arg(long)]
+        demo_plug: bool,
     },
     /// Run the web role: HTTP(S) API and UI (pinas-web.service).
     Web,
@@ -37,6 +41,9 @@ enum Command {
     /// Run the companion role: Wake-on-LAN, heartbeat and handshake with the big NAS, its
     /// snapshot, and the DNS switch that follows it (pinas-companion.service).
     Companion,
+    /// Run the power role: Tapo P110 plugs polled over KLAP, power and energy history,
+    /// NAS running time and cost (pinas-power.service).
+    Power,
     /// On the big NAS: tell its companion about shutdowns and starts (pinas-agent.service
     /// runs `coming-online` at boot and `going-offline` at shutdown).
     Agent {
@@ -171,20 +178,23 @@ fn main() -> std::process::ExitCode {
         return agent(config, *action);
     }
     let mode = match &cli.command {
-        Command::Dev { state } => Mode::Dev {
+        Command::Dev { state, .. } => Mode::Dev {
             state_dir: absolute(state),
         },
         _ => Mode::Device,
     };
     let env = |k: &str| std::env::var(k).ok();
     let loaded = match &cli.command {
-        // systemd hands the DNS and companion roles their config.toml as a credential.
-        Command::Dns | Command::Companion => Config::load_with_env(&mode, |k| match k {
-            "PINAS_CONFIG_PATH" => {
-                env(k).or_else(|| pinas_dns::config_path(env).map(|p| p.display().to_string()))
-            }
-            _ => env(k),
-        }),
+        // systemd hands the DNS, companion and power roles their config.toml as a
+        // credential.
+        Command::Dns | Command::Companion | Command::Power => {
+            Config::load_with_env(&mode, |k| match k {
+                "PINAS_CONFIG_PATH" => {
+                    env(k).or_else(|| pinas_dns::config_path(env).map(|p| p.display().to_string()))
+                }
+                _ => env(k),
+            })
+        }
         _ => Config::load(&mode),
     };
     let config = match loaded {
@@ -207,10 +217,11 @@ fn main() -> std::process::ExitCode {
         .expect("tokio runtime");
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Dev { .. } => run::dev(config).await,
+            Command::Dev { demo_plug, .. } => run::dev(config, demo_plug).await,
             Command::Web => run::web(config).await,
             Command::Dns => run::dns(config).await,
             Command::Companion => run::companion(config).await,
+            Command::Power => run::power(config).await,
             Command::Console => {
                 pinas_console::run(&config, run::samba_password_setter(&config)).map_err(Into::into)
             }

@@ -86,6 +86,7 @@ async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
         .with_router(shares.router(), pinas_shares::ApiDoc::openapi())
         .with_proxied_doc("dns", pinas_dns::ApiDoc::openapi())
         .with_proxied_doc("companion", pinas_companion::ApiDoc::openapi())
+        .with_proxied_doc("power", pinas_power::ApiDoc::openapi())
         .with_services(Arc::new(SharesServices(shares.clone())))
         .with_account_hook(Arc::new(SharesServices(shares.clone())));
     Ok((app, shares))
@@ -178,6 +179,19 @@ pub async fn companion(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `pinas power`: the power role alone (its own user, like DNS): it polls the plugs and
+/// keeps their history; its events reach browsers through the web role's relay.
+pub async fn power(config: Config) -> anyhow::Result<()> {
+    pinas_power::run(
+        &config,
+        pinas_core::EventBus::new(None),
+        shutdown_signal(),
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
 /// The first folder above `path` that other users cannot pass through (no `o+x`):
 /// Samba serves files as the connecting user, who then cannot reach shares below it.
 fn private_ancestor(path: &std::path::Path) -> Option<std::path::PathBuf> {
@@ -188,7 +202,7 @@ fn private_ancestor(path: &std::path::Path) -> Option<std::path::PathBuf> {
 }
 
 /// `pinas dev`: every role in one process, state in one folder.
-pub async fn dev(config: Config) -> anyhow::Result<()> {
+pub async fn dev(config: Config, demo_plug: bool) -> anyhow::Result<()> {
     let ctx = open_context(config)?;
     if let Some(p) = private_ancestor(&ctx.config.paths.shares_root) {
         eprintln!(
@@ -224,6 +238,28 @@ pub async fn dev(config: Config) -> anyhow::Result<()> {
             }
         })
     };
+    let demo = if demo_plug {
+        Some(
+            pinas_power::Demo::start()
+                .await
+                .context("cannot start the demo plug")?,
+        )
+    } else {
+        None
+    };
+    let demo_line = demo
+        .as_ref()
+        .map(|d| format!("\n  demo plug   {} (a fake Tapo P110)", d.plug.address()))
+        .unwrap_or_default();
+    let power = {
+        let (ctx, stop) = (ctx.clone(), stopped());
+        tokio::spawn(async move {
+            let r = pinas_power::run(&ctx.config, ctx.events.clone(), stop, demo.as_ref()).await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "power role stopped; the rest of PiNAS keeps running");
+            }
+        })
+    };
     let (app, shares) = nas_app(&ctx).await?;
     let dns_listen = ctx
         .config
@@ -244,7 +280,7 @@ pub async fn dev(config: Config) -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     eprintln!(
-        "PiNAS {} (dev)\n  UI and API  http://{}\n  SMB         port {}\n  DNS         {}\n  state       {}{setup_code}",
+        "PiNAS {} (dev)\n  UI and API  http://{}\n  SMB         port {}\n  DNS         {}\n  state       {}{demo_line}{setup_code}",
         pinas_core::VERSION,
         ctx.config.web.bind_address,
         ctx.config.smb.port,
@@ -264,5 +300,6 @@ pub async fn dev(config: Config) -> anyhow::Result<()> {
     shares.shutdown().await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), dns).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), companion).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), power).await;
     result
 }

@@ -129,16 +129,20 @@ fn roles_lists_units_per_setup_role_and_refuses_unknown_ones() {
     assert_eq!(code, Some(0));
     assert_eq!(
         out,
-        "pinas-web.service\npinas-dns.service\npinas-companion.service\n"
+        "pinas-web.service\npinas-dns.service\npinas-companion.service\npinas-power.service\n"
     );
     let (code, out, _) = run(&["--units", "nas"]);
     assert_eq!(code, Some(0));
-    assert_eq!(out, "pinas-web.service\npinas-dns.service\n");
+    assert_eq!(
+        out,
+        "pinas-web.service\npinas-dns.service\npinas-power.service\n"
+    );
     let (code, out, _) = run(&[]);
     assert_eq!(code, Some(0));
-    for role in ["web", "dns", "companion", "storage", "shares"] {
+    for role in ["web", "dns", "companion", "power", "storage", "shares"] {
         assert!(out.lines().any(|l| l.starts_with(role)), "{role}: {out}");
     }
+    // A role is not a setup role.
     let (code, out, err) = run(&["--units", "power"]);
     assert_eq!(code, Some(64));
     assert!(out.is_empty() && err.contains("\"power\""), "{err}");
