@@ -294,6 +294,7 @@ impl Inbox {
             .arg(format!("{}/", target.trim_end_matches('/')))
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
+        let started = std::time::Instant::now();
         let out = match tokio::time::timeout_at(deadline, cmd.output()).await {
             Ok(Ok(out)) => out,
             Ok(Err(e)) => return Err(fail(format!("cannot run rsync: {e}"))),
@@ -306,7 +307,15 @@ impl Inbox {
                 last_line(&out.stderr)
             )));
         }
-        Ok(Itemized::parse(&out.stdout))
+        let it = Itemized::parse(&out.stdout);
+        tracing::debug!(
+            ?extra,
+            sent = it.sent.len(),
+            same = it.same.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "rsync pass"
+        );
+        Ok(it)
     }
 }
 
