@@ -187,12 +187,39 @@ RPI5_INITRAMFS = {"SD card": ["sdhci-brcmstb", "sdhci-pltfm", "sdhci", "gpio-brc
 RPI5_BUILTIN = {"PCIe host": "pcie-brcmstb", "MMC block devices": "mmc_block", "MMC core": "mmc_core"}
 
 
+# Modules the Pi 5's devices need, looked for as files in the system's module tree
+# (Debian's names; `-` and `_` are the same to modprobe).
+RPI5_SYSTEM_MODULES = ["rp1_pci", "clk-rp1", "pinctrl-rp1", "macb", "dwc3", "sdhci-brcmstb", "irq-bcm2712-mip", "nvme"]
+
+
+def backports_kernel_version():
+    """The upstream version of trixie-backports' linux-image-arm64 in the image build's own
+    apt lists (out/apt/arm64), e.g. "7.3.4"; None where that is not known."""
+    conf = os.path.join(os.environ.get("PINAS_OUT", os.path.join(ROOT, "out")), "apt", "arm64", "conf", "apt.conf")
+    if not os.path.exists(conf):
+        return None
+    r = sh(["apt-cache", "madison", "linux-image-arm64"], env={**os.environ, "APT_CONFIG": conf})
+    for line in r.stdout.splitlines():
+        f = [x.strip() for x in line.split("|")]
+        if len(f) >= 3 and "trixie-backports/" in f[2]:
+            return re.split(r"[-~+]", f[1])[0]
+    return None
+
+
 def rpi5_kernel(img, boot_off, mnt, res):
     """The Pi 5's kernel, modules, initramfs and device tree, checked without the board."""
     kmods = os.listdir(f"{mnt}/usr/lib/modules")
     kver = kmods[0] if len(kmods) == 1 else ""
     major = int(re.match(r"(\d+)", kver).group(1)) if re.match(r"\d+", kver) else 0
     res.check("kernel from trixie-backports (7.x)", major >= 7 and kver.endswith("+deb13-arm64"), kmods)
+    bpo = backports_kernel_version()
+    res.check("the kernel is trixie-backports' linux-image-arm64", bpo is not None and kver.startswith(f"{bpo}+"),
+              f"system has {kver}; trixie-backports has {bpo}")
+    modfiles = set()
+    for _, _, files in os.walk(f"{mnt}/usr/lib/modules/{kver}/kernel") if kver else []:
+        modfiles.update(re.sub(r"\.ko(\.xz|\.zst|\.gz)?$", "", f).replace("-", "_") for f in files)
+    missing = [m for m in RPI5_SYSTEM_MODULES if m.replace("-", "_") not in modfiles]
+    res.check("the system has the modules of RP1, Ethernet, USB, SD and NVMe", not missing, f"missing {missing}")
     with tempfile.TemporaryDirectory() as d:
         env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
         for f in ("Image", "initrd.img", "bcm2712-rpi-5-b.dtb", "bcm2712-d-rpi-5-b.dtb"):
@@ -207,6 +234,11 @@ def rpi5_kernel(img, boot_off, mnt, res):
         os.mkdir(irfs)
         subprocess.run(f"gzip -dc {shlex.quote(os.path.join(d, 'initrd.img'))} | cpio -id --quiet", shell=True,
                        cwd=irfs)
+        init = os.path.join(irfs, "init")
+        res.check("initramfs: /init is the script that finds the disk by its signature and mounts the slot",
+                  os.path.isfile(init) and os.access(init, os.X_OK)
+                  and open(init, "rb").read() == open(os.path.join(ROOT, "image/initramfs/init"), "rb").read()
+                  and os.path.isfile(os.path.join(irfs, "bin/busybox")), sorted(os.listdir(irfs)))
         loads = open(os.path.join(irfs, "etc/modules")).read().split() if os.path.exists(
             os.path.join(irfs, "etc/modules")) else []
         for what, mods in RPI5_INITRAMFS.items():
@@ -253,6 +285,19 @@ def rpi5_kernel(img, boot_off, mnt, res):
               and mtools_read(img, boot_off, "slot-A/Image") is not None, lines)
     res.check("config.txt: no device_tree= (the firmware picks the board's from the slot folder)",
               not any(l.startswith("device_tree=") for l in lines), lines)
+    # Each slot's config names its own folder, and what the firmware reads from there is
+    # in slot A (slot B is filled by the first update).
+    for f, slot in (("config.txt", "slot-A/"), ("tryboot.txt", "slot-B/")):
+        flines = config_lines(mtools_read(img, boot_off, f) or "")
+        prefixes = [l.split("=", 1)[1] for l in flines if l.startswith("os_prefix=")]
+        res.check(f"{f}: os_prefix={slot} and arm_64bit=1", prefixes == [slot] and "arm_64bit=1" in flines, flines)
+    kernel = [l.split("=", 1)[1] for l in lines if l.startswith("kernel=")]
+    initrd = [l.split()[1] for l in lines if l.startswith("initramfs ")]
+    need = [f"slot-A/{f}" for f in kernel + initrd + ["cmdline.txt", "bcm2712-rpi-5-b.dtb"]]
+    absent = [f for f in need if mtools_read(img, boot_off, f) is None]
+    res.check("slot-A/ has the kernel, initramfs, cmdline.txt and device tree config.txt names", kernel and initrd
+              and not absent, f"absent {absent}")
+    res.check("config.txt: the PCIe connector is on for NVMe (dtparam=pciex1)", "dtparam=pciex1" in lines, lines)
 
 
 # ---------------------------------------------------------------- QEMU
