@@ -31,7 +31,9 @@ build_pinas() {
             CARGO_PROFILE_RELEASE_STRIP=symbols
         # Panic messages name source files: name them relative to fixed roots, so the
         # binary carries no path of the build machine and two builds can match.
-        export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="--remap-path-prefix=$SRC=/pinas --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+        # (build scripts' generated sources live in the target folder, which is another
+        # path in another out/)
+        export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="--remap-path-prefix=$SRC=/pinas --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo --remap-path-prefix=$target_dir=/target"
         # A changing SOURCE_DATE_EPOCH would make C build scripts (ring, SQLite) rerun.
         unset SOURCE_DATE_EPOCH
         run /usr/bin/cargo build --release --target aarch64-unknown-linux-gnu -p pinas
