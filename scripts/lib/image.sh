@@ -20,7 +20,8 @@ build_pinas() {
         note "warning: services/pinas is not in this tree: the image ships without pinas"
         return 0
     fi
-    local target_dir=$OUT/cargo-aarch64
+    local target_dir
+    target_dir=$(realpath -m "$OUT/cargo-aarch64")
     (
         cd "$SRC"
         export CARGO_TARGET_DIR=$target_dir RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
