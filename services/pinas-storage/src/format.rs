@@ -228,20 +228,31 @@ async fn run_format(ctx: Arc<Context>, task_id: String, req: FormatRequest, whol
             }
         }
     }
-    // Have udev read the new signature, so listings show it at once. Without a udev
-    // daemon `--settle` would wait forever, and listings probe with blkid anyway.
+    // udev watches block devices (OPTIONS+="watch" in its 60-block.rules): mkfs closing
+    // the device makes it read the new signature. Wait until its database has it, so
+    // listings show it at once. (`udevadm trigger` would write to /sys, which the web
+    // role's unit keeps read-only.) Without a udev daemon, listings probe with blkid.
     if crate::disks::udev_alive() {
-        let trigger = Command::new("udevadm")
-            .args(["trigger", "--action=change", "--settle", &req.device])
-            .kill_on_drop(true)
-            .output();
-        match tokio::time::timeout(std::time::Duration::from_secs(30), trigger).await {
-            Ok(Ok(out)) if out.status.success() => progress(95, false, None),
-            Ok(Ok(out)) => {
-                tracing::warn!(stderr = %String::from_utf8_lossy(&out.stderr), "udevadm trigger failed")
+        let dev = req.device.clone();
+        let seen = tokio::task::spawn_blocking(move || {
+            let Some(want) = disks::probe_blkid(std::path::Path::new(&dev)).map(|s| s.uuid) else {
+                return false;
+            };
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::time::Instant::now() < end {
+                if disks::udev_fs_uuid(&dev).as_deref() == Some(want.as_str()) {
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot run udevadm"),
-            Err(_) => tracing::warn!("udevadm trigger did not settle in 30 s"),
+            false
+        })
+        .await
+        .unwrap_or(false);
+        if seen {
+            progress(95, false, None);
+        } else {
+            tracing::warn!(device = %req.device, "udev did not show the new filesystem within 30 s");
         }
     }
     tracing::info!(device = %req.device, "formatted");

@@ -22,6 +22,7 @@ pub mod disks;
 mod error;
 pub mod folders;
 pub mod format;
+mod host;
 pub mod monitor;
 pub mod mount;
 pub mod mountinfo;

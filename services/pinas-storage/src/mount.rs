@@ -2,10 +2,7 @@
 //! `mounts` table and mounting them again at start and when their disk comes back.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use nix::errno::Errno;
-use nix::mount::{umount2, MntFlags, MsFlags};
 use pinas_core::Context;
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -13,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::disks::{self, FoundFs};
 use crate::error::StorageError;
+use crate::host::{HostError, MountSpec, Mounter};
 use crate::mountinfo;
 
 /// Filesystem types PiNAS mounts and creates.
@@ -153,7 +151,7 @@ pub fn mount_uuid(ctx: &Context, uuid: &str) -> Result<MountInfo, StorageError> 
         Some((mp, _, _)) => PathBuf::from(mp),
         None => choose_mount_point(ctx, &fs, &table)?,
     };
-    mount_at(&fs, &mp)?;
+    mount_at(ctx, &fs, &mp)?;
     remember(ctx, &fs, &mp)?;
     let out = info(&fs, &mp, true);
     ctx.events.emit(
@@ -237,6 +235,7 @@ fn remember(ctx: &Context, fs: &FoundFs, mp: &Path) -> Result<(), StorageError> 
     Ok(())
 }
 
+/// True when the running kernel lists filesystem type `fs` (built in or loaded).
 fn kernel_has(fs: &str) -> bool {
     std::fs::read_to_string("/proc/filesystems")
         .unwrap_or_default()
@@ -246,87 +245,67 @@ fn kernel_has(fs: &str) -> bool {
 
 /// Mounts `fs` at `mp` (created if missing) with `nosuid,nodev,noatime`. Filesystems
 /// without Unix owners (FAT, exFAT, NTFS) get owner root, group `users`, mode 0775/0664
-/// so every PiNAS user may write.
-fn mount_at(fs: &FoundFs, mp: &Path) -> Result<(), StorageError> {
+/// so every PiNAS user may write. Which process mounts is [`Mounter::for_context`]'s
+/// choice.
+fn mount_at(ctx: &Context, fs: &FoundFs, mp: &Path) -> Result<(), StorageError> {
     std::fs::create_dir_all(mp).map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => {
             StorageError::NotPermitted(format!("cannot create {}", mp.display()))
         }
         _ => StorageError::Failed(format!("cannot create {}: {e}", mp.display())),
     })?;
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOATIME;
-    let owner_opts = format!("uid=0,gid={USERS_GID},fmask=0002,dmask=0002");
-    let (kind, data): (&str, Option<String>) = match fs.fs_type.as_str() {
-        "vfat" => ("vfat", Some(format!("{owner_opts},utf8,shortname=mixed"))),
-        "exfat" if !kernel_has("exfat") && crate::disks::program_exists("mount.exfat-fuse") => {
-            return mount_fuse("mount.exfat-fuse", fs, mp, &owner_opts)
+    let spec = mount_spec(fs, mp);
+    let res = Mounter::for_context(ctx).mount(&spec);
+    let Err(e) = res else { return Ok(()) };
+    // Only an empty folder is removed: never data written beneath a mount point.
+    let _ = std::fs::remove_dir(mp);
+    Err(match e {
+        HostError::NotPermitted => {
+            StorageError::NotPermitted(format!("cannot mount {}", fs.device.display()))
         }
-        "exfat" => ("exfat", Some(owner_opts.clone())),
-        "ntfs" if kernel_has("ntfs3") => ("ntfs3", Some(owner_opts.clone())),
-        "ntfs" => return mount_fuse("ntfs-3g", fs, mp, &owner_opts),
-        other => (other, None),
-    };
-    if !kernel_has(kind) && !kernel_module_loadable(kind) {
-        let _ = std::fs::remove_dir(mp);
-        return Err(StorageError::Failed(format!(
-            "the running kernel cannot mount {} filesystems (no {kind} support in /proc/filesystems, no module to load)",
-            fs.fs_type
-        )));
-    }
-    let res = nix::mount::mount(
-        Some(fs.device.as_path()),
-        mp,
-        Some(kind),
-        flags,
-        data.as_deref(),
-    );
-    match res {
-        Ok(()) => Ok(()),
-        Err(Errno::EPERM) | Err(Errno::EACCES) => Err(StorageError::NotPermitted(format!(
-            "cannot mount {}",
-            fs.device.display()
-        ))),
-        Err(e) => {
-            let _ = std::fs::remove_dir(mp);
-            Err(StorageError::Failed(format!(
-                "cannot mount {} ({}) at {}: {}",
-                fs.device.display(),
-                fs.fs_type,
-                mp.display(),
-                e.desc()
-            )))
-        }
-    }
-}
-
-/// True when `modprobe` can load `fs` (the kernel then lists it).
-fn kernel_module_loadable(fs: &str) -> bool {
-    Command::new("modprobe")
-        .arg("-q")
-        .arg(fs)
-        .status()
-        .is_ok_and(|s| s.success())
-        && kernel_has(fs)
-}
-
-/// Mounts with a FUSE driver (ntfs-3g, exfat-fuse) when the kernel has no driver.
-fn mount_fuse(prog: &str, fs: &FoundFs, mp: &Path, owner_opts: &str) -> Result<(), StorageError> {
-    let out = Command::new(prog)
-        .arg("-o")
-        .arg(format!("{owner_opts},nosuid,nodev,noatime"))
-        .arg(&fs.device)
-        .arg(mp)
-        .output()
-        .map_err(|e| StorageError::Failed(format!("cannot run {prog}: {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let _ = std::fs::remove_dir(mp);
-        Err(StorageError::Failed(format!(
-            "{prog} could not mount {}: {}",
+        // The kernel loads a filesystem's module when a mount asks for it: a type it
+        // still does not list after the attempt is one it cannot mount at all.
+        _ if !spec.fuse && !kernel_has(&spec.fs_type) => StorageError::Failed(format!(
+            "the running kernel cannot mount {} filesystems (no {} support in /proc/filesystems, no module to load)",
+            fs.fs_type, spec.fs_type
+        )),
+        HostError::Busy | HostError::Failed(_) => StorageError::Failed(format!(
+            "cannot mount {} ({}) at {}: {}",
             fs.device.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+            fs.fs_type,
+            mp.display(),
+            match e {
+                HostError::Failed(m) => m,
+                _ => "device or resource busy".to_string(),
+            }
+        )),
+    })
+}
+
+/// The mount of `fs` at `mp`: the kernel driver for its type, or a FUSE driver for
+/// exFAT and NTFS when the kernel has none.
+fn mount_spec(fs: &FoundFs, mp: &Path) -> MountSpec {
+    let owner_opts = format!("uid=0,gid={USERS_GID},fmask=0002,dmask=0002");
+    let (kind, data, fuse): (&str, Option<String>, bool) = match fs.fs_type.as_str() {
+        "vfat" => (
+            "vfat",
+            Some(format!("{owner_opts},utf8,shortname=mixed")),
+            false,
+        ),
+        "exfat" if !kernel_has("exfat") && crate::disks::program_exists("mount.exfat-fuse") => {
+            ("exfat-fuse", Some(owner_opts), true)
+        }
+        "exfat" => ("exfat", Some(owner_opts), false),
+        "ntfs" if kernel_has("ntfs3") => ("ntfs3", Some(owner_opts), false),
+        "ntfs" => ("ntfs-3g", Some(owner_opts), true),
+        other => (other, None, false),
+    };
+    MountSpec {
+        device: fs.device.clone(),
+        mount_point: mp.to_path_buf(),
+        fs_type: kind.to_string(),
+        data,
+        fuse,
     }
 }
 
@@ -367,23 +346,19 @@ pub fn unmount_uuid(ctx: &Context, uuid: &str, force: bool) -> Result<MountInfo,
     }
     let table = mountinfo::read().unwrap_or_default();
     if mountinfo::is_mount_point(&table, &mp) {
-        match umount2(&mp, MntFlags::empty()) {
+        match Mounter::for_context(ctx).unmount(&mp, force) {
             Ok(()) => {}
-            Err(Errno::EBUSY) if force => umount2(&mp, MntFlags::MNT_DETACH).map_err(|e| {
-                StorageError::Failed(format!("cannot detach {}: {}", mp.display(), e.desc()))
-            })?,
-            Err(Errno::EBUSY) => return Err(StorageError::Busy(mp.display().to_string())),
-            Err(Errno::EPERM) => {
+            Err(HostError::Busy) => return Err(StorageError::Busy(mp.display().to_string())),
+            Err(HostError::NotPermitted) => {
                 return Err(StorageError::NotPermitted(format!(
                     "cannot unmount {}",
                     mp.display()
                 )))
             }
-            Err(e) => {
+            Err(HostError::Failed(m)) => {
                 return Err(StorageError::Failed(format!(
-                    "cannot unmount {}: {}",
-                    mp.display(),
-                    e.desc()
+                    "cannot unmount {}: {m}",
+                    mp.display()
                 )))
             }
         }
@@ -456,7 +431,7 @@ pub(crate) fn remount_stored(ctx: &Context, uuid: &str) -> Result<bool, StorageE
         return Ok(false);
     }
     let mp = PathBuf::from(mp);
-    mount_at(&fs, &mp)?;
+    mount_at(ctx, &fs, &mp)?;
     let out = info(&fs, &mp, true);
     ctx.events.emit(
         "storage.mounted",
@@ -474,7 +449,7 @@ pub(crate) fn detach_removed(ctx: &Context, uuid: &str) {
     };
     let mp = PathBuf::from(mp);
     let table = mountinfo::read().unwrap_or_default();
-    if mountinfo::is_mount_point(&table, &mp) && umount2(&mp, MntFlags::MNT_DETACH).is_ok() {
+    if mountinfo::is_mount_point(&table, &mp) && Mounter::for_context(ctx).detach(&mp).is_ok() {
         ctx.events.emit(
             "storage.unmounted",
             serde_json::json!({"uuid": uuid, "mount_point": mp, "fs_type": fs_type,
