@@ -417,7 +417,8 @@ def wait_health(port, timeout):
     return False, last
 
 
-def qemu_cmd(board, image, http_port, https_port, ssh_port, dns_port=None, nfs_port=None, smb_port=None):
+def qemu_cmd(board, image, http_port, https_port, ssh_port, dns_port=None, nfs_port=None, smb_port=None,
+             data_disks=()):
     out = sh([os.path.join(ROOT, "scripts", "run-qemu"), "--board", board, "--image", image,
               "--http-port", str(http_port), "--https-port", str(https_port), "--ssh-port", str(ssh_port),
               "--print-cmd"])
@@ -434,6 +435,10 @@ def qemu_cmd(board, image, http_port, https_port, ssh_port, dns_port=None, nfs_p
         if port:
             i = next(i for i, a in enumerate(cmd) if a.startswith("user,id=n0,"))
             cmd[i] += f",hostfwd=tcp:127.0.0.1:{port}-:{guest}"
+    # Data disks, as a user plugs them in: virtio disks with a serial number.
+    for n, (path, serial) in enumerate(data_disks):
+        cmd += ["-drive", f"file={path},format=raw,if=none,id=data{n},cache=unsafe",
+                "-device", f"virtio-blk-pci,drive=data{n},serial={serial}"]
     return cmd
 
 
@@ -504,8 +509,16 @@ ONESHOT_SANDBOXES = [
 DNS_REFUSED = ["/run/probe", "/var/lib/probe", "/storage/probe", "/storage/.pinas/probe"]
 CAP_NET_BIND_SERVICE = 1 << 10
 # pinas-web.service's CapabilityBoundingSet: CHOWN DAC_OVERRIDE FOWNER FSETID
-# NET_BIND_SERVICE SYS_MODULE SYS_RAWIO SYS_ADMIN.
-WEB_CAPS = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 10) | (1 << 16) | (1 << 17) | (1 << 21)
+# NET_BIND_SERVICE SYS_RAWIO SYS_ADMIN (no SYS_MODULE: PID 1 mounts the data disks).
+WEB_CAPS = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 10) | (1 << 17) | (1 << 21)
+# Inside pinas-web's namespace: refused although the host may write them (/var and
+# /etc/systemd/network are on /storage, /run and /proc/sys are the kernel's), and written.
+# (Writing nothing to a sysctl changes nothing.)
+WEB_REFUSED = ["/run/probe", "/var/lib/probe", "/var/log/probe", "/etc/systemd/network/probe",
+               "/proc/sys/vm/drop_caches"]
+WEB_ALLOWED = ["/storage/probe", "/storage/.pinas/probe", "/storage/.system/probe", "/run/pinas/probe",
+               "/var/lib/extrausers/probe", "/var/lib/samba/probe", "/var/cache/samba/probe", "/var/lib/nfs/probe",
+               "/tmp/probe"]
 
 
 def written(out, kind, path):
@@ -519,12 +532,16 @@ def proc_status(q, unit):
     return fields, out
 
 
+def install_probe(q):
+    b64 = __import__("base64").b64encode(PROBE.encode()).decode()
+    return q.run(f"echo {b64} | base64 -d >/run/pinas-probe")
+
+
 def sandbox_checks(q, res):
     """Each pinas unit is denied writes outside its paths and can write inside them."""
-    b64 = __import__("base64").b64encode(PROBE.encode()).decode()
-    st, out = q.run(f"echo {b64} | base64 -d >/run/pinas-probe && "
-                    "sh /run/pinas-probe host " + " ".join(sorted({p for _, d, _ in ONESHOT_SANDBOXES for p in d}
-                                                                   | set(DNS_REFUSED))))
+    install_probe(q)
+    st, out = q.run("sh /run/pinas-probe host " + " ".join(sorted({p for _, d, _ in ONESHOT_SANDBOXES for p in d}
+                                                                   | set(DNS_REFUSED) | set(WEB_REFUSED))))
     res.check("the paths the sandboxes refuse are writable on the host", st == 0 and "denied" not in out, out)
     for unit, refused, allowed in ONESHOT_SANDBOXES:
         out_file = f"/run/pinas-probe-{unit}.out"
@@ -570,6 +587,121 @@ def sandbox_checks(q, res):
     res.check("pinas-web runs with its capability bounding set, no new privileges, filtered system calls",
               fields.get("CapBnd") and int(fields["CapBnd"], 16) == WEB_CAPS and fields.get("NoNewPrivs") == "1"
               and fields.get("Seccomp") == "2", out)
+    # Its own mount namespace: what it may not write, even as root there, and its /tmp.
+    st, out = q.run("p=$(systemctl show -p MainPID --value pinas-web.service); rm -f /tmp/pinas-web-tmp; "
+                    "echo ns: $(readlink /proc/1/ns/mnt) $(readlink /proc/$p/ns/mnt); "
+                    + "; ".join(f"nsenter -t $p -m -- sh /run/pinas-probe refused {x}" for x in WEB_REFUSED)
+                    + "; nsenter -t $p -m -- sh /run/pinas-probe allowed " + " ".join(WEB_ALLOWED)
+                    + "; nsenter -t $p -m -- sh -c ': >/tmp/pinas-web-tmp'"
+                    + "; test -e /tmp/pinas-web-tmp && echo tmp: shared || echo tmp: private"
+                    + "; echo home: $(ls -A /root | wc -l) $(nsenter -t $p -m -- ls -A /root | wc -l)")
+    ns = re.search(r"ns: (\S+) (\S+)", out)
+    res.check("pinas-web.service runs in a mount namespace of its own", ns is not None and ns.group(1) != ns.group(2),
+              out)
+    res.check("pinas-web.service: writes outside its paths are denied (even as root in its namespace)",
+              all(f"probe refused {p} denied" in out for p in WEB_REFUSED), out)
+    res.check("pinas-web.service: writes inside its paths work (/storage, accounts, Samba, NFS, /run/pinas)",
+              all(written(out, "allowed", p) for p in WEB_ALLOWED), out)
+    home = re.search(r"home: (\d+) (\d+)", out)
+    res.check("pinas-web.service: a private /tmp, no home folders (root's is empty there)", "tmp: private" in out
+              and home is not None and int(home.group(1)) > 0 and home.group(2) == "0", out)
+
+
+# The data disks given to the VM: an ext4 filesystem with a file, and a blank disk.
+DATA_UUID = "5a0e1d2c-0b7e-4c55-9a1e-1d2c3b4a5f60"
+DATA_TEXT = "hello from a data disk"
+
+
+def make_data_disks(logdir):
+    """Two disk files in `logdir`: 256 MiB of ext4 labelled imgdata holding hello.txt, and
+    64 MiB of nothing. Returns [(path, serial)]."""
+    disks = [(os.path.join(logdir, "qemu-virt-data1.img"), "PINASDATA1", 256),
+             (os.path.join(logdir, "qemu-virt-data2.img"), "PINASDATA2", 64)]
+    for path, _, mib in disks:
+        if os.path.exists(path):
+            os.unlink(path)
+        with open(path, "wb") as f:
+            f.truncate(mib << 20)
+    with tempfile.TemporaryDirectory() as src:
+        with open(os.path.join(src, "hello.txt"), "w") as f:
+            f.write(DATA_TEXT + "\n")
+        r = sh(["mkfs.ext4", "-q", "-F", "-L", "imgdata", "-U", DATA_UUID, "-d", src, disks[0][0]])
+        if r.returncode != 0:
+            raise RuntimeError(f"mkfs.ext4 for the data disk: {r.stderr}")
+    return [(p, s) for p, s, _ in disks]
+
+
+def disk_checks(q, res, base, auth):
+    """Data disks mounted through the API are mounted by PID 1 in the host's namespace, so
+    the console (and smbd, the NFS server) see them, although pinas-web runs in a mount
+    namespace of its own; a busy disk is refused, then detached with force."""
+    install_probe(q)
+    st, _, body = http(f"{base}/api/storage/mount", {"uuid": DATA_UUID}, headers=auth, timeout=120)
+    mp = json.loads(body).get("mount_point", "") if st == 200 else ""
+    res.check("a data disk mounted through the API", st == 200 and mp == "/storage/disks/imgdata",
+              f"{st} {body[:300]}")
+    mp = mp or "/storage/disks/imgdata"
+    st, out = q.run(f"findmnt -no SOURCE,FSTYPE,OPTIONS {mp}; cat {mp}/hello.txt; "
+                    "systemctl show -p ActiveState -p Transient storage-disks-imgdata.mount")
+    first = out.splitlines()[0].split() if out else []
+    res.check("the host's namespace (the console's) sees it, mounted nosuid,nodev,noatime by a transient mount unit",
+              st == 0 and len(first) == 3 and first[0].startswith("/dev/vd") and first[1] == "ext4"
+              and all(o in first[2].split(",") for o in ("nosuid", "nodev", "noatime")) and DATA_TEXT in out
+              and "ActiveState=active" in out and "Transient=yes" in out, out)
+    st, out = q.run("p=$(systemctl show -p MainPID --value pinas-web.service); "
+                    f"nsenter -t $p -m -- findmnt -no FSTYPE {mp} | sort -u; "
+                    f"nsenter -t $p -m -- sh /run/pinas-probe allowed {mp}/probe")
+    res.check("pinas-web's namespace sees the disk too, writable", out.splitlines()[:1] == ["ext4"]
+              and written(out, "allowed", f"{mp}/probe"), out)
+    # Busy: a process of the console has its working folder on the disk.
+    st, out = q.run(f"(cd {mp} && exec sleep 600) >/dev/null 2>&1 & echo $! >/run/pinas-busy.pid; sleep 1")
+    st, _, body = http(f"{base}/api/storage/unmount", {"uuid": DATA_UUID}, headers=auth, timeout=120)
+    st2, out = q.run(f"findmnt -no FSTYPE {mp}")
+    res.check("unmounting a busy disk is refused (409 device_busy) and it stays mounted",
+              st == 409 and "device_busy" in body and out.strip() == "ext4", f"{st} {body[:300]} / {out}")
+    st, _, body = http(f"{base}/api/storage/unmount", {"uuid": DATA_UUID, "force": True}, headers=auth, timeout=120)
+    st2, out = q.run(f"findmnt -no FSTYPE {mp} || echo gone; kill $(cat /run/pinas-busy.pid); rm -f /run/pinas-busy.pid")
+    res.check("with force, the busy disk is detached in the host's namespace", st == 200 and out.strip() == "gone",
+              f"{st} {body[:300]} / {out}")
+
+    # A blank disk formatted as FAT through the API, then mounted: the kernel loads
+    # vfat for PID 1's mount, while pinas-web has no CAP_SYS_MODULE.
+    st, out = q.run("modprobe -r vfat; grep -cw vfat /proc/filesystems; test -e /sys/module/vfat && echo loaded")
+    res.check("vfat is a module, unloaded before the FAT mount", out.split()[:1] == ["0"] and "loaded" not in out, out)
+    st, _, body = http(f"{base}/api/storage/disks", headers=auth)
+    disk = next((d for d in (json.loads(body) if st == 200 else []) if d.get("serial") == "PINASDATA2"), None)
+    res.check("the blank data disk is listed with its serial number", disk is not None, body[:1000])
+    if not disk:
+        return
+    st, _, body = http(f"{base}/api/storage/format", {"device": disk["path"], "fs_type": "vfat", "label": "IMGFAT",
+                                                     "confirm": "PINASDATA2"}, headers=auth)
+    res.check("formatting it as FAT through the API starts", st == 202, f"{st} {body[:300]}")
+    fs, end = None, time.monotonic() + 120
+    while time.monotonic() < end and not fs:
+        time.sleep(2)
+        st, _, body = http(f"{base}/api/storage/disks", headers=auth)
+        d = next((d for d in (json.loads(body) if st == 200 else []) if d.get("serial") == "PINASDATA2"), {})
+        if (d.get("filesystem") or {}).get("fs_type") == "vfat":
+            fs = d["filesystem"]
+    res.check("the formatted disk is listed with its FAT filesystem", fs is not None and fs.get("label") == "IMGFAT",
+              body[:1000])
+    if not fs:
+        return
+    st, _, body = http(f"{base}/api/storage/mount", {"uuid": fs["uuid"]}, headers=auth, timeout=120)
+    mp = json.loads(body).get("mount_point", "") if st == 200 else "/storage/disks/IMGFAT"
+    st2, out = q.run(f"findmnt -no FSTYPE,OPTIONS {mp}; grep -cw vfat /proc/filesystems")
+    f = out.split()
+    res.check("the FAT disk is mounted by PID 1 with the owner options (group users, 0775) and vfat loaded",
+              st == 200 and len(f) == 3 and f[0] == "vfat"
+              and all(o in f[1].split(",") for o in ("nosuid", "nodev", "noatime", "gid=100", "fmask=0002"))
+              and f[2] == "1", f"{st} {body[:300]} / {out}")
+    st, _, body = http(f"{base}/api/storage/unmount", {"uuid": fs["uuid"]}, headers=auth, timeout=120)
+    st2, out = q.run(f"findmnt -no FSTYPE {mp} || echo gone; test -e {mp} && echo left || echo removed")
+    res.check("unmounted through the API: gone from the host, mount point removed",
+              st == 200 and out.split() == ["gone", "removed"], f"{st} {body[:300]} / {out}")
+    # Mounted again, to be mounted again at the next boot (checked after the reboot).
+    st, _, body = http(f"{base}/api/storage/mount", {"uuid": DATA_UUID}, headers=auth, timeout=120)
+    res.check("the ext4 disk mounted again", st == 200, f"{st} {body[:300]}")
 
 
 def exposure(q, res, logdir, board):
@@ -683,7 +815,9 @@ def file_sharing(q, res, base, auth, nfs_port, smb_port, logdir):
 def boot_virt(image, version, res, logdir, ports):
     http_port, https_port, ssh_port, dns_port = ports[:4]
     nfs_port, smb_port = (ports[4:6] + [None, None])[:2]
-    q = Serial(qemu_cmd("qemu-virt", image, http_port, https_port, ssh_port, dns_port, nfs_port, smb_port),
+    data_disks = make_data_disks(logdir)
+    q = Serial(qemu_cmd("qemu-virt", image, http_port, https_port, ssh_port, dns_port, nfs_port, smb_port,
+                        data_disks),
                os.path.join(logdir, "qemu-virt-serial.log"))
     try:
         m = q.expect(r"PiNAS: booting slot A", 120)
@@ -785,6 +919,8 @@ def boot_virt(image, version, res, logdir, ports):
                       f"{st} {body[:300]}")
         r = sh(["dig", "@127.0.0.1", "-p", str(dns_port), "+short", "+time=3", "+tries=3", "imagetest.home", "A"])
         res.check("pinas dns answers dig on port 53", r.stdout.split() == ["192.0.2.53"], r.stdout + r.stderr)
+        if auth:
+            disk_checks(q, res, base, auth)
         sandbox_checks(q, res)
         exposure(q, res, logdir, "qemu-virt")
         st, out = q.run("systemctl --failed --no-legend --plain")
@@ -805,6 +941,10 @@ def boot_virt(image, version, res, logdir, ports):
             res.check("setup still done after reboot", st == 200 and json.loads(body).get("done") is True, body)
             st, out = q.run("cat /storage/image-test")
             res.check("/storage survives a reboot", st == 0 and out.strip() == kept, f"{out!r} vs {kept!r}")
+            st, out = q.run("systemctl show -p Transient --value storage-disks-imgdata.mount; "
+                            "cat /storage/disks/imgdata/hello.txt")
+            res.check("the stored data disk is mounted again at boot, by PID 1",
+                      out.splitlines()[:1] == ["yes"] and DATA_TEXT in out, out)
             st, out = q.run("hostname; date +%Z")
             res.check("host name and time zone kept after reboot",
                       out.split()[:1] == ["nas-lab"] and out.split()[-1:] in (["CET"], ["CEST"]), out)
@@ -817,6 +957,8 @@ def boot_virt(image, version, res, logdir, ports):
         if q.proc.poll() is None:
             q.proc.kill()
             q.proc.wait()
+        for path, _ in data_disks:
+            os.unlink(path)
 
 
 def boot_rpi3(image, version, res, logdir, ports):
