@@ -489,7 +489,7 @@ def console_account_checks(q, res):
 # A unit's sandbox, tried from inside: each path is written (and removed) or refused.
 PROBE = """kind=$1; shift
 for p in "$@"; do
-    if ( : >"$p" ) 2>/dev/null; then rm -f "$p"; echo "probe $kind $p written"; else echo "probe $kind $p denied"; fi
+    if ( : >"$p" ) 2>/dev/null; then rm -f "$p" 2>/dev/null; echo "probe $kind $p written"; else echo "probe $kind $p denied"; fi
 done
 """
 
@@ -661,8 +661,12 @@ def disk_checks(q, res, base, auth):
               st == 409 and "device_busy" in body and out.strip() == "ext4", f"{st} {body[:300]} / {out}")
     st, _, body = http(f"{base}/api/storage/unmount", {"uuid": DATA_UUID, "force": True}, headers=auth, timeout=120)
     st2, out = q.run(f"findmnt -no FSTYPE {mp} || echo gone; kill $(cat /run/pinas-busy.pid); rm -f /run/pinas-busy.pid")
-    res.check("with force, the busy disk is detached in the host's namespace", st == 200 and out.strip() == "gone",
+    res.check("with force, the busy disk is detached in the host's namespace", st == 200 and out.split()[:1] == ["gone"],
               f"{st} {body[:300]} / {out}")
+    # Mounted again, to be mounted again at the next boot (checked after the reboot).
+    st, _, body = http(f"{base}/api/storage/mount", {"uuid": DATA_UUID}, headers=auth, timeout=120)
+    st2, out = q.run(f"cat {mp}/hello.txt")
+    res.check("the ext4 disk mounted again", st == 200 and DATA_TEXT in out, f"{st} {body[:300]} / {out}")
 
     # A blank disk formatted as FAT through the API, then mounted: the kernel loads
     # vfat for PID 1's mount, while pinas-web has no CAP_SYS_MODULE.
@@ -670,7 +674,7 @@ def disk_checks(q, res, base, auth):
     res.check("vfat is a module, unloaded before the FAT mount", out.split()[:1] == ["0"] and "loaded" not in out, out)
     st, _, body = http(f"{base}/api/storage/disks", headers=auth)
     disk = next((d for d in (json.loads(body) if st == 200 else []) if d.get("serial") == "PINASDATA2"), None)
-    res.check("the blank data disk is listed with its serial number", disk is not None, body[:1000])
+    res.check("the blank data disk is listed with its serial number", disk is not None, body[-1500:])
     if not disk:
         return
     st, _, body = http(f"{base}/api/storage/format", {"device": disk["path"], "fs_type": "vfat", "label": "IMGFAT",
@@ -699,9 +703,6 @@ def disk_checks(q, res, base, auth):
     st2, out = q.run(f"findmnt -no FSTYPE {mp} || echo gone; test -e {mp} && echo left || echo removed")
     res.check("unmounted through the API: gone from the host, mount point removed",
               st == 200 and out.split() == ["gone", "removed"], f"{st} {body[:300]} / {out}")
-    # Mounted again, to be mounted again at the next boot (checked after the reboot).
-    st, _, body = http(f"{base}/api/storage/mount", {"uuid": DATA_UUID}, headers=auth, timeout=120)
-    res.check("the ext4 disk mounted again", st == 200, f"{st} {body[:300]}")
 
 
 def exposure(q, res, logdir, board):
@@ -721,7 +722,7 @@ def exposure(q, res, logdir, board):
     # Measured when the sandboxes were written (before them: 9.5 to 9.6 each); a change
     # that loosens one shows here.
     limits = {"pinas-dns.service": 1.6, "pinas-ssh-keys.service": 1.2, "pinas-mark-good.service": 2.3,
-              "pinas-grow-storage.service": 2.3, "pinas-web.service": 5.3}
+              "pinas-grow-storage.service": 2.3, "pinas-web.service": 3.8}
     over = {u: figures.get(u) for u, lim in limits.items() if figures.get(u, (99,))[0] > lim}
     res.check("systemd-analyze security: every pinas unit within its exposure limit", not over and figures,
               f"over: {over}; all: {figures}")

@@ -379,8 +379,11 @@ fn model(dev: &Device, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The serial number: udev's (SCSI, SATA, USB, NVMe), else the kernel's, which virtio
+/// disks show in the block device's own folder and SD cards in their device's.
 fn serial(dev: &Device) -> String {
     os(dev.property_value("ID_SERIAL_SHORT"))
+        .or_else(|| sysfs_text(dev, "serial"))
         .or_else(|| sysfs_text(dev, "device/serial"))
         .unwrap_or_default()
 }
