@@ -424,7 +424,33 @@ fn set_hostname(name: &str) -> std::io::Result<()> {
         Path::new("/etc/hostname"),
         name,
     )?;
+    if Path::new("/run/systemd/system").is_dir() {
+        return set_kernel_hostname_by_hostnamed(name);
+    }
     nix::unistd::sethostname(name).map_err(std::io::Error::from)
+}
+
+/// Has systemd-hostnamed set the kernel's host name (its `SetHostname` D-Bus method, as
+/// `hostnamectl --transient set-hostname` calls it). On the device the web role's unit
+/// has `ProtectHostname=`: this process lives in a UTS namespace of its own, where
+/// sethostname(2) would rename only itself. hostnamed reads `/etc/hostname` again first
+/// and gives the static name there precedence over the transient one (systemd's
+/// `src/hostname/hostnamed.c`, `context_update_kernel_hostname`), so the name
+/// [`write_hostname`] just wrote is what the kernel gets.
+///
+/// Errors: hostnamectl cannot run, or it fails (its message).
+fn set_kernel_hostname_by_hostnamed(name: &str) -> std::io::Result<()> {
+    let out = std::process::Command::new("hostnamectl")
+        .args(["--transient", "set-hostname", name])
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "hostnamectl --transient set-hostname {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
 }
 
 /// The host name file on /storage that the initramfs bind-mounts on `/etc/hostname`.
