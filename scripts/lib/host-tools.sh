@@ -1,18 +1,20 @@
 # Host tools for building and booting PiNAS images on Debian 12 (bookworm) or 13 (trixie),
 # amd64 or arm64.
+# (The x86-64 board's pinas is built natively: build it on an amd64 host.)
 # `install_host_tools` installs what is missing with apt and registers binfmt_misc for
 # arm64 maintainer scripts; it is also what the project setup script calls.
 
 HOST_PACKAGES="mmdebstrap qemu-user-static qemu-system-arm squashfs-tools genimage
 dosfstools mtools cpio kmod e2fsprogs fdisk xz-utils zstd u-boot-tools u-boot-qemu file
 rustc-web cargo-web gcc-aarch64-linux-gnu libc6-dev-arm64-cross openssl python3 tmux curl
-arch-test bc"
+arch-test bc pkg-config libudev-dev grub-common grub-efi-amd64-bin qemu-utils qemu-system-x86 ovmf"
 HOST_PACKAGES_ARM64="libstd-rust-web-dev:arm64 libc6:arm64 libudev-dev:arm64"
 
 # Programs each host package provides; checked after the install so a failed install is
 # reported by name rather than later as a cryptic build error.
 HOST_PROGRAMS="mmdebstrap qemu-aarch64-static qemu-system-aarch64 mksquashfs genimage mkfs.vfat
-mcopy cpio depmod mkfs.ext4 sfdisk xz zstd mkimage aarch64-linux-gnu-gcc openssl python3 tmux"
+mcopy cpio depmod mkfs.ext4 sfdisk xz zstd mkimage aarch64-linux-gnu-gcc openssl python3 tmux
+grub-mkimage grub-editenv qemu-img qemu-system-x86_64"
 
 install_host_tools() {
     local missing="" p

@@ -13,33 +13,49 @@ pinas_version() {
     printf '%s\n' "${v:-0.1.0}"
 }
 
-# Stage 3a: cross-compile pinas (from $SRC: the working tree, or a commit's export) with Debian's Rust (rustc-web) for aarch64.
+# rust_target: the Rust target triple of the board's architecture (meta ARCH).
+rust_target() {
+    case "$(image_arch)" in
+        arm64) echo aarch64-unknown-linux-gnu ;;
+        amd64) echo x86_64-unknown-linux-gnu ;;
+        *) die "board/$BOARD/meta: ARCH '${BOARD_ARCH}' is not arm64 or amd64" ;;
+    esac
+}
+
+# Stage 3a: build pinas (from $SRC: the working tree, or a commit's export) with Debian's
+# Rust (rustc-web) for the board: cross-compiled for aarch64, native for x86_64 on an
+# x86_64 host.
 PINAS_BIN=""
 build_pinas() {
     if [ ! -f "$SRC/services/pinas/Cargo.toml" ]; then
         note "warning: services/pinas is not in this tree: the image ships without pinas"
         return 0
     fi
-    local target_dir
-    target_dir=$(realpath -m "$OUT/cargo-aarch64")
+    local triple; triple=$(rust_target) || exit 1
+    local target_dir flags_var
+    target_dir=$(realpath -m "$OUT/cargo-${triple%%-*}")
+    flags_var=CARGO_TARGET_$(echo "$triple" | tr 'a-z-' 'A-Z_')_RUSTFLAGS
     (
         cd "$SRC"
         export CARGO_TARGET_DIR=$target_dir RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
             CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
             CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
             AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
-            PKG_CONFIG_ALLOW_CROSS=1 PKG_CONFIG_PATH=/usr/lib/aarch64-linux-gnu/pkgconfig \
             CARGO_PROFILE_RELEASE_STRIP=symbols
+        if [ "$triple" = aarch64-unknown-linux-gnu ] && [ "$(uname -m)" != aarch64 ]; then
+            export PKG_CONFIG_ALLOW_CROSS=1 PKG_CONFIG_PATH=/usr/lib/aarch64-linux-gnu/pkgconfig
+        fi
         # Panic messages name source files: name them relative to fixed roots, so the
         # binary carries no path of the build machine and two builds can match.
         # (build scripts' generated sources live in the target folder, which is another
-        # path in another out/)
-        export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="--remap-path-prefix=$SRC=/pinas --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo --remap-path-prefix=$target_dir=/target"
+        # path in another out/; an explicit --target keeps these flags off the build
+        # scripts, also when native)
+        export "$flags_var=--remap-path-prefix=$SRC=/pinas --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo --remap-path-prefix=$target_dir=/target"
         # A changing SOURCE_DATE_EPOCH would make C build scripts (ring, SQLite) rerun.
         unset SOURCE_DATE_EPOCH
-        run /usr/bin/cargo build --release --target aarch64-unknown-linux-gnu -p pinas
+        run /usr/bin/cargo build --release --target "$triple" -p pinas
     ) || exit 1
-    PINAS_BIN=$target_dir/aarch64-unknown-linux-gnu/release/pinas
+    PINAS_BIN=$target_dir/$triple/release/pinas
     [ -x "$PINAS_BIN" ] || die "cargo finished but $PINAS_BIN is missing"
     log "pinas: $(file -b "$PINAS_BIN" 2>/dev/null || true)"
 }
@@ -245,6 +261,9 @@ build_boot_partition() {
                 printf 'pinas_extra=%s\n' "${BOARD_CMDLINE_EXTRA:-}"
             } >"$B/pinas-board.env"
             ;;
+        grub)
+            build_grub_efi "$B"
+            ;;
         rpi-tryboot)
             # Each slot's cmdline.txt is read from its os_prefix folder.
             printf 'console=%s,115200 pinas.slot=A pinas.disk=%s %s ro quiet\n' "$BOARD_CONSOLE" "${BOARD_DISK_SIGNATURE#0x}" "${BOARD_CMDLINE_EXTRA:-}" \
@@ -260,6 +279,28 @@ build_boot_partition() {
     (cd "$B" && for f in $(find . -mindepth 1 -maxdepth 1 | LC_ALL=C sort); do
         MTOOLS_SKIP_CHECK=1 run mcopy -i "$BOOT_VFAT" -s -m -p "$f" "::/"
     done)
+}
+
+# GRUB modules built into the EFI program: everything board/common/grub.cfg uses, so
+# no module folder is needed on the boot partition.
+GRUB_MODULES="normal configfile echo test loadenv linux gzio part_msdos part_gpt fat sleep reboot halt efi_gop all_video"
+
+# build_grub_efi DIR: the UEFI boot files in DIR: GRUB as the removable-media program
+# (EFI/BOOT/BOOTX64.EFI, found by the firmware with no NVRAM entry), grub.cfg with the
+# board's console and disk, and grubenv with slot A bootable and no tries made.
+build_grub_efi() {
+    local B=$1 fmt efi
+    case "$(image_arch)" in
+        amd64) fmt=x86_64-efi efi=BOOTX64.EFI ;;
+        arm64) fmt=arm64-efi efi=BOOTAA64.EFI ;;
+    esac
+    [ -d "/usr/lib/grub/$fmt" ] || die "GRUB modules for $fmt are missing (/usr/lib/grub/$fmt; install grub-efi-${BOARD_ARCH}-bin)"
+    mkdir -p "$B/EFI/BOOT"
+    run grub-mkimage -O "$fmt" -p /EFI/BOOT -o "$B/EFI/BOOT/$efi" $GRUB_MODULES
+    sed -e "s|@CONSOLE@|$BOARD_CONSOLE|g" -e "s|@DISK@|${BOARD_DISK_SIGNATURE#0x}|g" \
+        -e "s|@CMDLINE_EXTRA@|${BOARD_CMDLINE_EXTRA:-}|g" "$PINAS_ROOT/board/common/grub.cfg" >"$B/EFI/BOOT/grub.cfg"
+    run grub-editenv "$B/EFI/BOOT/grubenv" create
+    run grub-editenv "$B/EFI/BOOT/grubenv" set "ORDER=A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0
 }
 
 # Stage 9: the storage partition (empty ext4, grown on first boot) and the whole disk.
@@ -286,7 +327,7 @@ build_disk_image() {
 FINAL=""
 compress_image() {
     local base=$OUT/pinas-$BOARD-$VERSION.img
-    rm -f "$base" "$base.xz" "$base.zst"
+    rm -f "$base" "$base.xz" "$base.zst" "${base%.img}.qcow2"
     case "$COMPRESS" in
         xz) FINAL=$base.xz; run sh -c "xz -T0 -6 -c '$IMG' >'$FINAL.tmp'" ;;
         zstd) FINAL=$base.zst; run sh -c "zstd -T0 -10 -q -c '$IMG' >'$FINAL.tmp'" ;;
@@ -294,4 +335,16 @@ compress_image() {
     esac
     mv "$FINAL.tmp" "$FINAL"
     (cd "$OUT" && sha256sum "$(basename "$FINAL")" >"$FINAL.sha256.tmp" && mv "$FINAL.sha256.tmp" "$FINAL.sha256")
+    local fmt
+    for fmt in ${BOARD_EXTRA_FORMATS:-}; do
+        case "$fmt" in
+            # Compressed clusters: about the size of the .img.zst, and still a disk any
+            # qcow2 reader (Proxmox, virt-manager, QEMU) opens and writes to.
+            qcow2) local q=${base%.img}.qcow2
+                run qemu-img convert -f raw -O qcow2 -c -o compression_type=zlib "$IMG" "$q.tmp"
+                mv "$q.tmp" "$q"
+                (cd "$OUT" && sha256sum "$(basename "$q")" >"$q.sha256.tmp" && mv "$q.sha256.tmp" "$q.sha256") ;;
+            *) die "board/$BOARD/meta EXTRA_FORMATS: unknown format '$fmt' (known: qcow2)" ;;
+        esac
+    done
 }
