@@ -69,6 +69,8 @@ BOOT_FILES = {
                "slot-A/bcm2837-rpi-3-b-plus.dtb"],
     "rpi5": ["config.txt", "tryboot.txt", "slot-A/Image", "slot-A/initrd.img", "slot-A/cmdline.txt",
              "slot-A/bcm2712-rpi-5-b.dtb", "slot-A/bcm2712-d-rpi-5-b.dtb"],
+    "generic-x86-64": ["EFI/BOOT/BOOTX64.EFI", "EFI/BOOT/grub.cfg", "EFI/BOOT/grubenv", "slot-A/Image",
+                       "slot-A/initrd.img"],
 }
 TEXT_EXPECT = {
     "rpi3bp": {"config.txt": ["arm_64bit=1", "kernel=u-boot.bin", "enable_uart=1"],
@@ -80,7 +82,17 @@ TEXT_EXPECT = {
              "tryboot.txt": ["os_prefix=slot-B/", "kernel=Image", "initramfs initrd.img followkernel",
                              "dtparam=pciex1"],
              "slot-A/cmdline.txt": ["console=ttyAMA10,115200", "pinas.slot=A", "pinas.disk=50494e41"]},
+    "generic-x86-64": {"EFI/BOOT/grub.cfg": ["console=ttyS0,115200", "pinas.disk=50494e41", "console=tty0",
+                                             "panic=5", "load_env --file ${prefix}/grubenv", "save_env"],
+                       "EFI/BOOT/grubenv": ["# GRUB Environment Block", "ORDER=A B", "A_OK=1", "A_TRY=0",
+                                            "B_OK=0"]},
 }
+# Boards by how they boot; the rest of the checks are shared.
+UBOOT_BOARDS = ("qemu-virt", "rpi3bp")
+UEFI_BOARDS = ("generic-x86-64",)
+CONSOLE = {"qemu-virt": "ttyAMA0", "rpi3bp": "ttyS1", "rpi5": "ttyAMA10", "generic-x86-64": "ttyS0"}
+# What `file` says of the system's pinas, per board.
+BINARY_ARCH = {"generic-x86-64": "x86-64"}
 
 
 def structure(board, img, version, res):
@@ -90,7 +102,10 @@ def structure(board, img, version, res):
               f"label={t['label']} n={len(parts)}")
     res.check("disk signature 0x50494e41", t.get("id") == "0x50494e41", t.get("id"))
     types = [p["type"] for p in parts]
-    res.check("partition types boot FAT32 LBA, then 3 Linux", types == ["c", "83", "83", "83"], types)
+    if board in UEFI_BOARDS:
+        res.check("partition types boot EFI System, then 3 Linux", types == ["ef", "83", "83", "83"], types)
+    else:
+        res.check("partition types boot FAT32 LBA, then 3 Linux", types == ["c", "83", "83", "83"], types)
     res.check("boot partition is marked bootable", parts[0].get("bootable", False), parts[0])
     ss = t.get("sectorsize", 512)
     boot_off = parts[0]["start"] * ss
@@ -100,7 +115,17 @@ def structure(board, img, version, res):
         text = mtools_read(img, boot_off, f) or ""
         lacking = [n for n in needles if n not in text]
         res.check(f"{f} contents", not lacking, f"lacks {lacking} in {text!r}")
-    if board != "rpi5":
+    if board in UEFI_BOARDS:
+        with tempfile.TemporaryDirectory() as d:
+            efi = os.path.join(d, "BOOTX64.EFI")
+            subprocess.run(["mcopy", "-n", "-i", f"{img}@@{boot_off}", "::EFI/BOOT/BOOTX64.EFI", efi],
+                           env={**os.environ, "MTOOLS_SKIP_CHECK": "1"}, check=False)
+            r = sh(["file", "-b", efi])
+            res.check("EFI/BOOT/BOOTX64.EFI is an x86-64 EFI application",
+                      "EFI application" in r.stdout and "x86-64" in r.stdout, r.stdout + r.stderr)
+        env = mtools_read(img, boot_off, "EFI/BOOT/grubenv") or ""
+        res.check("grubenv is one 1024-byte GRUB environment block", len(env.encode()) == 1024, len(env))
+    if board in UBOOT_BOARDS:
         with tempfile.TemporaryDirectory() as d:
             scr = os.path.join(d, "boot.scr")
             subprocess.run(["mcopy", "-n", "-i", f"{img}@@{boot_off}", "::boot.scr", scr],
@@ -116,8 +141,12 @@ def structure(board, img, version, res):
         try:
             res.check("/usr/bin/pinas is in the system", os.path.exists(f"{mnt}/usr/bin/pinas"))
             r = sh(["chroot", mnt, "/usr/bin/pinas", "--version"], timeout=120)
-            res.check("pinas --version runs under qemu-user", r.returncode == 0 and version in r.stdout,
+            how = "natively" if board in BINARY_ARCH else "under qemu-user"
+            res.check(f"pinas --version runs {how}", r.returncode == 0 and version in r.stdout,
                       r.stdout + r.stderr)
+            if board in BINARY_ARCH:
+                r = sh(["file", "-b", f"{mnt}/usr/bin/pinas"])
+                res.check(f"pinas is built for {BINARY_ARCH[board]}", BINARY_ARCH[board] in r.stdout, r.stdout)
             r = sh(["chroot", mnt, "/usr/bin/pinas", "console", "--help"], timeout=120)
             res.check("pinas console is built in", r.returncode == 0, r.stdout + r.stderr)
             with open(f"{mnt}/usr/bin/pinas", "rb") as f:
@@ -460,7 +489,7 @@ def serial_menu(q, res, version, name_suffix="", timeout=600):
     return res.check(f"root shell from the menu{name_suffix}", st == 0 and out.split() == ["shell-ready", "0"], out)
 
 
-def console_account_checks(q, res):
+def console_account_checks(q, res, console="ttyAMA0"):
     """The serial console is the only way to the menu: no `console` account to `su` to."""
     # The old account's shell was in /etc/shells, so `su -s` picked any shell for it.
     st, out = q.run("for s in '' '-s /bin/sh'; do setpriv --reuid=65534 --regid=65534 --clear-groups -- "
@@ -472,7 +501,7 @@ def console_account_checks(q, res):
     st, out = q.run("grep -c pinas /etc/shells; ls /usr/libexec/pinas")
     res.check("no PiNAS entry in /etc/shells, no console shell left",
               out.split()[:1] == ["0"] and "console-shell" not in out, out)
-    st, out = q.run("for u in serial-getty@ttyAMA0 getty@tty1; do "
+    st, out = q.run(f"for u in serial-getty@{console} getty@tty1; do "
                     "echo $(systemctl is-active $u) $(systemctl show -p ExecStart --value $u | sed 's/.*argv\\[\\]=//; s/ ;.*//'); "
                     "done")
     lines = out.splitlines()
@@ -839,28 +868,43 @@ def file_sharing(q, res, base, auth, nfs_port, smb_port, logdir):
                   r.stdout + r.stderr)
 
 
-def boot_virt(image, version, res, logdir, ports):
+# How each board booted by boot_virt starts: (check name, boot loader's words).
+BOOT_LOADER = {"qemu-virt": ("U-Boot runs boot.scr from the image", "U-Boot"),
+               "generic-x86-64": ("UEFI firmware (OVMF) starts GRUB from the image", "GRUB")}
+
+
+def slot_marked_good(q, board, slot="A"):
+    """The boot loader's state for `slot` as pinas-mark-good left it: (ok, text)."""
+    if board in UEFI_BOARDS:
+        st, out = q.run("mount -o ro /dev/disk/pinas/boot /mnt && tr -d '\\000#' < /mnt/EFI/BOOT/grubenv; umount /mnt")
+        return f"{slot}_OK=1" in out.split() and f"{slot}_TRY=0" in out.split(), out
+    st, out = q.run("mount -o ro /dev/disk/pinas/boot /mnt && tr -d '\\000' < /mnt/pinas-boot.env; umount /mnt")
+    return f"BOOT_{slot}_LEFT=3" in out, out
+
+
+def boot_virt(image, version, res, logdir, ports, board="qemu-virt"):
     http_port, https_port, ssh_port, dns_port = ports[:4]
     nfs_port, smb_port = (ports[4:6] + [None, None])[:2]
     data_disks = make_data_disks(logdir)
-    q = Serial(qemu_cmd("qemu-virt", image, http_port, https_port, ssh_port, dns_port, nfs_port, smb_port,
+    q = Serial(qemu_cmd(board, image, http_port, https_port, ssh_port, dns_port, nfs_port, smb_port,
                         data_disks),
-               os.path.join(logdir, "qemu-virt-serial.log"))
+               os.path.join(logdir, f"{board}-serial.log"))
+    loader_check, loader = BOOT_LOADER[board]
     try:
         m = q.expect(r"PiNAS: booting slot A", 120)
-        res.check("U-Boot runs boot.scr from the image and picks slot A", m is not None, "no slot message")
+        res.check(f"{loader_check} and picks slot A", m is not None, "no slot message")
         t0 = q.elapsed()
         if not serial_menu(q, res, version):
             return
         text = q.buf.decode(errors="replace")
         res.check("serial console shows the PiNAS banner", re.search(rf"PiNAS {re.escape(version)} on", text) is not None,
                   text[-3000:])
-        print(f"# qemu-virt: menu on the serial console {q.elapsed():.0f} s after QEMU start ({t0:.0f} s in firmware)",
+        print(f"# {board}: menu on the serial console {q.elapsed():.0f} s after QEMU start ({t0:.0f} s in firmware)",
               flush=True)
-        console_account_checks(q, res)
+        console_account_checks(q, res, CONSOLE[board])
         ok, body = wait_health(http_port, 240)
         res.check("/api/system/health answers through the forwarded port", ok, body)
-        print(f"# qemu-virt: health answered {q.elapsed():.0f} s after QEMU start", flush=True)
+        print(f"# {board}: health answered {q.elapsed():.0f} s after QEMU start", flush=True)
         st, hdr, _ = http(f"http://127.0.0.1:{http_port}/")
         loc = {k.lower(): v for k, v in hdr.items()}.get("location", "")
         res.check("plain HTTP redirects to HTTPS", st in (301, 302, 307, 308) and loc.startswith("https://"),
@@ -931,8 +975,8 @@ def boot_virt(image, version, res, logdir, ports):
         st, out = q.run("readlink -f /etc/localtime; date +%Z")
         res.check("setup's time zone is applied", out.split()[:1] == ["/usr/share/zoneinfo/Europe/Paris"]
                   and out.split()[-1:] in (["CET"], ["CEST"]), out)
-        st, out = q.run("mount -o ro /dev/disk/pinas/boot /mnt && tr -d '\\000' < /mnt/pinas-boot.env; umount /mnt")
-        res.check("slot marked good (boot counter back to 3)", "BOOT_A_LEFT=3" in out, out)
+        ok, out = slot_marked_good(q, board)
+        res.check("slot marked good (boot counter reset)", ok, out)
         st, out = q.run("ls /storage/.pinas/tls/ /storage/.system/ssh/ | tr '\\n' ' '")
         res.check("first boot made the TLS certificate and SSH host keys",
                   "cert.pem" in out and "key.pem" in out and "ssh_host_ed25519_key" in out, out)
@@ -949,7 +993,7 @@ def boot_virt(image, version, res, logdir, ports):
         if auth:
             disk_checks(q, res, base, auth)
         sandbox_checks(q, res)
-        exposure(q, res, logdir, "qemu-virt")
+        exposure(q, res, logdir, board)
         st, out = q.run("systemctl --failed --no-legend --plain")
         res.check("no failed units after the sandbox probes", st == 0 and out.strip() == "", out)
         if auth and nfs_port and smb_port:
@@ -960,7 +1004,7 @@ def boot_virt(image, version, res, logdir, ports):
         # Reboot: /storage survives, setup stays done, the menu comes back by itself.
         q.send("systemctl reboot\n")
         m = q.expect(r"PiNAS: booting slot A", 180)
-        res.check("reboot goes through U-Boot again", m is not None, "")
+        res.check(f"reboot goes through {loader} again", m is not None, "")
         if serial_menu(q, res, version, " (after reboot)"):
             ok, body = wait_health(http_port, 240)
             res.check("health answers after reboot", ok, body)
@@ -978,6 +1022,8 @@ def boot_virt(image, version, res, logdir, ports):
             r = sh(["dig", "@127.0.0.1", "-p", str(dns_port), "+short", "+time=3", "+tries=5", "imagetest.home", "A"])
             res.check("pinas dns keeps its records across a reboot", r.stdout.split() == ["192.0.2.53"],
                       r.stdout + r.stderr)
+            if board in UEFI_BOARDS:
+                fallback_checks(q, res, version, http_port, kept)
             q.send("systemctl poweroff\n")
         q.stop(120)
     finally:
@@ -986,6 +1032,46 @@ def boot_virt(image, version, res, logdir, ports):
             q.proc.wait()
         for path, _ in data_disks:
             os.unlink(path)
+
+
+def fallback_checks(q, res, version, http_port, kept):
+    """Boot counting on a GRUB board: slot B gets this system (as an update would put it
+    there), slot A is broken so its kernel panics, and after three failed boots of A the
+    machine comes up from B by itself."""
+    st, out = q.run("systemctl start pinas-mark-good.service && mount /dev/disk/pinas/boot /mnt && "
+                    "rm -rf /mnt/slot-B && cp -r /mnt/slot-A /mnt/slot-B && "
+                    "dd if=/dev/disk/pinas/system-a of=/dev/disk/pinas/system-b bs=4M conv=fsync status=none && "
+                    "sed -i 's/^B_OK=0$/B_OK=1/' /mnt/EFI/BOOT/grubenv && "
+                    "echo broken >/mnt/slot-A/initrd.img && sync && "
+                    "tr -d '\\000#' </mnt/EFI/BOOT/grubenv; umount /mnt", 300)
+    words = out.split()
+    if not res.check("slot B installed and bootable, slot A broken",
+                     st == 0 and "B_OK=1" in words and "A_TRY=0" in words, out):
+        return
+    q.send("systemctl reboot\n")
+    seen = []
+    for _ in range(4):
+        m = q.expect(r"PiNAS: booting slot ([AB])", 240)
+        if not m:
+            break
+        seen.append(m.group(1).decode())
+        if seen[-1] == "B":
+            break
+    res.check("GRUB tries broken slot A three times, then boots slot B", seen == ["A", "A", "A", "B"], seen)
+    panics = q.buf.decode(errors="replace").count("Kernel panic")
+    res.check("each failed boot of A ended in a kernel panic and a restart (panic=)", panics >= 3, panics)
+    if seen[-1:] != ["B"] or not serial_menu(q, res, version, " (slot B)"):
+        return
+    st, out = q.run("grep ^slot= /run/pinas/boot; findmnt -no SOURCE /; cat /storage/image-test")
+    res.check("the system runs from slot B (partition 3) with the same /storage",
+              out.split() == ["slot=B", "/dev/vda3", kept], out)
+    ok, body = wait_health(http_port, 240)
+    res.check("health answers from slot B", ok, body)
+    st, out = q.run("systemctl is-system-running --wait >/dev/null; systemctl start pinas-mark-good.service; "
+                    "mount -o ro /dev/disk/pinas/boot /mnt && tr -d '\\000#' < /mnt/EFI/BOOT/grubenv; umount /mnt")
+    words = out.split()
+    res.check("slot B marked good; slot A keeps its three failed tries",
+              "B_OK=1" in words and "B_TRY=0" in words and "A_TRY=3" in words, out)
 
 
 def boot_rpi3(image, version, res, logdir, ports):
@@ -1034,7 +1120,7 @@ def main():
             if img != a.image:
                 os.unlink(img)
     elif a.what == "boot-virt":
-        boot_virt(img, a.version, res, a.logdir, ports)
+        boot_virt(img, a.version, res, a.logdir, ports, a.board)
     else:
         boot_rpi3(img, a.version, res, a.logdir, ports)
     return 0
