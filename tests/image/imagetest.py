@@ -411,7 +411,13 @@ class Serial:
             self.proc.wait()
 
 
-def http(url, data=None, headers=None, timeout=10, method=None):
+# Seconds allowed for an API call: calls that hash a password (Argon2) or apply settings
+# (setup, users, shares starting smbd and the NFS server) take far longer in an emulated
+# guest (TCG) on a busy 2-core machine than on real hardware.
+API_SECS = 90
+
+
+def http(url, data=None, headers=None, timeout=API_SECS, method=None):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
