@@ -23,6 +23,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::companion::NasBelief;
 use crate::config::{Settings, Tariff, TariffPeriod};
+use crate::discover::{DiscoverRequest, Found};
 use crate::energy::{Period, UsageRow};
 use crate::error::{run_blocking, PowerError};
 use crate::plugs::{NewPlug, PlugChange};
@@ -43,6 +44,7 @@ pub fn router(p: Arc<Power>) -> Router {
         .route("/plugs/{id}/switch", post(post_switch))
         .route("/plugs/{id}/samples", get(get_samples))
         .route("/plugs/{id}/usage", get(get_usage))
+        .route("/discover", post(post_discover))
         .route("/nas", get(get_nas))
         .route("/settings", get(get_settings).put(put_settings))
         .route("/metrics", get(get_metrics))
@@ -314,6 +316,22 @@ pub async fn get_usage(
     }))
 }
 
+/// Looks for Tapo plugs on the LAN (admin): UDP probes to port 20002 (broadcast, or
+/// one address), answers collected for `wait_ms`; each device found says whether it is
+/// already added. Takes as long as the wait.
+#[utoipa::path(post, path = "/api/power/discover", tag = "power", request_body = DiscoverRequest,
+    responses((status = 200, body = [Found]),
+        (status = 403, description = "admin_required", body = ErrorBody),
+        (status = 422, description = "invalid_target, invalid_wait, invalid_body", body = ErrorBody),
+        (status = 503, description = "discovery_failed", body = ErrorBody)))]
+pub async fn post_discover(
+    _: Admin,
+    State(p): St,
+    Body(r): Body<DiscoverRequest>,
+) -> ApiResult<Json<Vec<Found>>> {
+    Ok(Json(p.discover(r).await?))
+}
+
 /// The NAS's plug now: power, active/standby/off by the thresholds, what the companion
 /// believes, and since when they disagree (the NAS draws power while the companion
 /// believes it is off).
@@ -356,9 +374,9 @@ pub async fn get_metrics(_: Member, State(p): St) -> ApiResult<Response> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(get_plugs, post_plug, get_plug, patch_plug, delete_plug, post_switch, get_samples,
+    paths(get_plugs, post_plug, post_discover, get_plug, patch_plug, delete_plug, post_switch, get_samples,
         get_usage, get_nas, get_settings, put_settings, get_metrics),
-    components(schemas(PlugView, PlugStatus, Problem, NewPlug, PlugChange, SwitchRequest,
+    components(schemas(DiscoverRequest, Found, PlugView, PlugStatus, Problem, NewPlug, PlugChange, SwitchRequest,
         Series, Point, Gap, Resolution, Usage, UsageRow, Period, Settings, SettingsView,
         Tariff, TariffPeriod, crate::store::PlugRow, crate::sampler::DeviceInfo,
         crate::klap::KlapVersion, NasView, NasPower, NasBelief)),

@@ -7,12 +7,13 @@
 //! Switches for tests: [`FakePlug::drop_sessions`] (the next request gets 403, as from a
 //! plug that restarted its session table), [`FakePlug::set_online`] (offline: the port
 //! refuses new connections and open ones never answer, as a plug that left the Wi-Fi),
-//! [`FakePlug::reset_counters`] (midnight, a new month, a reboot).
+//! [`FakePlug::reset_counters`] (midnight, a new month, a reboot). It answers LAN
+//! discovery too ([`FakePlug::serve_discovery`]) with the fixture's captured answer.
 //!
 //! It is not a device emulator: methods other than the fixture's answer error code -1.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
+use crate::discover;
 use crate::fixtures::Fixture;
 use crate::klap::{self, Cipher, KlapVersion};
 
@@ -110,6 +112,7 @@ struct Shared {
     online: AtomicBool,
     handshakes: AtomicU64,
     requests: AtomicU64,
+    probes: AtomicU64,
 }
 
 /// A running fake plug. Dropping it stops the server.
@@ -169,6 +172,7 @@ impl FakePlug {
             online: AtomicBool::new(true),
             handshakes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            probes: AtomicU64::new(0),
         });
         let listener = tokio::net::TcpListener::bind(opts.addr).await?;
         let addr = listener.local_addr()?;
@@ -295,6 +299,50 @@ impl FakePlug {
     /// Encrypted requests answered.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Answers discovery probes ([`crate::discover`]) arriving on `socket` (bound to
+    /// `0.0.0.0:20002` to hear broadcasts) with the fixture's `discovery_result`, its
+    /// `ip` set to `ip`, from that socket, as a plug does. Packets that are not a valid
+    /// probe get no answer, nor does anything while the plug is offline. The task ends
+    /// when the plug is dropped.
+    ///
+    /// # Errors
+    /// When `socket` cannot be handed to the runtime.
+    pub fn serve_discovery(&self, socket: std::net::UdpSocket, ip: IpAddr) -> std::io::Result<()> {
+        socket.set_nonblocking(true)?;
+        let socket = tokio::net::UdpSocket::from_std(socket)?;
+        let shared = Arc::downgrade(&self.shared);
+        let result = self
+            .shared
+            .fixture
+            .result("discovery_result")
+            .cloned()
+            .unwrap_or_else(|| json!({"device_model": "P110(EU)", "device_type": "SMART.TAPOPLUG", "mac": "00-00-00-00-00-00", "mgt_encrypt_schm": {"encrypt_type": "KLAP", "http_port": 80, "lv": 2}}));
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                    return;
+                };
+                let Some(s) = shared.upgrade() else { return };
+                let p = &buf[..n];
+                if !discover::packet_ok(p) || p[2..4] != [0, 1] {
+                    continue;
+                }
+                s.probes.fetch_add(1, Ordering::Relaxed);
+                if !s.online.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let _ = socket.send_to(&discover::answer(&result, ip), from).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Valid discovery probes received (answered or not).
+    pub fn discovery_probes(&self) -> u64 {
+        self.shared.probes.load(Ordering::Relaxed)
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod api;
 pub mod companion;
 pub mod config;
+pub mod discover;
 pub mod energy;
 pub mod error;
 pub mod fake;
@@ -280,6 +281,35 @@ impl Power {
             .into_iter()
             .map(|p| self.view(p))
             .collect())
+    }
+
+    /// Looks for Tapo devices on the LAN ([`discover`]) as `req` says, and names the plug
+    /// already added at each address found.
+    ///
+    /// # Errors
+    /// 422 `invalid_target` / `invalid_wait`; 503 `discovery_failed` when no probe can
+    /// be sent.
+    pub async fn discover(
+        &self,
+        req: discover::DiscoverRequest,
+    ) -> Result<Vec<discover::Found>, PowerError> {
+        let plan = req.plan()?;
+        let mut found = discover::discover(&plan).await?;
+        let db = self.db.clone();
+        let plugs = run_blocking(move || store::plugs(&db)).await?;
+        for f in &mut found {
+            f.plug_id = plugs
+                .iter()
+                .find(|p| address_host(&p.address) == f.ip)
+                .map(|p| p.id);
+            f.already_added = f.plug_id.is_some();
+        }
+        tracing::info!(
+            targets = plan.targets.len(),
+            found = found.len(),
+            "plug discovery"
+        );
+        Ok(found)
     }
 
     /// Plug `id` with its status. Blocking.
@@ -972,5 +1002,16 @@ pub async fn run(
         Err(e) => Err(PowerError::internal(format!(
             "control socket task failed: {e}"
         ))),
+    }
+}
+
+/// The host of a plug address (`10.0.0.5:8080` → `10.0.0.5`, `[::1]:80` → `::1`).
+fn address_host(address: &str) -> String {
+    match address.parse::<std::net::SocketAddr>() {
+        Ok(sa) => sa.ip().to_string(),
+        Err(_) => address
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
     }
 }

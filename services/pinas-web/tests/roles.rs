@@ -406,6 +406,11 @@ async fn power_needs_a_session_and_an_admin_to_change_anything() {
         ("PATCH", "/api/power/plugs/1", r#"{"name":"x"}"#),
         ("DELETE", "/api/power/plugs/1", ""),
         ("POST", "/api/power/plugs/1/switch", r#"{"on":false}"#),
+        (
+            "POST",
+            "/api/power/discover",
+            r#"{"target":"127.0.0.1","wait_ms":200}"#,
+        ),
     ];
     for path in reads {
         let (s, body) = send("GET", path, None, "").await;
