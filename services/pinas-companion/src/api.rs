@@ -28,6 +28,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::error::CompanionError;
 use crate::inbox::{FlushReport, InboxStatus};
 use crate::nas::{Ack, WakeStarted};
+use crate::remote::{RemoteSettingsInput, RemoteSettingsView, RemoteStatus};
 use crate::snapshot::{self, MAX_BYTES};
 use crate::store::{self, run_blocking, StateRow};
 use crate::usage::{self, Period, UsageBucket};
@@ -58,6 +59,12 @@ pub fn router(c: Arc<Companion>) -> Router {
         .route("/nas-going-offline", post(post_going_offline))
         .route("/nas-coming-online", post(post_coming_online))
         .route("/wake-nas", post(post_wake_nas))
+        .route("/remote/status", get(get_remote_status))
+        .route("/remote/reset", post(post_remote_reset))
+        .route(
+            "/remote/settings",
+            get(get_remote_settings).put(put_remote_settings),
+        )
         .with_state(c)
 }
 
@@ -428,16 +435,73 @@ pub async fn post_wake_nas(_: Paired, State(c): St) -> ApiResult<Response> {
     Ok((StatusCode::ACCEPTED, Json(w)).into_response())
 }
 
+/// The remote share and its local fallback: whether it is set up and answering, where
+/// new files go now, failures in a row, the cool-down, fallback files waiting. Served by
+/// the companion role; the web role forwards `/api/storage/remote/...` here.
+#[utoipa::path(get, path = "/api/storage/remote/status", tag = "companion",
+    responses((status = 200, body = RemoteStatus), (status = 403, description = "role_required", body = ErrorBody)))]
+pub async fn get_remote_status(_: Member, State(c): St) -> ApiResult<Json<RemoteStatus>> {
+    Ok(Json(run_blocking(move || Ok(c.remote().status())).await?))
+}
+
+/// Forgets the failures and the cool-down and checks the remote share at once (admin);
+/// answers the status after that check.
+#[utoipa::path(post, path = "/api/storage/remote/reset", tag = "companion",
+    responses((status = 200, body = RemoteStatus), (status = 403, description = "admin_required", body = ErrorBody)))]
+pub async fn post_remote_reset(Admin(who): Admin, State(c): St) -> ApiResult<Json<RemoteStatus>> {
+    tracing::info!(by = %who, "remote share reset");
+    c.remote().reset();
+    Ok(Json(c.check_remote().await?))
+}
+
+/// The remote share's settings (admin): kind, server, share, user name, version, and
+/// whether a password is stored (never the password).
+#[utoipa::path(get, path = "/api/storage/remote/settings", tag = "companion",
+    responses((status = 200, body = RemoteSettingsView), (status = 403, description = "admin_required", body = ErrorBody)))]
+pub async fn get_remote_settings(_: Admin, State(c): St) -> ApiResult<Json<RemoteSettingsView>> {
+    Ok(Json(
+        run_blocking(move || Ok(c.remote().settings_view())).await?,
+    ))
+}
+
+/// Replaces the remote share's settings (admin): the password goes to a credentials
+/// file (0600) and is never shown; absent, the stored one is kept. The old share is
+/// unmounted and the new one mounted by the check that follows.
+#[utoipa::path(put, path = "/api/storage/remote/settings", tag = "companion", request_body = RemoteSettingsInput,
+    responses((status = 200, body = RemoteSettingsView),
+        (status = 403, description = "admin_required", body = ErrorBody),
+        (status = 422, description = "invalid_kind, invalid_server, invalid_share, invalid_username, invalid_password, invalid_version, invalid_body", body = ErrorBody)))]
+pub async fn put_remote_settings(
+    Admin(who): Admin,
+    State(c): St,
+    Json(v): Json<serde_json::Value>,
+) -> ApiResult<Json<RemoteSettingsView>> {
+    let input: RemoteSettingsInput =
+        serde_json::from_value(v).map_err(|e| CompanionError::Invalid {
+            code: "invalid_body",
+            message: format!("the request body does not fit: {e}"),
+            field: None,
+        })?;
+    tracing::info!(by = %who, "remote share settings changed");
+    let c2 = c.clone();
+    let view = run_blocking(move || c2.remote().save(input)).await?;
+    let _ = c.check_remote().await?;
+    Ok(Json(view))
+}
+
 /// The companion role's OpenAPI document (paths as the browser sees them).
 #[derive(OpenApi)]
 #[openapi(
     paths(get_status, get_settings, put_settings, get_pairing, post_pairing_token, post_wake,
         get_history, get_inbox, post_inbox_flush, get_usage, get_snapshot, post_snapshot, post_going_offline,
-        post_coming_online, post_wake_nas),
+        post_coming_online, post_wake_nas, get_remote_status, post_remote_reset,
+        get_remote_settings, put_remote_settings),
     components(schemas(Status, Settings, SettingsView, PairingView, NewToken, WakeStarted,
         StateRow, InboxStatus, FlushReport, UsageBucket, Period, SnapshotView, SnapshotStored, Ack,
         crate::snapshot::Snapshot, crate::nas::NasState, crate::nas::Heartbeat,
-        crate::dnsswitch::SwitchView, crate::dnsswitch::Target)),
+        crate::dnsswitch::SwitchView, crate::dnsswitch::Target, RemoteStatus,
+        RemoteSettingsInput, RemoteSettingsView, crate::remote::RemoteSettings,
+        crate::remote::RemoteKind)),
     tags((name = "companion", description = "The companion: the big NAS's state, Wake-on-LAN, heartbeat, handshake and snapshot"))
 )]
 pub struct ApiDoc;

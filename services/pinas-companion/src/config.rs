@@ -17,6 +17,11 @@
 //! inbox_interval_secs = 300            # file only: flushes while the NAS is online
 //! inbox_settle_secs = 10               # file only: a file rests this long before it moves
 //! inbox_handshake_wait_secs = 20       # file only: coming-online waits this long for the flush
+//! remote_dir = "/storage/.pinas/companion/remote"  # file only: the remote share's mount point, fallback folder, spool link
+//! remote_check_secs = 10               # file only: between two health checks of the remote share
+//! remote_probe_timeout_ms = 3000       # file only: one health check's time limit
+//! remote_failures_before_cooldown = 3  # file only: failed checks in a row before the cool-down
+//! remote_cooldown_secs = 300           # file only: how long it then stays local
 //! ```
 //!
 //! `[companion]` gives the defaults. Once an admin saves settings through the API they are
@@ -116,6 +121,17 @@ pub struct CompanionConfig {
     /// Longest time `nas-coming-online` waits for the inbox flush before it switches and
     /// answers (the rest goes with the next flush), seconds (1 to 600).
     pub inbox_handshake_wait_secs: u64,
+    /// The remote share's folder (mount point `mnt`, fallback folder `fallback`, the
+    /// `spool` link, its settings and credentials); default `<role dir>/remote`.
+    pub remote_dir: Option<std::path::PathBuf>,
+    /// Seconds between two health checks of the remote share (1 to 3600).
+    pub remote_check_secs: u64,
+    /// Time limit of one health check of the remote share, ms (100 to 60 000).
+    pub remote_probe_timeout_ms: u64,
+    /// Failed checks in a row before the remote share rests (1 to 100).
+    pub remote_failures_before_cooldown: u32,
+    /// How long the spool stays local after that, seconds (1 to 86 400).
+    pub remote_cooldown_secs: u64,
 }
 
 impl Default for CompanionConfig {
@@ -137,6 +153,11 @@ impl Default for CompanionConfig {
             inbox_interval_secs: 300,
             inbox_settle_secs: 10,
             inbox_handshake_wait_secs: 20,
+            remote_dir: None,
+            remote_check_secs: 10,
+            remote_probe_timeout_ms: 3000,
+            remote_failures_before_cooldown: 3,
+            remote_cooldown_secs: 300,
         }
     }
 }
@@ -176,11 +197,25 @@ impl CompanionConfig {
                 1,
                 600,
             ),
+            ("remote_check_secs", self.remote_check_secs, 1, 3600),
+            (
+                "remote_probe_timeout_ms",
+                self.remote_probe_timeout_ms,
+                100,
+                60_000,
+            ),
+            (
+                "remote_failures_before_cooldown",
+                u64::from(self.remote_failures_before_cooldown),
+                1,
+                100,
+            ),
+            ("remote_cooldown_secs", self.remote_cooldown_secs, 1, 86_400),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err(CompanionError::invalid(
                     "invalid_config",
-                    "inbox",
+                    key,
                     format!("companion.{key} = {v} is not between {lo} and {hi}"),
                 ));
             }

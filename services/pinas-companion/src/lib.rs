@@ -24,6 +24,7 @@ pub mod health;
 pub mod inbox;
 pub mod nas;
 pub mod pairing;
+pub mod remote;
 pub mod snapshot;
 pub mod store;
 pub mod usage;
@@ -61,6 +62,7 @@ pub struct Companion {
     pub(crate) machine: tokio::sync::Mutex<Machine>,
     pub(crate) settings_changed: tokio::sync::Notify,
     pub(crate) inbox: inbox::Inbox,
+    pub(crate) remote: remote::Remote,
 }
 
 struct SettingsState {
@@ -133,7 +135,21 @@ impl Companion {
             file.inbox_dir.clone().unwrap_or_else(|| dir.join("inbox")),
             Duration::from_secs(file.inbox_settle_secs),
         );
+        let remote = remote::Remote::open(
+            file.remote_dir
+                .clone()
+                .unwrap_or_else(|| dir.join("remote")),
+            Arc::new(remote::SystemMounter::detect()),
+            remote::Timing {
+                probe_timeout: Duration::from_millis(file.remote_probe_timeout_ms),
+                failures_before_cooldown: file.remote_failures_before_cooldown,
+                cooldown: Duration::from_secs(file.remote_cooldown_secs),
+                move_limit: Duration::from_secs(3600),
+            },
+            Duration::from_secs(file.inbox_settle_secs),
+        )?;
         Ok(Arc::new(Companion {
+            remote,
             db,
             events,
             settings: ArcSwap::from_pointee(SettingsState {
@@ -274,6 +290,44 @@ impl Companion {
         }
     }
 
+    /// The remote share (tests replace its mounter with [`remote::Remote::set_mounter`]).
+    pub fn remote(&self) -> &remote::Remote {
+        &self.remote
+    }
+
+    /// Checks the remote share now ([`remote::Remote::check`]) and returns its status;
+    /// emits `companion.remote.changed` when new files go elsewhere from now on.
+    ///
+    /// # Errors
+    /// Only when the status cannot be read (a blocking task failed).
+    pub async fn check_remote(self: &Arc<Self>) -> Result<remote::RemoteStatus, CompanionError> {
+        let changed = self.remote.check().await;
+        let me = self.clone();
+        let status = store::run_blocking(move || Ok(me.remote.status())).await?;
+        if changed {
+            self.events.emit(
+                "companion.remote.changed",
+                serde_json::to_value(&status).unwrap_or_default(),
+            );
+        }
+        Ok(status)
+    }
+
+    /// Checks the remote share every `remote_check_secs` until `stop` resolves.
+    pub async fn remote_loop(self: Arc<Self>, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let every = Duration::from_secs(self.file.remote_check_secs);
+        loop {
+            if self.remote.settings().enabled {
+                let _ = self.check_remote().await;
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
     /// Makes a new pairing token (the old one stops working) and returns it: the only
     /// time it is shown. Emits `companion.pairing.rotated` (without the token).
     ///
@@ -341,6 +395,7 @@ pub async fn run(
     };
     let beat = tokio::spawn(companion.clone().heartbeat_loop(stopped()));
     let inbox = tokio::spawn(companion.clone().inbox_loop(stopped()));
+    let remote = tokio::spawn(companion.clone().remote_loop(stopped()));
     tracing::info!(socket = %socket.display(), "companion control API listening");
     let mut served = tokio::spawn({
         let router = api::router(companion.clone());
@@ -359,6 +414,7 @@ pub async fn run(
     let _ = tx.send(true);
     let _ = beat.await;
     let _ = inbox.await;
+    let _ = remote.await;
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(CompanionError::unavailable(

@@ -117,6 +117,10 @@ impl WebApp {
                 .route(&format!("/api/{name}"), any(proxy::handler))
                 .route(&format!("/api/{name}/{{*rest}}"), any(proxy::handler));
         }
+        // The remote share with local fallback is the companion's, under the storage API.
+        if pinas_core::roles::proxied().any(|r| r.name == "companion") {
+            protected = protected.route("/api/storage/remote/{*rest}", any(proxy::storage_remote));
+        }
         let protected = self
             .routers
             .into_iter()

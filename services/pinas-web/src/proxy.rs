@@ -48,6 +48,26 @@ pub fn is_companion_token_path(method: &Method, path: &str) -> bool {
             .is_some_and(|p| pinas_core::roles::COMPANION_TOKEN_PATHS.contains(&p))
 }
 
+/// `/api/storage/remote/<rest>` → `/remote/<rest>` on the companion's socket: the remote
+/// share with local fallback lives in the companion role, under the storage API's paths.
+/// A session is needed (the route is behind it); changes need an admin.
+pub async fn storage_remote(
+    State(state): State<AppState>,
+    Extension(user): Extension<CurrentUser>,
+    req: Request,
+) -> Result<Response, Error> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        user.require_admin()?;
+    }
+    let tail = req
+        .uri()
+        .path()
+        .strip_prefix("/api/storage/")
+        .unwrap_or("remote")
+        .to_string();
+    forward(&state, "companion", &tail, req, Caller::User(&user)).await
+}
+
 /// `POST /api/nas-going-offline`, `/api/nas-coming-online`, `/api/wake-nas`: the paths of
 /// the original companion design ([`pinas_core::roles::COMPANION_ALIASES`]), forwarded
 /// to the companion's token paths unchanged, so a NAS that already calls them works.

@@ -294,6 +294,9 @@ async fn only_the_companion_token_paths_pass_without_a_session() {
         ("POST", "/api/companion/pairing/token"),
         ("POST", "/api/companion/snapshot/x"),
         ("GET", "/api/nas-going-offline"),
+        ("GET", "/api/storage/remote/status"),
+        ("POST", "/api/storage/remote/reset"),
+        ("GET", "/api/storage/remote/settings"),
     ] {
         let (s, body) = send(call(method, path)).await;
         assert!(
@@ -309,6 +312,10 @@ async fn only_the_companion_token_paths_pass_without_a_session() {
     let (s, body) = app.get("/api/companion/status").await;
     assert_eq!(s, StatusCode::OK);
     assert!(body.ends_with("user=admin role=admin"), "{body}");
+    // The remote share's paths under the storage API reach the companion's `/remote/...`.
+    let (s, body) = app.get("/api/storage/remote/status").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, "/remote/status auth=- client=- user=admin role=admin");
 }
 
 /// The power role through the proxy: nothing without a session (401), reads for every
