@@ -407,6 +407,14 @@ impl Power {
         self.vault.set(id, None)
     }
 
+    /// Whether plug `id` has a client (its poller made one and no change dropped it).
+    fn has_client(&self, id: i64) -> bool {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
+    }
+
     fn client(&self, p: &PlugRow) -> Option<Arc<PlugClient>> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(&p.id) {
@@ -670,7 +678,8 @@ impl Power {
             let _ = rx.wait_for(|s| *s).await;
         }));
         tokio::pin!(stop);
-        let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+        // Each plug's poller with the row it was started for.
+        let mut tasks: HashMap<i64, (store::PlugRow, tokio::task::JoinHandle<()>)> = HashMap::new();
         let mut rollup = tokio::time::interval(ROLLUP_EVERY);
         rollup.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ask = tokio::time::interval(COMPANION_EVERY);
@@ -679,18 +688,36 @@ impl Power {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            for t in tasks.drain(..) {
-                t.abort();
-            }
             let plugs = {
                 let db = self.db.clone();
                 run_blocking(move || store::plugs(&db)).await
             };
             match plugs {
                 Ok(plugs) => {
+                    // A poller goes on where nothing of its plug changed, so that a change
+                    // to another plug never resets its backoff (a rejected account would be
+                    // tried again at once); a changed account or setting drops the plug's
+                    // client, and the poller starts over with the new one.
+                    let mut next = HashMap::with_capacity(plugs.len());
                     for p in plugs {
-                        tasks.push(tokio::spawn(self.clone().poll(p)));
+                        let keep = matches!(tasks.get(&p.id), Some((row, t))
+                            if *row == p && !t.is_finished() && self.has_client(p.id));
+                        if keep {
+                            if let Some(old) = tasks.remove(&p.id) {
+                                next.insert(p.id, old);
+                            }
+                        } else {
+                            if let Some((_, t)) = tasks.remove(&p.id) {
+                                t.abort();
+                            }
+                            let t = tokio::spawn(self.clone().poll(p.clone()));
+                            next.insert(p.id, (p, t));
+                        }
                     }
+                    for (_, (_, t)) in tasks.drain() {
+                        t.abort();
+                    }
+                    tasks = next;
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot list plugs"),
             }
@@ -711,7 +738,7 @@ impl Power {
                 }
             }
         }
-        for t in tasks.drain(..) {
+        for (_, (_, t)) in tasks.drain() {
             t.abort();
         }
         let _ = stop_tx.send(true);

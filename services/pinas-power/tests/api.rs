@@ -390,6 +390,12 @@ async fn a_wrong_account_is_a_clear_error_on_the_plug_not_a_retry_storm() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(p.handshakes(), 1);
     assert_eq!(p.requests(), 0);
+    // Another plug added (or changed) leaves this plug's backoff alone.
+    let other = fake(1).await;
+    r.add("Other", &other, PASSWORD, json!({})).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(other.handshakes() >= 1, "the new plug is polled");
+    assert_eq!(p.handshakes(), 1, "a change elsewhere restarted this plug's poller");
     // Fixing the password applies at once.
     let (s, _) = r
         .admin(
