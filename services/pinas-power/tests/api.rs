@@ -395,7 +395,11 @@ async fn a_wrong_account_is_a_clear_error_on_the_plug_not_a_retry_storm() {
     r.add("Other", &other, PASSWORD, json!({})).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(other.handshakes() >= 1, "the new plug is polled");
-    assert_eq!(p.handshakes(), 1, "a change elsewhere restarted this plug's poller");
+    assert_eq!(
+        p.handshakes(),
+        1,
+        "a change elsewhere restarted this plug's poller"
+    );
     // Fixing the password applies at once.
     let (s, _) = r
         .admin(

@@ -47,11 +47,12 @@ pub fn base() -> utoipa::openapi::OpenApi {
 }
 
 /// `doc` with every path prefixed by `prefix` (for proxied roles, whose routers serve at
-/// their socket's root).
+/// their socket's root). A path already under `/api/` is kept: the role documents it as
+/// the browser sees it (the companion's `/api/storage/remote/...`).
 pub fn prefixed(mut doc: utoipa::openapi::OpenApi, prefix: &str) -> utoipa::openapi::OpenApi {
     let paths = std::mem::take(&mut doc.paths.paths);
     for (p, item) in paths {
-        let full = if p.starts_with(prefix) {
+        let full = if p.starts_with(prefix) || p.starts_with("/api/") {
             p
         } else {
             format!("{prefix}{p}")

@@ -212,11 +212,25 @@ fn only_registered_roles_are_documented() {
             utoipa::openapi::path::Operation::new(),
         ),
     );
+    // A role may document a path of its own as the browser sees it (the companion's
+    // remote share, under the storage API): kept as it is.
+    let mut full = doc.clone();
+    full.paths.paths.insert(
+        "/api/storage/remote/status".into(),
+        utoipa::openapi::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::Operation::new(),
+        ),
+    );
     let app = pinas_web::WebApp::new(ctx)
         .with_proxied_doc("dns", doc.clone())
+        .with_proxied_doc("companion", full)
         .with_proxied_doc("sync", doc);
     let paths = &app.openapi().paths.paths;
     assert!(paths.contains_key("/api/dns/status"));
+    assert!(paths.contains_key("/api/companion/status"));
+    assert!(paths.contains_key("/api/storage/remote/status"));
+    assert!(!paths.keys().any(|p| p.contains("/api/companion/api/")));
     assert!(!paths.keys().any(|p| p.starts_with("/api/sync")));
 }
 
