@@ -78,7 +78,7 @@ struct Unmount(Vec<PathBuf>);
 impl Drop for Unmount {
     fn drop(&mut self) {
         for p in &self.0 {
-            let _ = Command::new("umount").args(["-l"]).arg(p).status();
+            let _ = Command::new("umount").args(["-l"]).arg(p).output();
         }
     }
 }
@@ -144,11 +144,13 @@ async fn the_spool_falls_back_while_the_share_is_gone_and_moves_back_verified() 
         inbox_settle_secs: 0,
         ..CompanionConfig::default()
     };
+    let events = EventBus::new(None);
+    let mut rx = events.subscribe();
     let c = Companion::open(
         &tmp.path().join("companion"),
         file,
         tmp.path().join("dns.sock"),
-        EventBus::new(None),
+        events.clone(),
     )
     .unwrap();
     let mounter = Arc::new(BindMounter {
@@ -293,6 +295,10 @@ async fn the_spool_falls_back_while_the_share_is_gone_and_moves_back_verified() 
         PathBuf::from("fallback")
     );
 
+    // A file still being written while the NAS comes back.
+    let mut writing = std::fs::File::create(spool.join("recording.ts")).unwrap();
+    std::io::Write::write_all(&mut writing, b"first half").unwrap();
+
     // After the cool-down: mounted again, and the fallback files move, verified.
     tokio::time::sleep(Duration::from_millis(
         (until - pinas_core::events::now_ms()).max(0) as u64 + 100,
@@ -303,7 +309,10 @@ async fn the_spool_falls_back_while_the_share_is_gone_and_moves_back_verified() 
     assert_eq!(st.consecutive_failures, 0);
     assert_eq!(st.cooldown_until_ms, None);
     assert_eq!(st.current_storage, mnt);
-    assert_eq!(st.fallback_files, 0, "{st:?}");
+    // The file still open for writing waits; the others moved.
+    assert_eq!(st.fallback_files, 1, "{st:?}");
+    assert!(remote_dir.join("fallback/recording.ts").is_file());
+    assert!(!server.join("recording.ts").exists());
     assert_eq!(st.last_moved_files, 3);
     assert!(st.last_move_at_ms.is_some());
     for (name, sum) in &sums {
@@ -311,6 +320,15 @@ async fn the_spool_falls_back_while_the_share_is_gone_and_moves_back_verified() 
         assert!(!remote_dir.join("fallback").join(name).exists(), "{name}");
     }
     assert!(server.join("first.bin").is_file());
+    // Once it is closed, the next check moves it.
+    std::io::Write::write_all(&mut writing, b", second half").unwrap();
+    drop(writing);
+    let st = c.check_remote().await.unwrap();
+    assert_eq!(st.fallback_files, 0, "{st:?}");
+    assert_eq!(
+        std::fs::read(server.join("recording.ts")).unwrap(),
+        b"first half, second half"
+    );
     assert_eq!(std::fs::read_link(&spool).unwrap(), PathBuf::from("mnt"));
 
     // Reset: failures and cool-down forgotten, checked at once (admin only).
