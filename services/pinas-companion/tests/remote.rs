@@ -254,6 +254,14 @@ async fn the_spool_falls_back_while_the_share_is_gone_and_moves_back_verified() 
             .contains("could not connect"),
         "{st:?}"
     );
+    // Each change of place is an event: to the share (at the save), then to the fallback.
+    let mut changes = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if e.kind == "companion.remote.changed" {
+            changes.push(e.data["using_fallback"].as_bool().unwrap());
+        }
+    }
+    assert_eq!(changes, [false, true]);
     // New files land in the fallback folder.
     let mut sums = Vec::new();
     std::fs::create_dir_all(spool.join("day1")).unwrap();
