@@ -50,6 +50,7 @@ pub const MAX_TEXT_BYTES: usize = 512;
 /// required on `PUT`; fields a client does not know are ignored, so it can send back
 /// what it read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = CompanionSettings)]
 pub struct Settings {
     /// The NAS's name, shown to people (1 to 64 characters), e.g. `bignas`.
     pub nas_name: String,

@@ -23,6 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Where the switch record points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = CompanionTarget)]
 pub enum Target {
     Nas,
     Companion,

@@ -73,6 +73,7 @@ struct SettingsState {
 
 /// The settings as `GET /api/companion/settings` shows them.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CompanionSettingsView)]
 pub struct SettingsView {
     #[serde(flatten)]
     pub settings: Settings,
@@ -84,6 +85,7 @@ pub struct SettingsView {
 
 /// `GET /api/companion/status`: the NAS as the companion sees it now.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CompanionStatus)]
 pub struct Status {
     pub nas_name: String,
     /// `null` until the first heartbeat or handshake.

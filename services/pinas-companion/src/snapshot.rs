@@ -54,6 +54,7 @@ pub struct Snapshot {
 
 /// The NAS's system.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SnapshotSystemInfo)]
 pub struct SystemInfo {
     #[serde(default)]
     pub os: Option<String>,
@@ -65,6 +66,7 @@ pub struct SystemInfo {
 
 /// A mounted filesystem's usage.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SnapshotDisk)]
 pub struct Disk {
     pub mount_point: String,
     pub size_bytes: u64,
@@ -73,6 +75,7 @@ pub struct Disk {
 
 /// A share the NAS serves.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SnapshotShare)]
 pub struct Share {
     pub name: String,
     #[serde(default)]
@@ -84,6 +87,7 @@ pub struct Share {
 
 /// A service and its state (`running`, `stopped`, ...).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SnapshotService)]
 pub struct Service {
     pub name: String,
     pub state: String,

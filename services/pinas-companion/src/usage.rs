@@ -16,6 +16,7 @@ const DAY_MS: i64 = 86_400_000;
 /// The length of one period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = CompanionPeriod)]
 pub enum Period {
     Day,
     Week,

@@ -76,6 +76,7 @@ impl Tariff {
 /// field required on `PUT`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = PowerSettings)]
 pub struct Settings {
     /// Between two samples of a plug, ms (1000 to 3600000; default 10000).
     pub interval_ms: u64,

@@ -38,6 +38,7 @@ pub fn delta(prev: Option<(i64, i64)>, cur: (i64, i64)) -> i64 {
 /// How usage is grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = PowerPeriod)]
 pub enum Period {
     Day,
     Month,

@@ -102,6 +102,7 @@ pub struct PlugView {
 
 /// The settings as `GET /api/power/settings` shows them.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = PowerSettingsView)]
 pub struct SettingsView {
     #[serde(flatten)]
     pub settings: Settings,

@@ -303,3 +303,41 @@ pub async fn dev(config: Config, demo_plug: bool) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), power).await;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use utoipa::OpenApi;
+
+    /// Merging OpenAPI documents keeps the first of two schemas with one name, so a role
+    /// type named like another role's would be documented (and typed in the UI) with the
+    /// other's fields. Every schema name means one shape.
+    #[test]
+    fn no_two_roles_document_different_schemas_under_one_name() {
+        let docs = [
+            ("storage", pinas_storage::ApiDoc::openapi()),
+            ("shares", pinas_shares::ApiDoc::openapi()),
+            ("dns", pinas_dns::ApiDoc::openapi()),
+            ("companion", pinas_companion::ApiDoc::openapi()),
+            ("power", pinas_power::ApiDoc::openapi()),
+        ];
+        let mut seen: BTreeMap<String, (&str, String)> = BTreeMap::new();
+        let mut clashes = Vec::new();
+        for (role, doc) in &docs {
+            let Some(c) = &doc.components else { continue };
+            for (name, schema) in &c.schemas {
+                let json = serde_json::to_string(schema).expect("a schema serialises");
+                match seen.get(name) {
+                    Some((other, j)) if *j != json => {
+                        clashes.push(format!("{name}: {other} and {role}"))
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(name.clone(), (role, json));
+                    }
+                }
+            }
+        }
+        assert!(clashes.is_empty(), "schemas named alike: {clashes:?}");
+    }
+}
