@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -115,7 +116,7 @@ describe('PiNAS UI', () => {
 
 	test('every API call of the UI is in the server\'s OpenAPI document', () => {
 		const src = readFileSync(join(ROOT, 'web/src/lib/api/index.ts'), 'utf8');
-		const calls = [...src.matchAll(/request<[^>]*>\('(GET|POST|PUT|DELETE)',\s*[`'](\/api\/[^`'?]*)/g)].map((m) => [
+		const calls = [...src.matchAll(/request<[^>]*>\('(GET|POST|PUT|PATCH|DELETE)',\s*[`'](\/api\/[^`'?]*)/g)].map((m) => [
 			m[1].toLowerCase(),
 			m[2].replace(/\$\{[^}]*\}/g, '{}')
 		]);
@@ -851,7 +852,7 @@ describe('PiNAS UI', () => {
 		const dock = p.getByRole('navigation', { name: 'Apps' });
 		await dock.waitFor();
 		const names = (await dock.getByRole('button').allTextContents()).map((x) => x.trim());
-		assert.deepEqual(names, ['DNS', 'System', 'Event Log']);
+		assert.deepEqual(names, ['DNS', 'Power', 'System', 'Event Log']);
 		await dock.getByRole('button', { name: /^System/ }).click();
 		await p.locator('section.window[data-app="system"]').getByText('Services').waitFor();
 		assert.equal(await p.getByRole('button', { name: 'Reboot…' }).count(), 0);
@@ -963,14 +964,55 @@ describe('PiNAS UI', () => {
 describe('PiNAS UI, companion role only', () => {
 	let srv;
 	let ctx;
+	let health;
+	let nasUp = false;
+	const BOB = { name: 'bob', password: 'Bob-power-2026' };
 	before(async () => {
-		srv = await startPinas('ui-companion');
+		// the demo plug is read every second, so live figures and charts fill quickly
+		srv = await startPinas('ui-companion', { demoPlug: true, config: '\n[power]\ninterval_ms = 1000\ntimeout_ms = 800\n' });
 		ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, timezoneId: 'America/New_York' });
+		// the NAS's health URL: answers 200 only while the "NAS" is up
+		health = createServer((req, res) => {
+			res.writeHead(nasUp ? 200 : 503, { 'Content-Type': 'application/json' });
+			res.end(JSON.stringify({ ok: nasUp }));
+		});
+		await new Promise((r) => health.listen(0, '127.0.0.1', r));
 	});
 	after(async () => {
 		await ctx?.close();
 		await srv?.stop();
+		health?.close();
 	});
+
+	/** An API call from the page, with the session's CSRF token: { status, body }. */
+	function inPage(p, method, path, body) {
+		return p.evaluate(
+			async ({ method, path, body }) => {
+				const me = await (await fetch('/api/auth/me')).json();
+				const r = await fetch(path, {
+					method,
+					headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token ?? '' },
+					body: body === undefined ? undefined : JSON.stringify(body)
+				});
+				const text = await r.text();
+				return { status: r.status, body: text ? JSON.parse(text) : null };
+			},
+			{ method, path, body }
+		);
+	}
+
+	/** Opens an app from the dock, unless the remembered layout already shows it. */
+	async function openIn(p, title, id) {
+		const dock = p.getByRole('navigation', { name: 'Apps' });
+		await dock.waitFor();
+		const win = p.locator(`section.window[data-app="${id}"]`);
+		await p.waitForTimeout(300);
+		if (!(await win.isVisible())) await dock.getByRole('button', { name: new RegExp(`^${title}`) }).click();
+		await win.waitFor({ state: 'visible' });
+		return win;
+	}
+
+	const fmtWatts = (w) => (Math.abs(w) >= 1000 ? `${(w / 1000).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })} kW` : `${w.toLocaleString('en-US', { minimumFractionDigits: Math.abs(w) >= 100 ? 0 : 1, maximumFractionDigits: Math.abs(w) >= 100 ? 0 : 1 })} W`);
 
 	test('the wizard skips the data disk and the desktop offers no Storage Manager', async () => {
 		const p = await ctx.newPage();
@@ -1007,6 +1049,295 @@ describe('PiNAS UI, companion role only', () => {
 		assert.ok(names.includes('System'), `dock: ${names.join(', ')}`);
 		const info = await p.evaluate(async () => (await fetch('/api/system/info')).json());
 		assert.deepEqual(info.roles, ['companion']);
+		assert.ok(names.includes('Companion') && names.includes('NAS') && names.includes('Power'), `dock: ${names.join(', ')}`);
+		await p.close();
+	});
+
+	test('Power: the demo plug\'s live watts match the API, the chart has points, energy and cost per day, week and month', async () => {
+		srv.requireRoute('/api/power/plugs');
+		srv.requireRoute('/api/power/plugs/{id}/samples');
+		srv.requireRoute('/api/power/plugs/{id}/usage');
+		const p = await ctx.newPage();
+		await p.goto(srv.url + '/');
+		const win = await openIn(p, 'Power', 'power');
+		const card = win.locator('[data-plug="Demo plug"]');
+		await card.waitFor();
+		// the figure shown is the API's, for the same reading (it changes every second)
+		let last = null;
+		await waitFor(
+			async () => {
+				const plugs = (await inPage(p, 'GET', '/api/power/plugs')).body;
+				const demo = plugs.find((x) => x.name === 'Demo plug');
+				if (demo?.status.power_w == null) return false;
+				const shown = (await card.locator('[data-watts]').textContent()).trim();
+				last = `${shown} vs ${fmtWatts(demo.status.power_w)}`;
+				return shown === fmtWatts(demo.status.power_w);
+			},
+			20000,
+			'the shown watts to match the API'
+		).catch((e) => assert.fail(`${e.message}: ${last}`));
+		// and it is live: a later reading replaces it without a reload
+		const readAt = card.locator('[data-read-at]');
+		const first = await readAt.textContent();
+		await waitFor(async () => (await readAt.textContent()) !== first, 20000, 'a new reading to show');
+		// the chart: one point per second since the plug was added
+		const chart = win.locator('figure[data-points]');
+		await waitFor(async () => Number(await chart.getAttribute('data-points')) >= 3, 20000, 'the chart to have points');
+		assert.ok((await chart.locator('path.line').count()) >= 1, 'a line is drawn');
+		assert.match(await chart.locator('svg').getAttribute('aria-label'), /points from .* mean \d/);
+		assert.match(await win.locator('[data-total-watts]').textContent(), /\d W$/);
+		await checkA11y('power app', p);
+		await shot('power', p);
+
+		await win.getByRole('tab', { name: 'Energy and cost' }).click();
+		const table = win.getByRole('table', { name: 'Energy and cost per day' });
+		await table.waitFor();
+		// the last 14 days, as the API counts them for the same range
+		let seen = '';
+		await waitFor(
+			async () => {
+				const usage = await p.evaluate(async () => {
+					const from = new Date();
+					from.setHours(0, 0, 0, 0);
+					from.setDate(from.getDate() - 13);
+					return (await fetch(`/api/power/plugs/1/usage?period=day&from_ms=${from.getTime()}&to_ms=${Date.now()}`)).json();
+				});
+				const wh = usage.rows.reduce((s, r) => s + r.energy_wh, 0);
+				const want = wh < 1000 ? `${wh.toLocaleString('en-US')} Wh` : `${(wh / 1000).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })} kWh`;
+				const rows = await table.locator('tbody tr').count();
+				const shown = (await win.locator('[data-energy-total]').textContent()).trim();
+				seen = `${rows} rows, ${shown}; API: ${usage.rows.length} rows, ${want}`;
+				return usage.rows.length >= 14 && rows === usage.rows.length && shown === want;
+			},
+			15000,
+			'the energy table to match the API'
+		).catch((e) => assert.fail(`${e.message}: ${seen}`));
+		assert.ok(Number(await win.locator('figure[data-bars]').getAttribute('data-bars')) >= 1);
+		await win.getByRole('button', { name: 'Weeks' }).click();
+		await win.getByRole('table', { name: 'Energy and cost per week' }).waitFor();
+		await win.getByRole('button', { name: 'Months' }).click();
+		await win.getByRole('table', { name: 'Energy and cost per month' }).waitFor();
+		await win.getByText('NAS working').waitFor();
+		await checkA11y('power energy', p);
+		await shot('power-energy', p);
+		await p.close();
+	});
+
+	test('Power: a plug with a bad address is explained and not saved; the password is never shown back', async () => {
+		srv.requireRoute('/api/power/plugs', 'post');
+		const p = await ctx.newPage();
+		await p.goto(srv.url + '/');
+		const win = await openIn(p, 'Power', 'power');
+		await win.getByRole('tab', { name: 'Plugs' }).click();
+		const form = win.getByRole('form', { name: 'Add a plug' });
+		await form.getByLabel('Name').fill('Fridge');
+		await form.getByLabel('Address').fill('not a host!');
+		await form.getByLabel('Tapo e-mail').fill('me@example.com');
+		await form.getByLabel('Tapo password').fill('Secret-Tapo-1');
+		await form.getByRole('button', { name: 'Add plug' }).click();
+		const err = win.locator('#power-add-address-error');
+		await err.waitFor();
+		assert.match(await err.textContent(), /not a host!/);
+		assert.equal(await form.getByLabel('Address').getAttribute('aria-invalid'), 'true');
+		// nothing saved, and the password is gone from the form
+		const plugs = (await inPage(p, 'GET', '/api/power/plugs')).body;
+		assert.deepEqual(plugs.map((x) => x.name), ['Demo plug']);
+		assert.equal(await form.getByLabel('Tapo password').inputValue(), '');
+		assert.ok(!JSON.stringify(plugs).includes('demo@example.com') && !JSON.stringify(plugs).includes('"password"'), 'no account in the API');
+		await checkA11y('power add plug', p);
+		await shot('power-add-plug', p);
+		await p.close();
+	});
+
+	test('Companion: the NAS dashboard is empty without a snapshot; bad MAC explained; Wake shows progress until the NAS answers', async () => {
+		srv.requireRoute('/api/companion/settings', 'put');
+		srv.requireRoute('/api/companion/wake', 'post');
+		const p = await ctx.newPage();
+		await p.goto(srv.url + '/');
+		const dash = await openIn(p, 'NAS Dashboard', 'nas');
+		await dash.locator('[data-no-snapshot]').waitFor();
+		await checkA11y('nas dashboard, empty', p);
+		await p.getByRole('button', { name: 'Close NAS Dashboard' }).click();
+
+		const win = await openIn(p, 'Companion', 'companion');
+		await win.getByRole('tab', { name: 'Settings' }).click();
+		const form = win.getByRole('form', { name: 'Companion settings' });
+		await form.getByLabel('NAS name').fill('bignas');
+		await form.getByLabel('MAC address').fill('aa:bb:cc:dd:ee');
+		await form.getByRole('button', { name: 'Save settings' }).click();
+		const macErr = win.locator('#companion-nas-mac-error');
+		await macErr.waitFor();
+		assert.match(await macErr.textContent(), /is not a MAC address/);
+		assert.equal((await inPage(p, 'GET', '/api/companion/settings')).body.nas_mac, '', 'nothing saved');
+		await checkA11y('companion settings', p);
+		await shot('companion-settings', p);
+
+		// a NAS on loopback that does not answer yet
+		await form.getByLabel('MAC address').fill('aa:bb:cc:dd:ee:ff');
+		await form.getByLabel('IP address').fill('127.0.0.1');
+		await form.getByLabel('Health URL').fill(`http://127.0.0.1:${health.address().port}/health`);
+		await form.getByLabel('Heartbeat every (s)').fill('1');
+		await form.getByLabel(/^Missed heartbeats/).fill('1');
+		await form.getByLabel('Wake timeout (s)').fill('60');
+		await form.getByRole('button', { name: 'Save settings' }).click();
+		await win.getByText('Saved.').waitFor();
+
+		await win.getByRole('tab', { name: 'NAS' }).click();
+		const badge = win.locator('[data-state-badge]');
+		await waitFor(async () => (await badge.textContent()) === 'Unreachable', 15000, 'the NAS to be unreachable');
+		await win.locator('[data-switch]', { hasText: 'this companion' }).waitFor();
+		await win.getByRole('button', { name: 'Wake the NAS' }).click();
+		const progress = win.locator('[data-wake-progress]').getByRole('progressbar');
+		await progress.waitFor();
+		await win.getByText(/Magic packet sent to 127\.255\.255\.255:9/).waitFor();
+		await waitFor(async () => (await badge.textContent()) === 'Waking', 10000, 'the state to be waking');
+		// the progress moves while the companion waits for the NAS
+		const p0 = Number(await progress.getAttribute('aria-valuenow'));
+		await waitFor(async () => Number(await progress.getAttribute('aria-valuenow')) > p0, 15000, 'the wake progress to move');
+		await checkA11y('companion waking', p);
+		nasUp = true;
+		await waitFor(async () => (await badge.textContent()) === 'Online', 15000, 'the NAS to be online');
+		await win.getByText('The NAS answers.').waitFor();
+		assert.equal(await progress.getAttribute('aria-valuenow'), '100');
+		await win.locator('[data-switch]', { hasText: 'the NAS' }).waitFor();
+		await win.locator('[data-heartbeat]', { hasText: 'answered' }).waitFor();
+		await shot('companion', p);
+
+		// inbox: no target yet, and the flush says so
+		await win.getByRole('tab', { name: 'Inbox' }).click();
+		await win.locator('[data-pending-files]').waitFor();
+		await win.getByRole('button', { name: 'Flush now' }).click();
+		await win.getByRole('alert').filter({ hasText: /target/i }).waitFor();
+		await checkA11y('companion inbox', p);
+
+		await win.getByRole('tab', { name: 'Usage' }).click();
+		await win.getByRole('table', { name: 'Usage per day' }).waitFor();
+		const usage = (await inPage(p, 'GET', '/api/companion/usage?period=day&count=14')).body;
+		assert.equal(Number(await win.locator('figure[data-bars]').getAttribute('data-bars')), usage.length);
+		assert.ok(usage.at(-1).up_secs >= 0 && usage.at(-1).starts >= 1, JSON.stringify(usage.at(-1)));
+		await checkA11y('companion usage', p);
+		await shot('companion-usage', p);
+		await p.close();
+	});
+
+	test('Power: the NAS plug is not offered for switching off while the NAS is online, and a non-admin cannot switch (no button, 403)', async () => {
+		srv.requireRoute('/api/power/plugs/{id}/switch', 'post');
+		const p = await ctx.newPage();
+		await p.goto(srv.url + '/');
+		const made = await inPage(p, 'PATCH', '/api/power/plugs/1', { switchable: true });
+		assert.equal(made.status, 200, JSON.stringify(made.body));
+		// the companion says the NAS is online: the server refuses, the UI does not offer it
+		const refused = await inPage(p, 'POST', '/api/power/plugs/1/switch', { on: false });
+		assert.equal(refused.status, 409);
+		assert.equal(refused.body.error.code, 'nas_running');
+		const win = await openIn(p, 'Power', 'power');
+		const card = win.locator('[data-plug="Demo plug"]');
+		await card.getByText('Not switched off while the NAS may be running.').waitFor();
+		assert.equal(await card.getByRole('button', { name: 'Switch off' }).count(), 0);
+
+		const made2 = await inPage(p, 'POST', '/api/users', { name: BOB.name, password: BOB.password, role: 'user' });
+		assert.equal(made2.status, 201, JSON.stringify(made2.body));
+		const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+		const b = await c.newPage();
+		await b.goto(srv.url + '/');
+		await b.waitForURL('**/login');
+		await b.getByLabel('User name').fill(BOB.name);
+		await b.getByLabel('Password').fill(BOB.password);
+		await b.getByRole('button', { name: 'Log in' }).click();
+		const bw = await openIn(b, 'Power', 'power');
+		const bcard = bw.locator('[data-plug="Demo plug"]');
+		await bcard.locator('[data-watts]').waitFor();
+		await waitFor(async () => /\d W$/.test(await bcard.locator('[data-watts]').textContent()), 15000, 'watts for the user');
+		assert.equal(await bw.getByRole('button', { name: /^Switch (on|off)$/ }).count(), 0, 'no switch for a user');
+		await bw.getByRole('tab', { name: 'Plugs' }).click();
+		assert.equal(await bw.getByRole('form', { name: 'Add a plug' }).count(), 0, 'no add form for a user');
+		for (const on of [true, false]) {
+			const r = await inPage(b, 'POST', '/api/power/plugs/1/switch', { on });
+			assert.equal(r.status, 403, JSON.stringify(r.body));
+		}
+		assert.equal((await inPage(b, 'POST', '/api/power/plugs', { name: 'x', address: '127.0.0.1', email: 'a@b.c', password: 'p' })).status, 403);
+		// the Companion app is for administrators; the NAS dashboard is for everyone
+		const dockNames = (await b.getByRole('navigation', { name: 'Apps' }).getByRole('button').allTextContents()).map((x) => x.trim());
+		assert.ok(!dockNames.includes('Companion') && dockNames.includes('NAS'), dockNames.join(', '));
+		assert.equal((await inPage(b, 'GET', '/api/companion/settings')).status, 403);
+		await c.close();
+		await p.close();
+	});
+
+	test('NAS dashboard: a snapshot posted with the pairing token shows to a user, with its age', async () => {
+		srv.requireRoute('/api/companion/pairing/token', 'post');
+		srv.requireRoute('/api/companion/snapshot', 'post');
+		const p = await ctx.newPage();
+		await p.goto(srv.url + '/');
+		const win = await openIn(p, 'Companion', 'companion');
+		await win.getByRole('tab', { name: 'Pairing' }).click();
+		await win.getByRole('button', { name: 'Make a token' }).click();
+		const field = win.locator('[data-pairing-token]');
+		await field.waitFor();
+		const token = await field.inputValue();
+		assert.match(token, /^[0-9a-f]{64}$/);
+		await win.getByRole('button', { name: 'Copy' }).waitFor();
+		await checkA11y('companion pairing', p);
+		await shot('companion-pairing', p);
+		// shown once: another tab and back, and it is gone; the API never shows it again
+		await win.getByRole('tab', { name: 'NAS' }).click();
+		await win.getByRole('tab', { name: 'Pairing' }).click();
+		await win.locator('[data-paired="yes"]').waitFor();
+		assert.equal(await win.locator('[data-pairing-token]').count(), 0);
+		assert.ok(!JSON.stringify((await inPage(p, 'GET', '/api/companion/pairing')).body).includes(token));
+
+		// the NAS sends its snapshot with the token, without a login
+		const taken = Date.now() - 60_000;
+		const snap = {
+			schema_version: 1,
+			hostname: 'bignas',
+			taken_at_ms: taken,
+			system: { os: 'Debian GNU/Linux 13 (trixie)', kernel: '6.12.48', uptime_secs: 93784 },
+			disks: [{ mount_point: '/srv/data', size_bytes: 4000787030016, used_bytes: 1200000000000 }],
+			shares: [{ name: 'media', path: '/srv/data/media', protocol: 'smb' }],
+			services: [{ name: 'smbd', state: 'active' }],
+			events: [{ ts: taken - 5000, type: 'share.created', message: 'media' }]
+		};
+		const bad = await fetch(`${srv.url}/api/companion/snapshot`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + '0'.repeat(64) }, body: JSON.stringify(snap) });
+		assert.equal(bad.status, 401);
+		const ok = await fetch(`${srv.url}/api/companion/snapshot`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` }, body: JSON.stringify(snap) });
+		assert.equal(ok.status, 200, await ok.text());
+
+		const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+		const b = await c.newPage();
+		await b.goto(srv.url + '/');
+		await b.waitForURL('**/login');
+		await b.getByLabel('User name').fill(BOB.name);
+		await b.getByLabel('Password').fill(BOB.password);
+		await b.getByRole('button', { name: 'Log in' }).click();
+		const dash = await openIn(b, 'NAS Dashboard', 'nas');
+		const age = dash.locator('[data-snapshot-age]');
+		await age.waitFor();
+		assert.match(await age.textContent(), /Snapshot of bignas from (just now|\d+ s ago)/);
+		await dash.getByText('Debian GNU/Linux 13 (trixie)').waitFor();
+		await dash.getByText('/srv/data/media').waitFor();
+		await dash.getByText('share.created: media').waitFor();
+		await dash.getByRole('meter', { name: '/srv/data usage' }).waitFor();
+		await dash.getByText('smbd').waitFor();
+		await checkA11y('nas dashboard', b);
+		await shot('nas-dashboard', b);
+		await c.close();
+		await p.close();
+	});
+
+	test('desktop of a companion: the NAS\'s state and the power widget', async () => {
+		const p = await ctx.newPage();
+		await p.goto(srv.url + '/');
+		const nasW = p.locator('[data-widget="nas"]');
+		await nasW.getByText('Online').waitFor();
+		await nasW.getByText('bignas').waitFor();
+		const pw = p.locator('[data-widget="power"]');
+		await waitFor(async () => /\d W$/.test(await pw.locator('[data-widget-watts]').textContent()), 15000, 'the power widget');
+		await pw.getByText(/Wh$/).waitFor();
+		await pw.getByText(/^€\d+\.\d\d$/).waitFor();
+		await checkA11y('companion desktop', p);
+		await shot('desktop-companion', p);
+		await p.close();
 	});
 });
 

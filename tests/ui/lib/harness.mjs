@@ -78,9 +78,10 @@ async function waitFor(fn, timeoutMs, what) {
 
 /**
  * Runs `pinas dev --state <fresh dir>` serving web/build.
- * Returns { url, state, log, stop(), api(path) }.
+ * Returns { url, state, log, stop(), api(path) }. `demoPlug` adds the fake Tapo P110
+ * (`--demo-plug`); `config` is appended to config.toml.
  */
-export async function startPinas(name = 'pinas') {
+export async function startPinas(name = 'pinas', { demoPlug = false, config = '' } = {}) {
 	if (!existsSync(PINAS)) throw new Error(`${PINAS} is missing: run cargo build -p pinas`);
 	if (!existsSync(join(ROOT, 'web/build/index.html'))) throw new Error('web/build is missing: run npm run build in web/');
 	await mkdir(ARTIFACTS, { recursive: true });
@@ -94,12 +95,12 @@ export async function startPinas(name = 'pinas') {
 	// the switch record gets an address per target so that a flip changes the answer
 	await writeFile(
 		join(state, 'config.toml'),
-		`[smb]\nport = ${smbPort}\n\n[dns]\nlisten = "127.0.0.1:${dnsPort}"\n\n[dns.switch]\nnas_addresses = ["${SWITCH.nas}"]\ncompanion_addresses = ["${SWITCH.companion}"]\n`
+		`[smb]\nport = ${smbPort}\n\n[dns]\nlisten = "127.0.0.1:${dnsPort}"\n\n[dns.switch]\nnas_addresses = ["${SWITCH.nas}"]\ncompanion_addresses = ["${SWITCH.companion}"]\n${config}`
 	);
 	const url = `http://127.0.0.1:${port}`;
 	const log = join(ARTIFACTS, `${name}.log`);
 	const out = createWriteStream(log);
-	const proc = spawn(PINAS, ['dev', '--state', state], {
+	const proc = spawn(PINAS, ['dev', '--state', state, ...(demoPlug ? ['--demo-plug'] : [])], {
 		cwd: ROOT,
 		env: {
 			...process.env,

@@ -77,7 +77,7 @@ export interface RequestOptions {
 }
 
 export async function request<T>(
-	method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+	method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
 	path: string,
 	body?: unknown,
 	opts: RequestOptions = {}

@@ -40,7 +40,28 @@ import type {
 	DnsStats,
 	DnsSwitch,
 	DnsSwitchInput,
-	DnsUpstream
+	DnsUpstream,
+	CompanionFlush,
+	CompanionInbox,
+	CompanionPairing,
+	CompanionPeriod,
+	CompanionSettings,
+	CompanionSettingsView,
+	CompanionSnapshotView,
+	CompanionStateRow,
+	CompanionStatus,
+	CompanionToken,
+	CompanionUsageBucket,
+	CompanionWake,
+	PowerNas,
+	PowerNewPlug,
+	PowerPeriod,
+	PowerPlug,
+	PowerPlugChange,
+	PowerResolution,
+	PowerSeries,
+	PowerSettingsView,
+	PowerUsage
 } from './types';
 
 export * from './client';
@@ -131,6 +152,33 @@ export const api = {
 		saveSettings: (s: DnsSettings) => request<DnsSettingsState>('PUT', '/api/dns/settings', s),
 		piholeToken: () => request<DnsPiholeToken>('GET', '/api/dns/pihole/token'),
 		newPiholeToken: () => request<DnsPiholeToken>('POST', '/api/dns/pihole/token')
+	},
+	power: {
+		plugs: () => request<PowerPlug[]>('GET', '/api/power/plugs'),
+		addPlug: (p: PowerNewPlug) => request<PowerPlug>('POST', '/api/power/plugs', p),
+		changePlug: (id: number, p: PowerPlugChange) => request<PowerPlug>('PATCH', `/api/power/plugs/${id}`, p),
+		removePlug: (id: number) => request<void>('DELETE', `/api/power/plugs/${id}`),
+		switchPlug: (id: number, on: boolean) => request<PowerPlug>('POST', `/api/power/plugs/${id}/switch`, { on }),
+		samples: (id: number, q: { from_ms?: number; to_ms?: number; resolution?: PowerResolution } = {}) =>
+			request<PowerSeries>('GET', `/api/power/plugs/${id}/samples` + queryString(q)),
+		usage: (id: number, q: { period?: PowerPeriod; from_ms?: number; to_ms?: number } = {}) =>
+			request<PowerUsage>('GET', `/api/power/plugs/${id}/usage` + queryString(q)),
+		nas: () => request<PowerNas>('GET', '/api/power/nas'),
+		settings: () => request<PowerSettingsView>('GET', '/api/power/settings')
+	},
+	companion: {
+		status: () => request<CompanionStatus>('GET', '/api/companion/status'),
+		settings: () => request<CompanionSettingsView>('GET', '/api/companion/settings'),
+		saveSettings: (s: CompanionSettings) => request<CompanionSettingsView>('PUT', '/api/companion/settings', s),
+		pairing: () => request<CompanionPairing>('GET', '/api/companion/pairing'),
+		newToken: () => request<CompanionToken>('POST', '/api/companion/pairing/token'),
+		wake: () => request<CompanionWake>('POST', '/api/companion/wake'),
+		history: (days = 7) => request<CompanionStateRow[]>('GET', '/api/companion/history' + queryString({ days })),
+		usage: (period: CompanionPeriod, count: number) =>
+			request<CompanionUsageBucket[]>('GET', '/api/companion/usage' + queryString({ period, count })),
+		inbox: () => request<CompanionInbox>('GET', '/api/companion/inbox'),
+		flushInbox: () => request<CompanionFlush>('POST', '/api/companion/inbox/flush'),
+		snapshot: () => request<CompanionSnapshotView>('GET', '/api/companion/snapshot')
 	},
 	events: {
 		recent: (limit = 100) => request<PinasEvent[]>('GET', `/api/events?limit=${limit}`)

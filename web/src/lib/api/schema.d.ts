@@ -73,6 +73,247 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/companion/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The NAS's state transitions of the last `days` days, oldest first (the first row may
+         *     be the state in force at the window's start).
+         */
+        get: operations["get_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/inbox": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The inbox: pending files and bytes, the last flush, failures in a row. */
+        get: operations["get_inbox"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/inbox/flush": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Flushes the inbox to the NAS now (admin) and answers what moved. */
+        post: operations["post_inbox_flush"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/nas-coming-online": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The NAS has started (pairing token): the DNS switch goes back to the NAS, then the
+         *     answer. Repeating it changes nothing more.
+         */
+        post: operations["post_coming_online"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/nas-going-offline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The NAS is shutting down (pairing token): the DNS switch goes to the companion, and
+         *     the answer comes only once that is in force. Repeating it changes nothing more.
+         */
+        post: operations["post_going_offline"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/pairing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether the companion is paired (admin). The token itself is never shown again. */
+        get: operations["get_pairing"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/pairing/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Makes a new pairing token (admin) and shows it once; the previous one stops working. */
+        post: operations["post_pairing_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The settings (admin). */
+        get: operations["get_settings"];
+        /** Replaces the settings (admin); they apply at once. Emits `companion.settings.changed`. */
+        put: operations["put_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/snapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The NAS's last snapshot, for every signed-in person. */
+        get: operations["get_snapshot"];
+        put?: never;
+        /**
+         * The NAS sends its metadata snapshot (pairing token; schema in docs/companion.md; at
+         *     most 1 MiB). Stored whole, replacing the previous one.
+         */
+        post: operations["post_snapshot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The NAS as the companion sees it: state, last heartbeat, DNS switch. */
+        get: operations["get_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How long and how often the NAS ran, per day, week or month (UTC), from its state
+         *     history.
+         */
+        get: operations["get_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/wake": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends the magic packet (admin) and follows the health URL until it answers or the
+         *     wake timeout passes, with `task.progress` events.
+         */
+        post: operations["post_wake"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/wake-nas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Wakes the NAS for a paired caller (pairing token), as `POST /wake` does for an admin. */
+        post: operations["post_wake_nas"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dns/blocking": {
         parameters: {
             query?: never;
@@ -491,6 +732,160 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/power/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics (OpenMetrics text): `pinas_power_watts`, `pinas_energy_wh_total`
+         *     and `pinas_power_plug_up`, each per `plug` name.
+         */
+        get: operations["get_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/power/nas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The NAS's plug now: power, active/standby/off by the thresholds, what the companion
+         *     believes, and since when they disagree (the NAS draws power while the companion
+         *     believes it is off).
+         */
+        get: operations["get_nas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/power/plugs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every plug with its status (never its Tapo account). */
+        get: operations["get_plugs"];
+        put?: never;
+        /** Adds a plug (admin) and starts polling it. Emits `power.plug.added`. */
+        post: operations["post_plug"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/power/plugs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One plug with its status. */
+        get: operations["get_plug"];
+        put?: never;
+        post?: never;
+        /** Removes a plug with its history and account (admin). Emits `power.plug.removed`. */
+        delete: operations["delete_plug"];
+        options?: never;
+        head?: never;
+        /** Changes a plug (admin): absent fields keep their value. Emits `power.plug.changed`. */
+        patch: operations["patch_plug"];
+        trace?: never;
+    };
+    "/api/power/plugs/{id}/samples": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A plug's power over a time range: every sample (kept a day by default), 1-minute
+         *     means (30 days) or 1-hour means (kept), with the gaps.
+         */
+        get: operations["get_samples"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/power/plugs/{id}/switch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Switches a plug on or off (admin, and only plugs that allow it). The NAS's plug is
+         *     not switched off while the companion says the NAS is up, nor while it draws at least
+         *     the NAS threshold. Emits `power.plug.switched`.
+         */
+        post: operations["post_switch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/power/plugs/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A plug's energy, cost and running time per day or month (local time). */
+        get: operations["get_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/power/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The settings: sampling, retention, NAS threshold, tariff. */
+        get: operations["get_settings"];
+        /** Replaces the settings (admin); they apply at once. Emits `power.settings.changed`. */
+        put: operations["put_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/setup": {
         parameters: {
             query?: never;
@@ -824,6 +1219,19 @@ export interface components {
             name: string;
             role: components["schemas"]["Role"];
         };
+        /** @description The handshake's answer: sent only once the switch is in force. */
+        Ack: {
+            /** @description Always true. */
+            acknowledged: boolean;
+            /** @description The switch as the DNS role reports it after the change. */
+            dns_switch: components["schemas"]["SwitchView"];
+            inbox?: null | components["schemas"]["FlushReport"];
+            inbox_error?: string | null;
+            /** @description The NAS's state now. */
+            state: components["schemas"]["NasState"];
+            /** @description False when the switch already pointed there (a repeated handshake). */
+            switched: boolean;
+        };
         /** @description Turn blocking on, or off (for `duration_s` seconds, or until turned on again). */
         BlockingInput: {
             /**
@@ -909,6 +1317,114 @@ export interface components {
              * @description Bucket start, Unix milliseconds.
              */
             ts_ms: number;
+        };
+        /**
+         * @description The length of one period.
+         * @enum {string}
+         */
+        CompanionPeriod: "day" | "week" | "month";
+        /**
+         * @description The live settings, as `GET /api/companion/settings` shows them and
+         *     `PUT /api/companion/settings` takes them. Every field but `secureon_password` is
+         *     required on `PUT`; fields a client does not know are ignored, so it can send back
+         *     what it read.
+         */
+        CompanionSettings: {
+            /**
+             * @description `http://` or `https://` URL that answers 2xx while the NAS is up; empty: no
+             *     heartbeat.
+             */
+            health_url: string;
+            /**
+             * Format: int64
+             * @description Seconds between heartbeats (1 to 3600; default 30).
+             */
+            heartbeat_interval_secs: number;
+            /**
+             * @description Where inbox files go: `rsync://host/module/path` or `user@host:/path`; empty:
+             *     no inbox flush.
+             */
+            inbox_target: string;
+            /**
+             * Format: int32
+             * @description Missed heartbeats in a row before the DNS switch goes to the companion (1 to 100;
+             *     default 3).
+             */
+            misses_before_takeover: number;
+            /**
+             * @description The NAS's IPv4 address; the magic packet goes to the broadcast address of the
+             *     interface that reaches it. Empty: `255.255.255.255`.
+             */
+            nas_ip: string;
+            /**
+             * @description The NAS's Ethernet address for Wake-on-LAN, `aa:bb:cc:dd:ee:ff` (`-` or no
+             *     separators also accepted, stored lower case with `:`); empty: not set.
+             */
+            nas_mac: string;
+            /** @description The NAS's name, shown to people (1 to 64 characters), e.g. `bignas`. */
+            nas_name: string;
+            /**
+             * Format: int64
+             * @description Seconds a wake waits for the health URL to answer (1 to 3600; default 90).
+             */
+            wake_timeout_secs: number;
+        };
+        /** @description The settings as `GET /api/companion/settings` shows them. */
+        CompanionSettingsView: components["schemas"]["CompanionSettings"] & {
+            /**
+             * Format: int64
+             * @description When an admin last saved them (Unix ms); `null`: from `config.toml`.
+             */
+            saved_at_ms?: number | null;
+            /** @description True when a SecureOn password is set (it is never shown). */
+            secureon_password_set: boolean;
+        };
+        /** @description `GET /api/companion/status`: the NAS as the companion sees it now. */
+        CompanionStatus: {
+            dns_error?: string | null;
+            dns_switch?: null | components["schemas"]["SwitchView"];
+            /** Format: int64 */
+            heartbeat_interval_secs: number;
+            last_heartbeat?: null | components["schemas"]["Heartbeat"];
+            /**
+             * Format: int32
+             * @description Heartbeats missed in a row.
+             */
+            misses: number;
+            nas_name: string;
+            /** @description True when a pairing token exists. */
+            paired: boolean;
+            /** @description Why it is in this state. */
+            reason?: string | null;
+            /**
+             * Format: int64
+             * @description Since when (Unix ms).
+             */
+            since_ms?: number | null;
+            /**
+             * Format: int64
+             * @description When the last snapshot arrived (Unix ms), `null` before the first.
+             */
+            snapshot_received_at_ms?: number | null;
+            state?: null | components["schemas"]["NasState"];
+        };
+        /**
+         * @description Where the switch record points.
+         * @enum {string}
+         */
+        CompanionTarget: "nas" | "companion";
+        /** @description What a plug says it is. */
+        DeviceInfo: {
+            /** @description e.g. `1.2.3 Build 230425 Rel.142542`. */
+            firmware: string;
+            /** @description e.g. `48-22-54-00-00-00`. */
+            mac: string;
+            /** @description e.g. `P110`. */
+            model: string;
+            /** @description The name given in the Tapo app (decoded from the plug's base64). */
+            nickname: string;
+            /** @description Whether the relay is on. */
+            on: boolean;
         };
         /** @description A disk: a whole block device. */
         Disk: {
@@ -1043,6 +1559,21 @@ export interface components {
             /** @description Filesystem UUID as blkid prints it (the key for mount and unmount). */
             uuid: string;
         };
+        /** @description What one flush did. */
+        FlushReport: {
+            /** Format: int64 */
+            moved_bytes: number;
+            /**
+             * Format: int64
+             * @description Files sent, verified and deleted here.
+             */
+            moved_files: number;
+            /**
+             * Format: int64
+             * @description Files left for later: still being written, or changed during the flush.
+             */
+            waiting_files: number;
+        };
         /** @description A root folder shares may live under. */
         FolderEntry: {
             /** @description Display name: the folder name, or the disk's label for a data disk. */
@@ -1093,6 +1624,18 @@ export interface components {
             /** @description `udp://IP:port` or `tcp://IP:port`. */
             server: string;
         };
+        /** @description A time without samples. */
+        Gap: {
+            /**
+             * Format: int64
+             * @description `null` while the plug still does not answer.
+             */
+            end_ms?: number | null;
+            /** @description The first error, e.g. `plug_unreachable: ...`. */
+            reason: string;
+            /** Format: int64 */
+            start_ms: number;
+        };
         /** @description A group of PiNAS users, usable as `@name` in a share's valid users. */
         Group: {
             description: string;
@@ -1111,6 +1654,52 @@ export interface components {
             status: string;
             version: string;
         };
+        /** @description The last heartbeat's outcome. */
+        Heartbeat: {
+            /**
+             * Format: int64
+             * @description When it was checked, Unix milliseconds.
+             */
+            at_ms: number;
+            /** @description What went wrong, when it did not. */
+            error?: string | null;
+            /** @description True when the health URL answered 2xx. */
+            ok: boolean;
+        };
+        /** @description `GET /api/companion/inbox`. */
+        InboxStatus: {
+            /**
+             * Format: int32
+             * @description Flushes failed in a row, and the last failure.
+             */
+            consecutive_failures: number;
+            /** @description The inbox folder. */
+            dir: string;
+            last_error?: string | null;
+            /**
+             * Format: int64
+             * @description The last flush that succeeded (Unix ms) and what it moved.
+             */
+            last_flush_at_ms?: number | null;
+            /** Format: int64 */
+            last_flushed_bytes: number;
+            /** Format: int64 */
+            last_flushed_files: number;
+            /**
+             * Format: int64
+             * @description No automatic flush before this (Unix ms) after failures.
+             */
+            next_attempt_at_ms?: number | null;
+            /** Format: int64 */
+            pending_bytes: number;
+            /**
+             * Format: int64
+             * @description Files waiting (ready or not) and their bytes.
+             */
+            pending_files: number;
+            /** @description Where files go; empty: nowhere (no flush). */
+            target: string;
+        };
         /** @description Byte counters of one network interface since boot. */
         InterfaceCounters: {
             name: string;
@@ -1119,6 +1708,11 @@ export interface components {
             /** Format: int64 */
             tx_bytes: number;
         };
+        /**
+         * @description The KLAP handshake version: how the auth hash and the two proofs are made.
+         * @enum {string}
+         */
+        KlapVersion: "v1" | "v2";
         /** @description The result of a rebuild. */
         LoadReport: {
             /** @description Distinct blocked names in force. */
@@ -1199,11 +1793,80 @@ export interface components {
             /** @description Filesystem UUID from `GET /api/storage/disks`. */
             uuid: string;
         };
+        /**
+         * @description The NAS's state as the companion reports it (`online`, `going_offline`, `offline`,
+         *     `waking`, `coming_online`, `unreachable`; `pinas_companion::nas::NasState`), with when it was read.
+         */
+        NasBelief: {
+            /**
+             * Format: int64
+             * @description When PiNAS asked (Unix ms).
+             */
+            read_at_ms: number;
+            /**
+             * Format: int64
+             * @description Since when the companion has believed it (Unix ms).
+             */
+            since_ms?: number | null;
+            /** @description The companion's state name; `null` before its first heartbeat. */
+            state?: string | null;
+        };
+        /**
+         * @description What the NAS's plug says about the NAS, by the thresholds of the settings.
+         * @enum {string}
+         */
+        NasPower: "active" | "standby" | "off" | "unknown";
+        /**
+         * @description The NAS's state as the companion sees it.
+         * @enum {string}
+         */
+        NasState: "online" | "going_offline" | "offline" | "waking" | "coming_online" | "unreachable";
+        /** @description `GET /api/power/nas`. */
+        NasView: {
+            companion?: null | components["schemas"]["NasBelief"];
+            /**
+             * Format: int64
+             * @description Since when (Unix ms) the NAS has drawn power while the companion believes it is
+             *     off; `null` when they agree.
+             */
+            mismatch_since_ms?: number | null;
+            name?: string | null;
+            /**
+             * Format: int64
+             * @description The plug marked as the NAS's; `null` when none is.
+             */
+            plug_id?: number | null;
+            /**
+             * Format: double
+             * @description W; `null` while unknown.
+             */
+            power_w?: number | null;
+            /** Format: double */
+            standby_w: number;
+            state: components["schemas"]["NasPower"];
+            /** Format: double */
+            threshold_w: number;
+        };
         /** @description `POST /api/groups` body. */
         NewGroup: {
             description?: string;
             members?: string[];
             name: string;
+        };
+        /** @description A plug to add, as `POST /api/power/plugs` takes it. */
+        NewPlug: {
+            /** @description The plug's IP address or host name, with `:port` when not 80, e.g. `192.168.1.50`. */
+            address: string;
+            /** @description The Tapo account's e-mail address (as in the Tapo app, case-sensitive). */
+            email: string;
+            /** @description This plug powers the NAS (the mark moves here from another plug). */
+            is_nas?: boolean;
+            /** @description Shown to people, 1 to 64 characters, unique, e.g. `NAS`. */
+            name: string;
+            /** @description The Tapo account's password. Write only. */
+            password: string;
+            /** @description Allow admins to switch it on and off from PiNAS (default off). */
+            switchable?: boolean;
         };
         /** @description `POST /api/shares` body. */
         NewShare: {
@@ -1218,6 +1881,16 @@ export interface components {
             smb?: boolean;
             valid_users?: string[];
         };
+        /** @description A new pairing token, shown this once. */
+        NewToken: {
+            /**
+             * Format: int64
+             * @description Unix ms.
+             */
+            created_at_ms: number;
+            /** @description 64 hex characters; the NAS sends it as `Authorization: Bearer <token>`. */
+            token: string;
+        };
         /** @description `POST /api/users` body. */
         NewUser: {
             groups?: string[];
@@ -1226,6 +1899,15 @@ export interface components {
             /** @description At least 8 characters. Used for the web UI and for SMB. */
             password: string;
             role?: components["schemas"]["Role"];
+        };
+        /** @description Whether a pairing token exists, and since when. */
+        PairingView: {
+            /**
+             * Format: int64
+             * @description Unix ms.
+             */
+            created_at_ms?: number | null;
+            paired: boolean;
         };
         /** @description A partition of a disk. */
         Partition: {
@@ -1280,6 +1962,166 @@ export interface components {
             /** @description 64 hexadecimal characters. */
             token: string;
         };
+        /**
+         * @description Changes to a plug, as `PATCH /api/power/plugs/{id}` takes them: absent fields keep
+         *     their value.
+         */
+        PlugChange: {
+            address?: string | null;
+            email?: string | null;
+            is_nas?: boolean | null;
+            name?: string | null;
+            /** @description Write only. */
+            password?: string | null;
+            switchable?: boolean | null;
+        };
+        /** @description A plug as stored (without its Tapo account). */
+        PlugRow: {
+            /** @description `host` or `host:port` (port 80 by default). */
+            address: string;
+            /** Format: int64 */
+            created_at_ms: number;
+            /** Format: int64 */
+            id: number;
+            /** @description This plug powers the NAS: its running time and cost are the NAS's. */
+            is_nas: boolean;
+            /** @description Shown to people, e.g. `NAS` (1 to 64 characters, unique). */
+            name: string;
+            /** @description An admin may switch it on and off from PiNAS. */
+            switchable: boolean;
+        };
+        /** @description What the poller knows of a plug now. */
+        PlugStatus: {
+            device?: null | components["schemas"]["DeviceInfo"];
+            error?: null | components["schemas"]["Problem"];
+            /**
+             * Format: int32
+             * @description Failed tries in a row.
+             */
+            failures: number;
+            klap_version?: null | components["schemas"]["KlapVersion"];
+            /** Format: int64 */
+            last_sample_ms?: number | null;
+            /**
+             * Format: int64
+             * @description When the poller tries next after failures (Unix ms).
+             */
+            next_try_ms?: number | null;
+            /** @description `null` before the first try; `false` while it does not answer (or refuses). */
+            online?: boolean | null;
+            /** Format: double */
+            power_w?: number | null;
+            /** Format: int64 */
+            today_wh?: number | null;
+            /**
+             * Format: int64
+             * @description PiNAS's running total for the plug, Wh.
+             */
+            total_wh?: number | null;
+        };
+        /** @description A plug as the API shows it: never its account's e-mail address or password. */
+        PlugView: components["schemas"]["PlugRow"] & {
+            /** @description True when a Tapo account is stored for it. */
+            account_set: boolean;
+            status: components["schemas"]["PlugStatus"];
+        };
+        /** @description One point of a series: a sample, or a period's mean (`at_ms` its start). */
+        Point: {
+            /** Format: int64 */
+            at_ms: number;
+            /** Format: double */
+            max_w: number;
+            /** Format: double */
+            min_w: number;
+            /** Format: double */
+            power_w: number;
+            /**
+             * Format: int64
+             * @description Samples behind the point (1 for a raw sample).
+             */
+            samples: number;
+            /** Format: int64 */
+            total_wh: number;
+        };
+        /**
+         * @description How usage is grouped.
+         * @enum {string}
+         */
+        PowerPeriod: "day" | "month";
+        /**
+         * @description The settings, as `GET /api/power/settings` shows them and `PUT` takes them (every
+         *     field required on `PUT`).
+         */
+        PowerSettings: {
+            /**
+             * @description The currency costs are in, e.g. `EUR` (1 to 8 characters; shown, not converted).
+             * @default EUR
+             */
+            currency: string;
+            /**
+             * Format: int32
+             * @description How long 1-hour means are kept, days; 0 keeps them (default 0).
+             * @default 0
+             */
+            hour_retention_days: number;
+            /**
+             * Format: int64
+             * @description Between two samples of a plug, ms (1000 to 3600000; default 10000).
+             * @default 10000
+             */
+            interval_ms: number;
+            /**
+             * Format: int32
+             * @description How long 1-minute means are kept, days (1 to 3650; default 30).
+             * @default 30
+             */
+            minute_retention_days: number;
+            /**
+             * Format: double
+             * @description Power from which, up to the threshold, the NAS counts as in standby (asleep,
+             *     disks spun down); below it, off. W, at most the threshold (default 1).
+             * @default 1
+             */
+            nas_standby_w: number;
+            /**
+             * Format: double
+             * @description Power at or above which the NAS counts as working (active), W (default 20).
+             * @default 20
+             */
+            nas_threshold_w: number;
+            /**
+             * Format: int32
+             * @description How long every sample is kept, hours (1 to 8760; default 24).
+             * @default 24
+             */
+            raw_retention_hours: number;
+            /**
+             * @default {
+             *       "kind": "flat",
+             *       "price_per_kwh": 0.3
+             *     }
+             */
+            tariff: components["schemas"]["Tariff"];
+            /**
+             * Format: int64
+             * @description One request to a plug, ms (200 to 30000, and below the interval; default 3000).
+             * @default 3000
+             */
+            timeout_ms: number;
+        };
+        /** @description The settings as `GET /api/power/settings` shows them. */
+        PowerSettingsView: components["schemas"]["PowerSettings"] & {
+            /**
+             * Format: int64
+             * @description When an admin last saved them (Unix ms); `null`: from `config.toml`.
+             */
+            saved_at_ms?: number | null;
+        };
+        /** @description A plug's problem now, e.g. `{"code":"plug_unreachable","message":"..."}`. */
+        Problem: {
+            code: string;
+            message: string;
+        };
         /** @description A record to create or replace. */
         RecordInput: {
             comment?: string;
@@ -1292,6 +2134,11 @@ export interface components {
             type: components["schemas"]["LocalType"];
             value: string;
         };
+        /**
+         * @description Which table a series comes from.
+         * @enum {string}
+         */
+        Resolution: "raw" | "minute" | "hour";
         /**
          * @description An account's role.
          * @enum {string}
@@ -1319,6 +2166,17 @@ export interface components {
             kind: string;
             /** @description `name` or `*.name`. */
             pattern: string;
+        };
+        /** @description `GET /api/power/plugs/{id}/samples`: points and the gaps among them. */
+        Series: {
+            /** Format: int64 */
+            from_ms: number;
+            /** @description Times without samples; charts leave them empty. */
+            gaps: components["schemas"]["Gap"][];
+            points: components["schemas"]["Point"][];
+            resolution: components["schemas"]["Resolution"];
+            /** Format: int64 */
+            to_ms: number;
         };
         /**
          * @description State of a service PiNAS manages, as `GET /api/system/services` reports it.
@@ -1450,6 +2308,98 @@ export interface components {
             smb?: boolean | null;
             valid_users?: string[] | null;
         };
+        /** @description Schema version 1 (see the module documentation). */
+        Snapshot: {
+            disks?: components["schemas"]["SnapshotDisk"][];
+            events?: components["schemas"]["SnapshotEvent"][];
+            /** @description The NAS's host name (1 to 253 bytes). */
+            hostname: string;
+            /** Format: int32 */
+            schema_version: number;
+            services?: components["schemas"]["SnapshotService"][];
+            shares?: components["schemas"]["SnapshotShare"][];
+            system?: null | components["schemas"]["SnapshotSystemInfo"];
+            /**
+             * Format: int64
+             * @description When the NAS took it, Unix milliseconds.
+             */
+            taken_at_ms?: number | null;
+        };
+        /** @description A mounted filesystem's usage. */
+        SnapshotDisk: {
+            mount_point: string;
+            /** Format: int64 */
+            size_bytes: number;
+            /** Format: int64 */
+            used_bytes: number;
+        };
+        /** @description One of the NAS's last events. */
+        SnapshotEvent: {
+            message?: string | null;
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            ts: number;
+            type: string;
+        };
+        /** @description A service and its state (`running`, `stopped`, ...). */
+        SnapshotService: {
+            name: string;
+            state: string;
+        };
+        /** @description A share the NAS serves. */
+        SnapshotShare: {
+            name: string;
+            path?: string | null;
+            /** @description `smb`, `nfs`, ... */
+            protocol?: string | null;
+        };
+        /** @description What the companion answers a snapshot. */
+        SnapshotStored: {
+            /** Format: int64 */
+            received_at_ms: number;
+            /** Format: int64 */
+            size_bytes: number;
+            stored: boolean;
+        };
+        /** @description The NAS's system. */
+        SnapshotSystemInfo: {
+            kernel?: string | null;
+            os?: string | null;
+            /** Format: int64 */
+            uptime_secs?: number | null;
+        };
+        /** @description The last snapshot, as `GET /api/companion/snapshot` answers it. */
+        SnapshotView: {
+            /**
+             * Format: int64
+             * @description Seconds since it arrived.
+             */
+            age_secs: number;
+            /**
+             * Format: int64
+             * @description When it arrived, Unix ms.
+             */
+            received_at_ms: number;
+            /** Format: int32 */
+            schema_version: number;
+            /** Format: int64 */
+            size_bytes: number;
+            /** @description The snapshot as the NAS sent it. */
+            snapshot: unknown;
+        };
+        /** @description One transition of the NAS's state machine. */
+        StateRow: {
+            /**
+             * Format: int64
+             * @description When, Unix milliseconds.
+             */
+            at_ms: number;
+            /** @description Why it changed, for people, e.g. `3 heartbeats missed`. */
+            reason: string;
+            state: components["schemas"]["NasState"];
+        };
         /** @description Statistics over a time window. */
         Stats: {
             /** Format: int64 */
@@ -1510,6 +2460,11 @@ export interface components {
             reason?: string;
             target: components["schemas"]["Target"];
         };
+        /** @description `POST /api/power/plugs/{id}/switch`. */
+        SwitchRequest: {
+            /** @description `true` switches the relay on, `false` off. */
+            on: boolean;
+        };
         /** @description The switch: target, why, and since when. */
         SwitchState: {
             /** @description What the name answers now. */
@@ -1526,6 +2481,20 @@ export interface components {
             /** Format: int32 */
             ttl_secs: number;
         };
+        /** @description The switch as the DNS role reports it. */
+        SwitchView: {
+            /** @description What the name answers now. */
+            addresses: string[];
+            /**
+             * Format: int64
+             * @description Unix milliseconds of the last change (0: never changed).
+             */
+            changed_at_ms: number;
+            /** @description The name that follows the switch, e.g. `nas.home`. */
+            name: string;
+            reason: string;
+            target: components["schemas"]["CompanionTarget"];
+        };
         /** @description `GET /api/system/info` answer. */
         SystemInfo: components["schemas"]["StatsSnapshot"] & {
             /** @description e.g. `Raspberry Pi 5 Model B Rev 1.0`, from the device tree or DMI. */
@@ -1540,6 +2509,31 @@ export interface components {
          * @enum {string}
          */
         Target: "nas" | "companion";
+        /** @description A price per kWh, in the settings' currency. */
+        Tariff: {
+            /** @enum {string} */
+            kind: "flat";
+            /** Format: double */
+            price_per_kwh: number;
+        } | {
+            /** Format: double */
+            default_price_per_kwh: number;
+            /** @enum {string} */
+            kind: "time_of_use";
+            periods: components["schemas"]["TariffPeriod"][];
+        };
+        /**
+         * @description A part of the day with its own price: from `start_hour` (0..=23) up to `end_hour`
+         *     (1..=24, exclusive); a start after the end wraps past midnight (22 to 6).
+         */
+        TariffPeriod: {
+            /** Format: int32 */
+            end_hour: number;
+            /** Format: double */
+            price_per_kwh: number;
+            /** Format: int32 */
+            start_hour: number;
+        };
         /** @description The answer to a started task. */
         TaskStarted: {
             /** @description Identifies this task's `task.progress` events. */
@@ -1578,6 +2572,70 @@ export interface components {
              */
             rtt_ms: number;
         };
+        /** @description `GET /api/power/plugs/{id}/usage`. */
+        Usage: {
+            currency: string;
+            period: components["schemas"]["PowerPeriod"];
+            rows: components["schemas"]["UsageRow"][];
+            /**
+             * Format: double
+             * @description The threshold `active_secs` counts above, W.
+             */
+            threshold_w: number;
+        };
+        /** @description One period's usage. */
+        UsageBucket: {
+            /** Format: int64 */
+            end_ms: number;
+            /**
+             * Format: int64
+             * @description Its longest stretch up within the period, seconds.
+             */
+            longest_up_secs: number;
+            /**
+             * Format: int64
+             * @description Start (inclusive) and end (exclusive) of the period, Unix ms; the current period
+             *     ends at its natural end but is counted up to now.
+             */
+            start_ms: number;
+            /**
+             * Format: int32
+             * @description Times it started in the period.
+             */
+            starts: number;
+            /**
+             * Format: int64
+             * @description Seconds the NAS was up in the period.
+             */
+            up_secs: number;
+        };
+        /** @description Energy, cost and running time of one plug in one day or month (local time). */
+        UsageRow: {
+            /**
+             * Format: int64
+             * @description Seconds the plug drew at least the NAS threshold (the NAS working).
+             */
+            active_secs: number;
+            /**
+             * Format: double
+             * @description `energy_wh` priced hour by hour with the tariff, in the settings' currency.
+             */
+            cost: number;
+            /** Format: int64 */
+            end_ms: number;
+            /** Format: int64 */
+            energy_wh: number;
+            /** @description `2026-12-03` (day) or `2026-12` (month). */
+            period: string;
+            /**
+             * Format: int64
+             * @description Seconds it drew at least the standby level but less than the threshold (the NAS
+             *     asleep or idle with its disks spun down).
+             */
+            standby_secs: number;
+            /** Format: int64 */
+            start_ms: number;
+        };
         /** @description A PiNAS user as the API shows it (never a password or hash). */
         User: {
             /** @description PiNAS groups the user belongs to. */
@@ -1595,6 +2653,18 @@ export interface components {
             groups?: string[] | null;
             password?: string | null;
             role?: null | components["schemas"]["Role"];
+        };
+        /** @description What `POST /api/companion/wake` answers: the wake is under way. */
+        WakeStarted: {
+            /** @description Where the magic packet went, e.g. `["192.168.1.255:9", "192.168.1.255:7"]`. */
+            sent_to: string[];
+            /** @description Names this wake's `task.progress` events. */
+            task_id: string;
+            /**
+             * Format: int64
+             * @description Seconds the health URL is followed for.
+             */
+            timeout_secs: number;
         };
     };
     responses: never;
@@ -1733,6 +2803,550 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_history: {
+        parameters: {
+            query?: {
+                /** @description Days back from now (1 to 366; default 7). */
+                days?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StateRow"][];
+                };
+            };
+            /** @description invalid_days */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_inbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboxStatus"];
+                };
+            };
+        };
+    };
+    post_inbox_flush: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlushReport"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description inbox_target_missing */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description inbox_flush_failed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_coming_online: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ack"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too_many_requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description dns_unavailable: not acknowledged */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_going_offline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ack"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too_many_requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description dns_unavailable: not acknowledged */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_pairing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PairingView"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_pairing_token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewToken"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompanionSettingsView"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompanionSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompanionSettingsView"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_mac, invalid_ip, invalid_health_url, invalid_interval, invalid_misses, invalid_timeout, invalid_inbox_target, invalid_secureon_password, invalid_name */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_snapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SnapshotView"];
+                };
+            };
+            /** @description no_snapshot */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_snapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Snapshot"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SnapshotStored"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description snapshot_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_snapshot, unsupported_snapshot_version */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too_many_requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompanionStatus"];
+                };
+            };
+        };
+    };
+    get_usage: {
+        parameters: {
+            query?: {
+                /** @description `day` (default), `week` or `month`. */
+                period?: null | components["schemas"]["CompanionPeriod"];
+                /** @description How many periods, ending with the current one (1 to 366; default 7). */
+                count?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageBucket"][];
+                };
+            };
+            /** @description invalid_count */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_wake: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WakeStarted"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description nas_mac_missing */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description wol_failed */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_wake_nas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WakeStarted"];
+                };
+            };
+            /** @description unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description nas_mac_missing */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too_many_requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2755,6 +4369,481 @@ export interface operations {
             };
             /** @description in_use_by_share */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/openmetrics-text": string;
+                };
+            };
+        };
+    };
+    get_nas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NasView"];
+                };
+            };
+            /** @description role_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_plugs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlugView"][];
+                };
+            };
+            /** @description role_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_plug: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPlug"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlugView"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plug_name_taken, plug_address_taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_plug_name, invalid_address, invalid_email, invalid_password, invalid_body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_plug: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlugView"];
+                };
+            };
+            /** @description plug_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_plug: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plug_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    patch_plug: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlugChange"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlugView"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plug_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plug_name_taken, plug_address_taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_plug_name, invalid_address, invalid_email, invalid_password */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_samples: {
+        parameters: {
+            query?: {
+                from_ms?: number | null;
+                to_ms?: number | null;
+                /** @description `raw`, `minute` or `hour`; absent: the finest one that still holds the range. */
+                resolution?: null | components["schemas"]["Resolution"];
+                /** @description `day` (default) or `month`. */
+                period?: null | components["schemas"]["PowerPeriod"];
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
+                };
+            };
+            /** @description plug_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_range */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_switch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SwitchRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlugView"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plug_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plug_not_switchable, nas_running, plug_account_missing */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description plug_unreachable, plug_credentials_rejected, plug_protocol_error, plug_device_error */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_usage: {
+        parameters: {
+            query?: {
+                from_ms?: number | null;
+                to_ms?: number | null;
+                /** @description `raw`, `minute` or `hour`; absent: the finest one that still holds the range. */
+                resolution?: null | components["schemas"]["Resolution"];
+                /** @description `day` (default) or `month`. */
+                period?: null | components["schemas"]["PowerPeriod"];
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            /** @description plug_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_range */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PowerSettingsView"];
+                };
+            };
+            /** @description role_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PowerSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PowerSettingsView"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_setting (with the field), invalid_body */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

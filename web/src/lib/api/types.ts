@@ -53,6 +53,37 @@ export type TaskStarted = FromServer<'TaskStarted', { task_id: string }>;
 export type TaskProgress = FromServer<'TaskProgress', TaskProgressFallback>;
 export type Notification = FromServer<'Notification', NotificationFallback>;
 
+// Power role (`/api/power/...`, proxied by the web role)
+export type PowerPlug = Schemas['PlugView'];
+export type PowerNewPlug = Schemas['NewPlug'];
+export type PowerPlugChange = Schemas['PlugChange'];
+export type PowerSeries = Schemas['Series'];
+export type PowerPoint = Schemas['Point'];
+export type PowerGap = Schemas['Gap'];
+export type PowerResolution = Schemas['Resolution'];
+export type PowerPeriod = Schemas['PowerPeriod'];
+export type PowerUsage = Schemas['Usage'];
+export type PowerUsageRow = Schemas['UsageRow'];
+export type PowerNas = Schemas['NasView'];
+export type PowerSettingsView = Schemas['PowerSettingsView'];
+
+// Companion role (`/api/companion/...`, proxied by the web role)
+export type CompanionStatus = Schemas['CompanionStatus'];
+export type CompanionNasState = Schemas['NasState'];
+export type CompanionSettings = Schemas['CompanionSettings'];
+export type CompanionSettingsView = Schemas['CompanionSettingsView'];
+export type CompanionPairing = Schemas['PairingView'];
+export type CompanionToken = Schemas['NewToken'];
+export type CompanionWake = Schemas['WakeStarted'];
+export type CompanionInbox = Schemas['InboxStatus'];
+export type CompanionFlush = Schemas['FlushReport'];
+export type CompanionPeriod = Schemas['CompanionPeriod'];
+export type CompanionUsageBucket = Schemas['UsageBucket'];
+export type CompanionStateRow = Schemas['StateRow'];
+export type CompanionSnapshotView = Schemas['SnapshotView'];
+/** The NAS's snapshot as it sent it (schema version 1); unknown fields are kept. */
+export type CompanionSnapshot = Schemas['Snapshot'];
+
 // DNS role (`/api/dns/...`, proxied by the web role)
 export type DnsRecordType = Schemas['LocalType'];
 export type DnsRecord = Schemas['LocalRecordRow'];

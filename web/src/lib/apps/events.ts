@@ -39,6 +39,14 @@ export function describe(e: PinasEvent): string {
 			return `Blocklists updated${typeof d.domains === 'number' ? `: ${d.domains.toLocaleString()} names blocked` : ''}`;
 		case 'notification.new':
 			return [d.title, d.message].filter(Boolean).join(': ');
+		case 'companion.nas.state':
+			return `NAS ${String(d.state ?? '').replace(/_/g, ' ')}${d.reason ? ` (${d.reason})` : ''}`;
+		case 'power.plug.added':
+			return `Plug ${d.name ?? ''} added`.replace('  ', ' ');
+		case 'power.plug.removed':
+			return `Plug ${d.name ?? d.id ?? ''} removed`;
+		case 'power.plug.switched':
+			return `Plug ${d.name ?? d.id ?? ''} switched ${d.on ? 'on' : 'off'}${d.by ? ` by ${d.by}` : ''}`;
 		default:
 			return e.type.replace(/[._]/g, ' ');
 	}
@@ -57,7 +65,10 @@ export function level(e: PinasEvent): 'info' | 'warning' | 'error' | 'success' {
 	return 'info';
 }
 
-/** Whether an event belongs in logs and lists: not the intermediate steps of a task. */
+/**
+ * Whether an event belongs in logs and lists: not the intermediate steps of a task, nor
+ * a plug's every reading (one a second per plug; the event log does not keep them).
+ */
 export function worthListing(e: PinasEvent): boolean {
-	return !(e.type === 'task.progress' && !e.data?.done);
+	return !(e.type === 'task.progress' && !e.data?.done) && e.type !== 'power.reading';
 }

@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { APPS, availableApps, search } from './registry';
-import { describe as describeEvent } from './events';
+import { describe as describeEvent, worthListing } from './events';
 
 describe('app registry', () => {
 	it('shows apps by role and by user kind', () => {
 		const ids = (a: { id: string }[]) => a.map((x) => x.id);
-		expect(ids(availableApps(['nas'], true))).toEqual(['storage', 'shares', 'users', 'dns', 'system', 'events']);
-		expect(ids(availableApps(['companion'], true))).toEqual(['shares', 'users', 'dns', 'system', 'events']);
-		expect(ids(availableApps(['nas'], false))).toEqual(['dns', 'system', 'events']);
-		expect(ids(availableApps(['companion'], false))).toEqual(['dns', 'system', 'events']);
+		expect(ids(availableApps(['nas'], true))).toEqual(['storage', 'shares', 'users', 'dns', 'power', 'system', 'events']);
+		expect(ids(availableApps(['companion'], true))).toEqual(['shares', 'users', 'dns', 'power', 'companion', 'nas', 'system', 'events']);
+		expect(ids(availableApps(['nas'], false))).toEqual(['dns', 'power', 'system', 'events']);
+		// the NAS dashboard is for everyone on a companion; the Companion app for admins
+		expect(ids(availableApps(['companion'], false))).toEqual(['dns', 'power', 'nas', 'system', 'events']);
 		expect(ids(availableApps(null, true))).toHaveLength(APPS.length);
 	});
 
@@ -21,6 +22,9 @@ describe('app registry', () => {
 		expect(search(APPS, 'add user')[0]).toMatchObject({ app: { id: 'users' }, action: 'add-user' });
 		expect(search(APPS, 'blocklist')[0].app.id).toBe('dns');
 		expect(search(APPS, 'dns rec')[0]).toMatchObject({ app: { id: 'dns' }, action: 'add-record' });
+		expect(search(APPS, 'kwh')[0].app.id).toBe('power');
+		expect(search(APPS, 'add plug')[0]).toMatchObject({ app: { id: 'power' }, action: 'add-plug' });
+		expect(search(APPS, 'wake')[0]).toMatchObject({ app: { id: 'companion' } });
 		expect(search(APPS, '   ')).toEqual([]);
 		expect(search(APPS, 'zzzz')).toEqual([]);
 	});
@@ -39,5 +43,10 @@ describe('app registry', () => {
 			'DNS blocking turned on by its timer'
 		);
 		expect(describeEvent({ type: 'dns.settings.changed', ts: 0, data: {} })).toBe('DNS settings changed');
+		expect(describeEvent({ type: 'companion.nas.state', ts: 0, data: { state: 'going_offline', reason: 'the NAS shuts down' } })).toBe('NAS going offline (the NAS shuts down)');
+		expect(describeEvent({ type: 'power.plug.switched', ts: 0, data: { name: 'Lamp', on: false, by: 'admin' } })).toBe('Plug Lamp switched off by admin');
+		// a plug's every reading stays out of the lists
+		expect(worthListing({ type: 'power.reading', ts: 0, data: { id: 1, power_w: 8 } })).toBe(false);
+		expect(worthListing({ type: 'power.plug.added', ts: 0, data: { name: 'Lamp' } })).toBe(true);
 	});
 });

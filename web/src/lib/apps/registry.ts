@@ -1,7 +1,8 @@
 /**
  * The apps of the desktop. Each app is loaded on first open, so the first page
  * load only carries the shell. Apps of later roles (companion, power, sync,
- * updates) are added here with their own `roles` filter. DNS opens for every
+ * updates) are added here with their own `roles` filter.
+ * Power opens for every user; only administrators add and switch plugs. DNS opens for every
  * user; only administrators see its buttons that change something.
  */
 import type { Component } from 'svelte';
@@ -81,6 +82,46 @@ export const APPS: AppDef[] = [
 			{ label: 'Allowlist and denylist', action: 'blocklists' }
 		],
 		load: () => import('./DnsApp.svelte')
+	},
+	{
+		id: 'power',
+		title: 'Power',
+		short: 'Power',
+		icon: 'plug',
+		roles: ['nas', 'companion'],
+		size: { w: 860, h: 600 },
+		keywords: ['power', 'energy', 'watt', 'kwh', 'cost', 'electricity', 'smart plug', 'tapo', 'p110'],
+		settings: [{ label: 'Add plug', action: 'add-plug' }, { label: 'Energy and cost', action: 'energy' }, { label: 'Switch a plug' }],
+		load: () => import('./PowerApp.svelte')
+	},
+	{
+		id: 'companion',
+		title: 'Companion',
+		short: 'Companion',
+		icon: 'companion',
+		roles: ['companion'],
+		adminOnly: true,
+		size: { w: 860, h: 620 },
+		keywords: ['wake', 'wake-on-lan', 'wol', 'heartbeat', 'inbox', 'pairing', 'token', 'nas state'],
+		settings: [
+			{ label: 'Wake the NAS', action: 'wake' },
+			{ label: 'Inbox', action: 'inbox' },
+			{ label: 'Companion settings', action: 'settings' },
+			{ label: 'Pairing token', action: 'pairing' },
+			{ label: 'How much the NAS runs', action: 'usage' }
+		],
+		load: () => import('./CompanionApp.svelte')
+	},
+	{
+		id: 'nas',
+		title: 'NAS Dashboard',
+		short: 'NAS',
+		icon: 'nas',
+		roles: ['companion'],
+		size: { w: 780, h: 580 },
+		keywords: ['nas', 'snapshot', 'big nas', 'asleep', 'disks', 'shares'],
+		settings: [{ label: "The NAS's last snapshot" }],
+		load: () => import('./NasApp.svelte')
 	},
 	{
 		id: 'system',
