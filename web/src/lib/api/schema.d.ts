@@ -732,6 +732,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/power/discover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Looks for Tapo plugs on the LAN (admin): UDP probes to port 20002 (broadcast, or
+         *     one address), answers collected for `wait_ms`; each device found says whether it is
+         *     already added. Takes as long as the wait.
+         */
+        post: operations["post_discover"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/power/metrics": {
         parameters: {
             query?: never;
@@ -1426,6 +1447,22 @@ export interface components {
             /** @description Whether the relay is on. */
             on: boolean;
         };
+        /**
+         * @description `POST /api/power/discover`: where to ask and how long to listen. Every field may be
+         *     left out.
+         */
+        DiscoverRequest: {
+            /**
+             * @description An IPv4 broadcast address (e.g. `192.168.1.255`) or one device's address;
+             *     absent: `255.255.255.255` and the broadcast address of every IPv4 interface.
+             */
+            target?: string | null;
+            /**
+             * Format: int64
+             * @description How long to listen for answers, ms (200 to 10000; 3000 when absent).
+             */
+            wait_ms?: number | null;
+        };
         /** @description A disk: a whole block device. */
         Disk: {
             filesystem?: null | components["schemas"]["Filesystem"];
@@ -1623,6 +1660,39 @@ export interface components {
             id: number;
             /** @description `udp://IP:port` or `tcp://IP:port`. */
             server: string;
+        };
+        /** @description A device that answered the probe. */
+        Found: {
+            already_added: boolean;
+            /** @description As the device names itself, e.g. `P110(EU)`. */
+            device_model: string;
+            /** @description `SMART.TAPOPLUG` for plugs. */
+            device_type: string;
+            /** @description `KLAP` (what PiNAS speaks) or `AES` (securePassthrough, older firmware). */
+            encrypt_type?: string | null;
+            /**
+             * Format: int32
+             * @description The device's HTTP port, when it says.
+             */
+            http_port?: number | null;
+            /** @description The address the answer came from (what to add the plug with). */
+            ip: string;
+            /** @description True for plugs (`SMART.TAPOPLUG`), the devices PiNAS samples. */
+            is_plug: boolean;
+            /**
+             * Format: int64
+             * @description The KLAP login version (`2` for v2 handshakes), when it says.
+             */
+            login_version?: number | null;
+            /** @description `AA:BB:CC:DD:EE:FF`. */
+            mac: string;
+            /** @description The model without its region, e.g. `P110`. */
+            model: string;
+            /**
+             * Format: int64
+             * @description The plug already added at this address, if any.
+             */
+            plug_id?: number | null;
         };
         /** @description A time without samples. */
         Gap: {
@@ -4369,6 +4439,56 @@ export interface operations {
             };
             /** @description in_use_by_share */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_discover: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DiscoverRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Found"][];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_target, invalid_wait, invalid_body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description discovery_failed */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
