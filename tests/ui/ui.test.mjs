@@ -1129,6 +1129,17 @@ describe('PiNAS UI, companion role only', () => {
 		await p.goto(srv.url + '/');
 		const win = await openIn(p, 'Power', 'power');
 		await win.getByRole('tab', { name: 'Plugs' }).click();
+		// finding plugs: a target that is not an IPv4 address is explained next to it;
+		// asking loopback only (no Tapo device there) says that nothing answered
+		srv.requireRoute('/api/power/discover', 'post');
+		const find = win.getByRole('form', { name: 'Find plugs' });
+		await find.getByLabel('Where to look').fill('nas.local');
+		await find.getByRole('button', { name: 'Find plugs' }).click();
+		await win.locator('#power-find-target-error').waitFor();
+		assert.match(await win.locator('#power-find-target-error').textContent(), /nas\.local/);
+		await find.getByLabel('Where to look').fill('127.0.0.1');
+		await find.getByRole('button', { name: 'Find plugs' }).click();
+		await win.locator('[data-found="0"]').waitFor();
 		const form = win.getByRole('form', { name: 'Add a plug' });
 		await form.getByLabel('Name').fill('Fridge');
 		await form.getByLabel('Address').fill('not a host!');

@@ -53,6 +53,8 @@ import type {
 	CompanionToken,
 	CompanionUsageBucket,
 	CompanionWake,
+	PowerDiscoverRequest,
+	PowerFound,
 	PowerNas,
 	PowerNewPlug,
 	PowerPeriod,
@@ -163,6 +165,7 @@ export const api = {
 			request<PowerSeries>('GET', `/api/power/plugs/${id}/samples` + queryString(q)),
 		usage: (id: number, q: { period?: PowerPeriod; from_ms?: number; to_ms?: number } = {}) =>
 			request<PowerUsage>('GET', `/api/power/plugs/${id}/usage` + queryString(q)),
+		discover: (r: PowerDiscoverRequest) => request<PowerFound[]>('POST', '/api/power/discover', r),
 		nas: () => request<PowerNas>('GET', '/api/power/nas'),
 		settings: () => request<PowerSettingsView>('GET', '/api/power/settings')
 	},

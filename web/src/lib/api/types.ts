@@ -66,6 +66,8 @@ export type PowerUsage = Schemas['Usage'];
 export type PowerUsageRow = Schemas['UsageRow'];
 export type PowerNas = Schemas['NasView'];
 export type PowerSettingsView = Schemas['PowerSettingsView'];
+export type PowerDiscoverRequest = Schemas['DiscoverRequest'];
+export type PowerFound = Schemas['Found'];
 
 // Companion role (`/api/companion/...`, proxied by the web role)
 export type CompanionStatus = Schemas['CompanionStatus'];
