@@ -73,6 +73,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/companion/api/storage/remote/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Forgets the failures and the cool-down and checks the remote share at once (admin);
+         *     answers the status after that check.
+         */
+        post: operations["post_remote_reset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/api/storage/remote/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The remote share's settings (admin): kind, server, share, user name, version, and
+         *     whether a password is stored (never the password).
+         */
+        get: operations["get_remote_settings"];
+        /**
+         * Replaces the remote share's settings (admin): the password goes to a credentials
+         *     file (0600) and is never shown; absent, the stored one is kept. The old share is
+         *     unmounted and the new one mounted by the check that follows.
+         */
+        put: operations["put_remote_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/companion/api/storage/remote/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The remote share and its local fallback: whether it is set up and answering, where
+         *     new files go now, failures in a row, the cool-down, fallback files waiting. Served by
+         *     the companion role; the web role forwards `/api/storage/remote/...` here.
+         */
+        get: operations["get_remote_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/companion/history": {
         parameters: {
             query?: never;
@@ -2205,6 +2271,89 @@ export interface components {
             value: string;
         };
         /**
+         * @description `smb` (mount.cifs) or `nfs` (mount.nfs).
+         * @enum {string}
+         */
+        RemoteKind: "smb" | "nfs";
+        /** @description The remote share's settings as stored and shown (never the password). */
+        RemoteSettings: {
+            /** @description Use the remote share; `false`: the spool stays local. */
+            enabled: boolean;
+            kind: components["schemas"]["RemoteKind"];
+            /** @description The NAS's host name or IP address. */
+            server: string;
+            /** @description SMB: the share's name (`video`); NFS: the export's path (`/srv/video`). */
+            share: string;
+            /** @description SMB only: the account; empty: a guest mount. */
+            username?: string;
+            /** @description `vers=`: SMB `3.0` by default, NFS `4.2`. */
+            version?: string | null;
+        };
+        /**
+         * @description `PUT /api/storage/remote/settings`: the settings and, for SMB, the password (absent:
+         *     keep the one stored; empty: none).
+         */
+        RemoteSettingsInput: {
+            enabled: boolean;
+            /** @description `smb` or `nfs`. */
+            kind: string;
+            password?: string | null;
+            server?: string;
+            share?: string;
+            username?: string;
+            version?: string | null;
+        };
+        /** @description `GET /api/storage/remote/settings`. */
+        RemoteSettingsView: components["schemas"]["RemoteSettings"] & {
+            /** @description True when a password is stored (it is never shown). */
+            password_set: boolean;
+        };
+        /** @description `GET /api/storage/remote/status`. */
+        RemoteStatus: {
+            /**
+             * Format: int32
+             * @description Failed checks in a row.
+             */
+            consecutive_failures: number;
+            /**
+             * Format: int64
+             * @description No mount is tried before this (Unix ms) after too many failures.
+             */
+            cooldown_until_ms?: number | null;
+            /**
+             * @description Where new files go now: `mount_point` or `fallback_dir` (the `spool` link points
+             *     there).
+             */
+            current_storage: string;
+            /** Format: int64 */
+            fallback_bytes: number;
+            fallback_dir: string;
+            /**
+             * Format: int64
+             * @description Files in the fallback folder waiting for the remote, and their bytes.
+             */
+            fallback_files: number;
+            /** Format: int64 */
+            last_check_ms?: number | null;
+            last_error?: string | null;
+            /**
+             * Format: int64
+             * @description When files last moved from the fallback folder to the remote, and how many.
+             */
+            last_move_at_ms?: number | null;
+            /** Format: int64 */
+            last_moved_files: number;
+            mount_point: string;
+            /** @description The last check found it mounted, answering and writable. */
+            network_available: boolean;
+            /** @description A remote share is configured and enabled. */
+            network_enabled: boolean;
+            /** @description The `spool` link: write here to land in `current_storage`. */
+            spool_path: string;
+            /** @description New files go to the fallback folder now. */
+            using_fallback: boolean;
+        };
+        /**
          * @description Which table a series comes from.
          * @enum {string}
          */
@@ -2873,6 +3022,131 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    post_remote_reset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoteStatus"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_remote_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoteSettingsView"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_remote_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RemoteSettingsInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoteSettingsView"];
+                };
+            };
+            /** @description admin_required */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description invalid_kind, invalid_server, invalid_share, invalid_username, invalid_password, invalid_version, invalid_body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_remote_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoteStatus"];
+                };
+            };
+            /** @description role_required */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
