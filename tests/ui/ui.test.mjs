@@ -1053,7 +1053,7 @@ describe('PiNAS UI, companion role only', () => {
 		await p.close();
 	});
 
-	test('Power: the demo plug\'s live watts match the API, the chart has points, energy and cost per day, week and month', async () => {
+	test('Power: the demo plug\'s live watts match the API, the chart has points, switching is confirmed, energy and cost per day, week and month', async () => {
 		srv.requireRoute('/api/power/plugs');
 		srv.requireRoute('/api/power/plugs/{id}/samples');
 		srv.requireRoute('/api/power/plugs/{id}/usage');
@@ -1088,6 +1088,28 @@ describe('PiNAS UI, companion role only', () => {
 		assert.match(await win.locator('[data-total-watts]').textContent(), /\d W$/);
 		await checkA11y('power app', p);
 		await shot('power', p);
+
+		// switching, confirmed in a dialog: with the working threshold above what the demo
+		// plug draws and no companion belief yet, the NAS counts as not running
+		const { saved_at_ms: _saved, ...settings } = (await inPage(p, 'GET', '/api/power/settings')).body;
+		const raised = await inPage(p, 'PUT', '/api/power/settings', { ...settings, nas_threshold_w: 500 });
+		assert.equal(raised.status, 200, JSON.stringify(raised.body));
+		await card.getByRole('button', { name: 'Switch off' }).click();
+		const dlg = p.getByRole('dialog', { name: 'Switch Demo plug off?' });
+		await dlg.waitFor();
+		await checkA11y('power switch dialog', p);
+		await shot('power-switch', p);
+		await dlg.getByRole('button', { name: 'Switch off' }).click();
+		await dlg.waitFor({ state: 'hidden' });
+		await card.getByText(/relay off/).waitFor();
+		let demo = (await inPage(p, 'GET', '/api/power/plugs')).body.find((x) => x.name === 'Demo plug');
+		assert.equal(demo.status.device.on, false);
+		await card.getByRole('button', { name: 'Switch on' }).click();
+		await p.getByRole('dialog', { name: 'Switch Demo plug on?' }).getByRole('button', { name: 'Switch on' }).click();
+		await card.getByText(/relay on/).waitFor();
+		demo = (await inPage(p, 'GET', '/api/power/plugs')).body.find((x) => x.name === 'Demo plug');
+		assert.equal(demo.status.device.on, true);
+		assert.equal((await inPage(p, 'PUT', '/api/power/settings', settings)).status, 200);
 
 		await win.getByRole('tab', { name: 'Energy and cost' }).click();
 		const table = win.getByRole('table', { name: 'Energy and cost per day' });

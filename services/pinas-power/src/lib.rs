@@ -470,6 +470,12 @@ impl Power {
             )
         })?;
         client.set_on(on).await?;
+        // The relay's state is read once per session (`describe`); a switch changes it.
+        self.set_status(id, |s| {
+            if let Some(d) = s.device.as_mut() {
+                d.on = on;
+            }
+        });
         tracing::info!(plug = %row.name, on, by = who, "plug switched");
         self.events.emit(
             "power.plug.switched",
