@@ -173,8 +173,13 @@ fetch_board_packages() {
 
 # kernel_dtb PATH: the device tree PATH (e.g. broadcom/bcm2712-rpi-5-b.dtb) of the kernel
 # in $KDIR, wherever its packaging put it; empty if it has none.
+# (the one-package 6.x layout or the split 7.x one; never a failing pipeline, which
+# would end the build with no message under pipefail)
 kernel_dtb() {
-    ls "$KDIR/usr/lib/linux-image-$KVER/$1" "$KDIR/usr/lib/modules/$KVER/dtb/$1" 2>/dev/null | head -1
+    local p
+    for p in "$KDIR/usr/lib/linux-image-$KVER/$1" "$KDIR/usr/lib/modules/$KVER/dtb/$1"; do
+        if [ -e "$p" ]; then echo "$p"; return 0; fi
+    done
 }
 
 kernel_moddir() {
