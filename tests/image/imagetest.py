@@ -669,11 +669,11 @@ DATA_UUID = "5a0e1d2c-0b7e-4c55-9a1e-1d2c3b4a5f60"
 DATA_TEXT = "hello from a data disk"
 
 
-def make_data_disks(logdir):
+def make_data_disks(logdir, board):
     """Two disk files in `logdir`: 256 MiB of ext4 labelled imgdata holding hello.txt, and
     64 MiB of nothing. Returns [(path, serial)]."""
-    disks = [(os.path.join(logdir, "qemu-virt-data1.img"), "PINASDATA1", 256),
-             (os.path.join(logdir, "qemu-virt-data2.img"), "PINASDATA2", 64)]
+    disks = [(os.path.join(logdir, f"{board}-data1.img"), "PINASDATA1", 256),
+             (os.path.join(logdir, f"{board}-data2.img"), "PINASDATA2", 64)]
     for path, _, mib in disks:
         if os.path.exists(path):
             os.unlink(path)
@@ -891,7 +891,7 @@ def slot_marked_good(q, board, slot="A"):
 def boot_virt(image, version, res, logdir, ports, board="qemu-virt"):
     http_port, https_port, ssh_port, dns_port = ports[:4]
     nfs_port, smb_port = (ports[4:6] + [None, None])[:2]
-    data_disks = make_data_disks(logdir)
+    data_disks = make_data_disks(logdir, board)
     q = Serial(qemu_cmd(board, image, http_port, https_port, ssh_port, dns_port, nfs_port, smb_port,
                         data_disks),
                os.path.join(logdir, f"{board}-serial.log"))
