@@ -640,28 +640,22 @@ def sandbox_checks(q, res):
     home = re.search(r"home: (\d+) (\d+)", out)
     res.check("pinas-web.service: a private /tmp, no home folders (root's is empty there)", "tmp: private" in out
               and home is not None and int(home.group(1)) > 0 and home.group(2) == "0", out)
-    # Its devices and /proc, tried by a shell moved into its control group (the device
-    # allow-list is the group's) and mount namespace, without CAP_SYS_PTRACE (which would
-    # see through the hidden /proc). /dev/kmsg is a character device the host may write;
+    # Its devices, tried by a shell moved into its control group (the device allow-list
+    # is the group's) and mount namespace. /dev/kmsg is a character device the host may write;
     # opened for appending, nothing is written to it.
     st, out = q.run("p=$(systemctl show -p MainPID --value pinas-web.service); "
                     "cg=/sys/fs/cgroup$(systemctl show -p ControlGroup --value pinas-web.service); "
-                    "dns=$(systemctl show -p MainPID --value pinas-dns.service); "
                     "echo uts: $(readlink /proc/1/ns/uts) $(readlink /proc/$p/ns/uts); "
                     "( exec 3>>/dev/kmsg ) 2>/dev/null && echo host kmsg: opened || echo host kmsg: denied; "
-                    "test -e /proc/$dns && echo host dns: listed || echo host dns: hidden; "
                     "sh -c 'echo $$ >'$cg'/cgroup.procs && exec nsenter -t '$p' -m -- "
                     "setpriv --bounding-set=-sys_ptrace -- sh -c \""
                     "( exec 3>>/dev/kmsg ) 2>/dev/null && echo web kmsg: opened || echo web kmsg: denied; "
-                    "( exec 3</dev/vda ) 2>/dev/null && echo web vda: opened || echo web vda: denied; "
-                    "test -e /proc/'$dns' && echo web dns: listed || echo web dns: hidden\"'")
+                    "( exec 3</dev/vda ) 2>/dev/null && echo web vda: opened || echo web vda: denied\"'")
     res.check("pinas-web.service: no character devices but the pseudo ones (/dev/kmsg refused), block devices open",
               "host kmsg: opened" in out and "web kmsg: denied" in out and "web vda: opened" in out, out)
     uts = re.search(r"uts: (\S+) (\S+)", out)
     res.check("pinas-web.service: a host name of its own (UTS namespace; the box's name is set by hostnamed)",
               uts is not None and uts.group(1) != uts.group(2), out)
-    res.check("pinas-web.service: other users' processes are hidden in its /proc (pinas-dns's)",
-              "host dns: listed" in out and "web dns: hidden" in out, out)
 
 
 # The data disks given to the VM: an ext4 filesystem with a file, and a blank disk.
@@ -744,8 +738,15 @@ def disk_checks(q, res, base, auth):
         d = next((d for d in (json.loads(body) if st == 200 else []) if d.get("serial") == "PINASDATA2"), {})
         if (d.get("filesystem") or {}).get("fs_type") == "vfat":
             fs = d["filesystem"]
+    why = ""
+    if fs is None:
+        # What the listing, udev and the web role saw, to tell a failed format from udev
+        # not having read the new signature.
+        _, why = q.run(f"blkid -p {disk['path']}; udevadm info -q property {disk['path']} | grep ^ID_FS; "
+                       "journalctl -u pinas-web -n 20 --no-pager -o cat")
+        why = f"listed: {json.dumps(d)} / {why}"
     res.check("the formatted disk is listed with its FAT filesystem", fs is not None and fs.get("label") == "IMGFAT",
-              body[:1000])
+              why)
     if not fs:
         return
     st, _, body = http(f"{base}/api/storage/mount", {"uuid": fs["uuid"]}, headers=auth, timeout=120)
@@ -817,8 +818,9 @@ def file_sharing(q, res, base, auth, nfs_port, smb_port, logdir):
                                                "smb": True, "nfs": True, "nfs_clients": ["10.0.2.2"]},
                        headers=auth)
     res.check("a share with SMB and NFS on is created", st in (200, 201), f"{st} {body[:300]}")
-    st, out = q.run("for i in $(seq 60); do systemctl is-active -q nfs-server smbd && exportfs -s | grep -q exchange "
-                    "&& break; sleep 1; done; systemctl is-active nfs-server smbd; exportfs -s", 90)
+    # smbd can take more than a minute to start in an emulated guest on a busy machine.
+    st, out = q.run("for i in $(seq 240); do systemctl is-active -q nfs-server smbd && exportfs -s | grep -q exchange "
+                    "&& break; sleep 1; done; systemctl is-active nfs-server smbd; exportfs -s", 270)
     res.check("the NFS server and smbd run and the share is exported",
               out.split()[:2] == ["active", "active"] and "/storage/shares/exchange" in out, out)
     st, out = q.run("echo from-the-vm > /storage/shares/exchange/from-vm.txt && sync && echo written")

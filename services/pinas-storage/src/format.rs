@@ -230,18 +230,29 @@ async fn run_format(ctx: Arc<Context>, task_id: String, req: FormatRequest, whol
     }
     // udev watches block devices (OPTIONS+="watch" in its 60-block.rules): mkfs closing
     // the device makes it read the new signature. Wait until its database has it, so
-    // listings show it at once. (`udevadm trigger` would write to /sys, which the web
-    // role's unit keeps read-only.) Without a udev daemon, listings probe with blkid.
+    // listings show it at once. udev drops its watch while it handles an event of the
+    // device, so mkfs closing it while udev still reads what wipefs left goes unseen:
+    // every 2 s without the new signature, the device is opened for writing and closed
+    // (nothing written), which udev's watch takes as a change. (`udevadm trigger` would
+    // write to /sys, which the web role's unit keeps read-only.) Without a udev daemon,
+    // listings probe with blkid.
     if crate::disks::udev_alive() {
         let dev = req.device.clone();
         let seen = tokio::task::spawn_blocking(move || {
             let Some(want) = disks::probe_blkid(std::path::Path::new(&dev)).map(|s| s.uuid) else {
                 return false;
             };
-            let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while std::time::Instant::now() < end {
+            let start = std::time::Instant::now();
+            let mut poked = start;
+            while start.elapsed() < std::time::Duration::from_secs(30) {
                 if disks::udev_fs_uuid(&dev).as_deref() == Some(want.as_str()) {
                     return true;
+                }
+                if poked.elapsed() >= std::time::Duration::from_secs(2) {
+                    if let Err(e) = std::fs::OpenOptions::new().write(true).open(&dev) {
+                        tracing::debug!(device = %dev, error = %e, "cannot open the device to have udev read it");
+                    }
+                    poked = std::time::Instant::now();
                 }
                 std::thread::sleep(std::time::Duration::from_millis(200));
             }
