@@ -692,7 +692,7 @@ def disk_checks(q, res, base, auth):
     res.check("a data disk mounted through the API", st == 200 and mp == "/storage/disks/imgdata",
               f"{st} {body[:300]}")
     mp = mp or "/storage/disks/imgdata"
-    st, out = q.run(f"findmnt -no SOURCE,FSTYPE,OPTIONS {mp}; cat {mp}/hello.txt; "
+    st, out = q.run(f"findmnt -rno SOURCE,FSTYPE,OPTIONS {mp}; cat {mp}/hello.txt; "
                     "systemctl show -p ActiveState -p Transient storage-disks-imgdata.mount")
     first = out.splitlines()[0].split() if out else []
     res.check("the host's namespace (the console's) sees it, mounted nosuid,nodev,noatime by a transient mount unit",
@@ -751,7 +751,7 @@ def disk_checks(q, res, base, auth):
         return
     st, _, body = http(f"{base}/api/storage/mount", {"uuid": fs["uuid"]}, headers=auth, timeout=120)
     mp = json.loads(body).get("mount_point", "") if st == 200 else "/storage/disks/IMGFAT"
-    st2, out = q.run(f"findmnt -no FSTYPE,OPTIONS {mp}; grep -cw vfat /proc/filesystems")
+    st2, out = q.run(f"findmnt -rno FSTYPE,OPTIONS {mp}; grep -cw vfat /proc/filesystems")
     f = out.split()
     res.check("the FAT disk is mounted by PID 1 with the owner options (group users, 0775) and vfat loaded",
               st == 200 and len(f) == 3 and f[0] == "vfat"
@@ -946,7 +946,7 @@ def boot_virt(image, version, res, logdir, ports, board="qemu-virt"):
 
         st, out = q.run("touch /pinas-write-test")
         res.check("/ is read-only (a write fails)", st not in (0, None), out)
-        st, out = q.run("findmnt -no FSTYPE,OPTIONS /")
+        st, out = q.run("findmnt -rno FSTYPE,OPTIONS /")
         res.check("/ is the squashfs, mounted ro", st == 0 and out.startswith("squashfs") and "ro" in out, out)
         st, out = q.run("echo kept-$(cat /etc/machine-id) > /storage/image-test && sync && cat /storage/image-test")
         res.check("/storage is writable", st == 0 and out.startswith("kept-"), out)
