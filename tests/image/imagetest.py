@@ -821,8 +821,12 @@ def file_sharing(q, res, base, auth, nfs_port, smb_port, logdir):
     # smbd can take more than a minute to start in an emulated guest on a busy machine.
     st, out = q.run("for i in $(seq 240); do systemctl is-active -q nfs-server smbd && exportfs -s | grep -q exchange "
                     "&& break; sleep 1; done; systemctl is-active nfs-server smbd; exportfs -s", 270)
-    res.check("the NFS server and smbd run and the share is exported",
-              out.split()[:2] == ["active", "active"] and "/storage/shares/exchange" in out, out)
+    ok = out.split()[:2] == ["active", "active"] and "/storage/shares/exchange" in out
+    if not ok:
+        # What the start of either waits for.
+        _, jobs = q.run("systemctl list-jobs --no-pager; systemctl status --no-pager -n 5 nfs-server smbd 2>&1 | head -40")
+        out += "\n" + jobs
+    res.check("the NFS server and smbd run and the share is exported", ok, out)
     st, out = q.run("echo from-the-vm > /storage/shares/exchange/from-vm.txt && sync && echo written")
     res.check("a file written on PiNAS into the share", st == 0 and out == "written", out)
 
