@@ -1267,6 +1267,14 @@ describe('PiNAS UI, companion role only', () => {
 		const card = win.locator('[data-plug="Demo plug"]');
 		await card.getByText('Not switched off while the NAS may be running.').waitFor();
 		assert.equal(await card.getByRole('button', { name: 'Switch off' }).count(), 0);
+		// the Companion app's NAS tab shows what the NAS's plug draws, as the power role says
+		const cw = await openIn(p, 'Companion', 'companion');
+		const pn = cw.locator('[data-nas-power]');
+		await waitFor(async () => {
+			const now = await inPage(p, 'GET', '/api/power/nas');
+			const text = await pn.textContent();
+			return now.status === 200 && /\d W: (working|in standby|off)/.test(text) && (await pn.getAttribute('data-nas-power')) === now.body.state;
+		}, 20000, "the NAS's plug in the Companion app, as /api/power/nas says");
 
 		const made2 = await inPage(p, 'POST', '/api/users', { name: BOB.name, password: BOB.password, role: 'user' });
 		assert.equal(made2.status, 201, JSON.stringify(made2.body));
