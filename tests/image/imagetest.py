@@ -819,7 +819,9 @@ def file_sharing(q, res, base, auth, nfs_port, smb_port, logdir):
                        headers=auth)
     res.check("a share with SMB and NFS on is created", st in (200, 201), f"{st} {body[:300]}")
     # smbd can take more than a minute to start in an emulated guest on a busy machine.
-    st, out = q.run("for i in $(seq 240); do systemctl is-active -q nfs-server smbd && exportfs -s | grep -q exchange "
+    # (`systemctl is-active -q a b` succeeds when either is active: each is asked alone.)
+    st, out = q.run("for i in $(seq 240); do systemctl is-active -q nfs-server && systemctl is-active -q smbd "
+                    "&& exportfs -s | grep -q exchange "
                     "&& break; sleep 1; done; systemctl is-active nfs-server smbd; exportfs -s", 270)
     ok = out.split()[:2] == ["active", "active"] and "/storage/shares/exchange" in out
     if not ok:
