@@ -1253,6 +1253,89 @@ describe('PiNAS UI, companion role only', () => {
 		await p.close();
 	});
 
+	test("Companion: the spool's status as the role says, files waiting here counted, a bad server explained and not saved, a share saved and checked, its password never shown back", async () => {
+		for (const [path, method] of [['/api/storage/remote/status', 'get'], ['/api/storage/remote/settings', 'put'], ['/api/storage/remote/reset', 'post']]) srv.requireRoute(path, method);
+		const p = await ctx.newPage();
+		await p.goto(srv.url + '/');
+		const win = await openIn(p, 'Companion', 'companion');
+		await win.getByRole('tab', { name: 'Spool' }).click();
+		const tiles = win.locator('[data-remote-status]');
+		await tiles.waitFor();
+		const before = (await inPage(p, 'GET', '/api/storage/remote/status')).body;
+		assert.equal(before.network_enabled, false, JSON.stringify(before));
+		assert.equal(await win.locator('[data-remote-enabled]').textContent(), 'off');
+		assert.equal(await win.locator('[data-current-storage]').textContent(), before.current_storage);
+
+		// two files written while the NAS's share is not in use wait in the fallback folder
+		mkdirSync(before.fallback_dir, { recursive: true });
+		writeFileSync(join(before.fallback_dir, 'clip-1.mp4'), 'x'.repeat(1000));
+		writeFileSync(join(before.fallback_dir, 'clip-2.mp4'), 'y'.repeat(2000));
+		await waitFor(async () => (await win.locator('[data-fallback-files]').textContent()) === '2 file(s)', 15000, 'the two waiting files');
+		assert.equal((await inPage(p, 'GET', '/api/storage/remote/status')).body.fallback_files, 2);
+
+		// a bad server is explained at its field and nothing is saved
+		const form = win.getByRole('form', { name: 'NAS share settings' });
+		await form.getByRole('checkbox', { name: /Use the NAS's share/ }).check();
+		await form.getByLabel('Kind', { exact: true }).selectOption('smb');
+		await form.getByLabel('Server', { exact: true }).fill('nas home');
+		await form.getByLabel('Share', { exact: true }).fill('video');
+		await form.getByLabel('User name', { exact: true }).fill('pi');
+		await form.getByLabel('Password', { exact: true }).fill('Spool-secret-9');
+		await form.getByRole('button', { name: 'Save share' }).click();
+		const serverErr = win.locator('#remote-server-error');
+		await serverErr.waitFor();
+		assert.match(await serverErr.textContent(), /is not a host name or IP address/);
+		let saved = (await inPage(p, 'GET', '/api/storage/remote/settings')).body;
+		assert.equal(saved.enabled, false, JSON.stringify(saved));
+		assert.equal(saved.password_set, false);
+		await checkA11y('companion spool, bad server', p);
+
+		// a server that does not answer SMB: saved, checked at once, new files stay here
+		await form.getByLabel('Server', { exact: true }).fill('127.0.0.1');
+		await form.getByRole('button', { name: 'Save share' }).click();
+		await win.getByText('Saved. The share was checked').waitFor();
+		saved = (await inPage(p, 'GET', '/api/storage/remote/settings')).body;
+		assert.deepEqual(
+			{ enabled: saved.enabled, kind: saved.kind, server: saved.server, share: saved.share, username: saved.username, password_set: saved.password_set },
+			{ enabled: true, kind: 'smb', server: '127.0.0.1', share: 'video', username: 'pi', password_set: true }
+		);
+		assert.ok(!('password' in saved) && !JSON.stringify(saved).includes('Spool-secret-9'), 'the password is never answered');
+		assert.equal(await form.getByLabel('Password', { exact: true }).inputValue(), '', 'the password field is emptied after a save');
+		await waitFor(async () => (await win.locator('[data-remote-enabled]').textContent()) === 'in use', 10000, 'the share in use');
+		let st = (await inPage(p, 'GET', '/api/storage/remote/status')).body;
+		assert.equal(st.network_available, false, JSON.stringify(st));
+		assert.equal(st.using_fallback, true);
+		assert.ok(st.consecutive_failures >= 1, JSON.stringify(st));
+		await waitFor(async () => Number(await win.locator('[data-remote-failures]').textContent()) >= 1, 10000, 'the failures shown');
+		assert.equal(await win.locator('[data-remote-available]').textContent(), 'no');
+		assert.equal(await win.locator('[data-remote-fallback]').textContent(), 'this box');
+		assert.equal(await win.locator('[data-current-storage]').textContent(), st.fallback_dir);
+		await win.locator('[data-remote-error]').waitFor();
+
+		// Check now: the failures start again from this one check
+		await win.getByRole('button', { name: 'Check now' }).click();
+		await waitFor(async () => (await win.getByRole('button', { name: /Check now|Checking/ }).textContent()) === 'Check now', 15000, 'the check to end');
+		st = (await inPage(p, 'GET', '/api/storage/remote/status')).body;
+		assert.ok(st.consecutive_failures >= 1 && st.consecutive_failures < 3, JSON.stringify(st));
+		assert.equal(await win.locator('[data-fallback-files]').textContent(), `${st.fallback_files} file(s)`);
+		await checkA11y('companion spool', p);
+		await shot('companion-spool', p);
+
+		// a fresh page: the stored password is said to exist, its field is empty
+		await p.reload();
+		const win2 = await openIn(p, 'Companion', 'companion');
+		await win2.getByRole('tab', { name: 'Spool' }).click();
+		const form2 = win2.getByRole('form', { name: 'NAS share settings' });
+		await form2.getByText('one is stored (never shown)').waitFor();
+		assert.equal(await form2.getByLabel('Password', { exact: true }).inputValue(), '');
+		assert.equal(await form2.getByLabel('Server', { exact: true }).inputValue(), '127.0.0.1');
+		assert.ok(!(await p.content()).includes('Spool-secret-9'), 'the password is nowhere in the page');
+
+		// off again, so the tests after this one see a quiet companion
+		assert.equal((await inPage(p, 'PUT', '/api/storage/remote/settings', { enabled: false, kind: 'smb', server: '127.0.0.1', share: 'video', username: 'pi' })).status, 200);
+		await p.close();
+	});
+
 	test('Power: the NAS plug is not offered for switching off while the NAS is online, and a non-admin cannot switch (no button, 403)', async () => {
 		srv.requireRoute('/api/power/plugs/{id}/switch', 'post');
 		const p = await ctx.newPage();

@@ -53,6 +53,9 @@ import type {
 	CompanionToken,
 	CompanionUsageBucket,
 	CompanionWake,
+	RemoteSettingsInput,
+	RemoteSettingsView,
+	RemoteStatus,
 	PowerDiscoverRequest,
 	PowerFound,
 	PowerNas,
@@ -182,6 +185,13 @@ export const api = {
 		inbox: () => request<CompanionInbox>('GET', '/api/companion/inbox'),
 		flushInbox: () => request<CompanionFlush>('POST', '/api/companion/inbox/flush'),
 		snapshot: () => request<CompanionSnapshotView>('GET', '/api/companion/snapshot')
+	},
+	/** The companion's remote share with local fallback (the spool). */
+	remote: {
+		status: () => request<RemoteStatus>('GET', '/api/storage/remote/status'),
+		reset: () => request<RemoteStatus>('POST', '/api/storage/remote/reset'),
+		settings: () => request<RemoteSettingsView>('GET', '/api/storage/remote/settings'),
+		saveSettings: (s: RemoteSettingsInput) => request<RemoteSettingsView>('PUT', '/api/storage/remote/settings', s)
 	},
 	events: {
 		recent: (limit = 100) => request<PinasEvent[]>('GET', `/api/events?limit=${limit}`)

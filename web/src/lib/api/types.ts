@@ -85,6 +85,11 @@ export type CompanionStateRow = Schemas['StateRow'];
 export type CompanionSnapshotView = Schemas['SnapshotView'];
 /** The NAS's snapshot as it sent it (schema version 1); unknown fields are kept. */
 export type CompanionSnapshot = Schemas['Snapshot'];
+/** The remote share with local fallback (the spool), `/api/storage/remote/...`. */
+export type RemoteStatus = Schemas['RemoteStatus'];
+export type RemoteKind = Schemas['RemoteKind'];
+export type RemoteSettingsView = Schemas['RemoteSettingsView'];
+export type RemoteSettingsInput = Schemas['RemoteSettingsInput'];
 
 // DNS role (`/api/dns/...`, proxied by the web role)
 export type DnsRecordType = Schemas['LocalType'];

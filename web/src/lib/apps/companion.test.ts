@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ago, draftErrors, periodLabel, settingsBody, settingsDraft, stateTone, stateWord, usageBars } from './companion';
+import { ago, draftErrors, periodLabel, remoteBody, remoteDraft, settingsBody, settingsDraft, stateTone, stateWord, usageBars } from './companion';
 
 describe('companion helpers', () => {
 	it('says how long ago', () => {
@@ -51,5 +51,21 @@ describe('companion helpers', () => {
 		});
 		// the SecureOn password is left out, so the server keeps it
 		expect('secureon_password' in settingsBody(d)).toBe(false);
+	});
+
+	it('never fills the remote password in, and sends it only when typed', () => {
+		const view = { enabled: true, kind: 'smb' as const, server: 'bignas', share: 'video', username: 'pi', version: null, password_set: true };
+		const d = remoteDraft(view);
+		expect(d.password).toBe('');
+		expect(d.version).toBe('');
+		// nothing typed: left out, so the server keeps the stored one
+		expect('password' in remoteBody(d)).toBe(false);
+		expect(remoteBody({ ...d, password: 's3cret' }).password).toBe('s3cret');
+		expect(remoteBody({ ...d, clear_password: true }).password).toBe('');
+		expect(remoteBody({ ...d, version: ' 3.1.1 ' }).version).toBe('3.1.1');
+		expect(remoteBody(d).version).toBeNull();
+		// NFS takes no account
+		const nfs = remoteBody({ ...d, kind: 'nfs', share: ' /srv/video ', password: 'x' });
+		expect(nfs).toEqual({ enabled: true, kind: 'nfs', server: 'bignas', share: '/srv/video', username: '', version: null, password: '' });
 	});
 });

@@ -3,7 +3,7 @@
  * words, ages ("3 h ago"), usage bars and the settings form. Unit tested in
  * companion.test.ts.
  */
-import type { CompanionNasState, CompanionSettings, CompanionUsageBucket } from '$lib/api';
+import type { CompanionNasState, CompanionSettings, CompanionUsageBucket, RemoteKind, RemoteSettingsInput, RemoteSettingsView } from '$lib/api';
 
 export const STATE_WORDS: Record<CompanionNasState, string> = {
 	online: 'Online',
@@ -118,4 +118,51 @@ export function settingsBody(d: SettingsDraft): CompanionSettings {
 		wake_timeout_secs: Number(d.wake_timeout_secs),
 		inbox_target: d.inbox_target.trim()
 	};
+}
+
+/** The remote share's form: every field as text; the password starts empty, always. */
+export interface RemoteDraft {
+	enabled: boolean;
+	kind: RemoteKind;
+	server: string;
+	share: string;
+	username: string;
+	/** Empty: keep the stored password (it is write-only and never shown back). */
+	password: string;
+	/** Ticked: remove the stored password (a guest mount, or an account without one). */
+	clear_password: boolean;
+	version: string;
+}
+
+export function remoteDraft(s: RemoteSettingsView): RemoteDraft {
+	return {
+		enabled: s.enabled,
+		kind: s.kind,
+		server: s.server,
+		share: s.share,
+		username: s.username ?? '',
+		password: '',
+		clear_password: false,
+		version: s.version ?? ''
+	};
+}
+
+/**
+ * The PUT body: the password only when one was typed (left out, the server keeps the
+ * stored one; `""` removes it); no user name nor password for NFS; an empty version is
+ * the default of the kind.
+ */
+export function remoteBody(d: RemoteDraft): RemoteSettingsInput {
+	const smb = d.kind === 'smb';
+	const body: RemoteSettingsInput = {
+		enabled: d.enabled,
+		kind: d.kind,
+		server: d.server.trim(),
+		share: d.share.trim(),
+		username: smb ? d.username.trim() : '',
+		version: d.version.trim() || null
+	};
+	if (!smb || d.clear_password) body.password = '';
+	else if (d.password) body.password = d.password;
+	return body;
 }
