@@ -141,7 +141,7 @@ impl Companion {
             file.remote_dir
                 .clone()
                 .unwrap_or_else(|| dir.join("remote")),
-            Arc::new(remote::SystemMounter::detect()),
+            remote::default_mounter(),
             remote::Timing {
                 probe_timeout: Duration::from_millis(file.remote_probe_timeout_ms),
                 failures_before_cooldown: file.remote_failures_before_cooldown,

@@ -20,11 +20,13 @@
 //! ([`crate::inbox::Inbox::flush`]): rsync, each file verified by rsync's whole-file
 //! checksum, deleted locally only once verified and unchanged.
 //!
-//! Mounting goes through a [`Mounter`]: [`SystemMounter`] in production (systemd's
-//! `systemd-mount` when systemd runs the machine, as data disks are mounted, else
-//! mount(8)); tests give a mounter of their own.
+//! Mounting goes through a [`Mounter`]: on the device [`RequestMounter`], which asks the
+//! web role over its request socket (this role has no right to mount; the web role has
+//! PID 1 mount in the host's namespace, where smbd sees it); elsewhere [`SystemMounter`]
+//! (`systemd-mount` when systemd runs the machine, else mount(8)); tests give a mounter
+//! of their own.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -381,6 +383,78 @@ impl Mounter for SystemMounter {
     }
 }
 
+/// Asks the web role to mount and unmount, over its request socket (pinas-storage's
+/// `remote_mount`): on the device, where this role has no right to mount and a mount in
+/// its own namespace would not be seen by smbd. One JSON line each way.
+#[derive(Debug, Clone)]
+pub struct RequestMounter {
+    pub socket: PathBuf,
+}
+
+impl RequestMounter {
+    fn ask(&self, req: &serde_json::Value) -> Result<(), String> {
+        use std::io::{BufRead, BufReader};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).map_err(|e| {
+            format!(
+                "cannot reach the mount service at {}: {e}",
+                self.socket.display()
+            )
+        })?;
+        // A mount through PID 1 waits for mount.cifs or mount.nfs, which give up well
+        // within this.
+        let limit = Some(Duration::from_secs(120));
+        let _ = s.set_read_timeout(limit);
+        let _ = s.set_write_timeout(limit);
+        let mut line = serde_json::to_vec(req).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        s.write_all(&line)
+            .map_err(|e| format!("mount service: {e}"))?;
+        let mut answer = String::new();
+        BufReader::new(s.take(64 * 1024))
+            .read_line(&mut answer)
+            .map_err(|e| format!("mount service: {e}"))?;
+        let v: serde_json::Value = serde_json::from_str(&answer)
+            .map_err(|e| format!("mount service answered {answer:?}: {e}"))?;
+        if v["ok"] == serde_json::Value::Bool(true) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} ({})",
+                v["error"].as_str().unwrap_or("refused"),
+                v["code"].as_str().unwrap_or("?")
+            ))
+        }
+    }
+}
+
+impl Mounter for RequestMounter {
+    fn mount(&self, spec: &MountSpec, at: &Path) -> Result<(), String> {
+        self.ask(&serde_json::json!({
+            "op": "mount",
+            "fs_type": spec.fs_type,
+            "source": spec.source,
+            "mount_point": at,
+            "options": spec.options,
+        }))
+    }
+
+    fn unmount(&self, at: &Path) -> Result<(), String> {
+        self.ask(&serde_json::json!({"op": "unmount", "mount_point": at}))
+    }
+}
+
+/// The mounter of `pinas companion`: the web role's request socket when
+/// `$PINAS_REMOTE_MOUNT_SOCKET` names one (the device's unit does), else
+/// [`SystemMounter::detect`].
+pub fn default_mounter() -> Arc<dyn Mounter> {
+    match std::env::var_os("PINAS_REMOTE_MOUNT_SOCKET").filter(|p| !p.is_empty()) {
+        Some(socket) => Arc::new(RequestMounter {
+            socket: socket.into(),
+        }),
+        None => Arc::new(SystemMounter::detect()),
+    }
+}
+
 /// True when `path` is a mount point in this process's mount table
 /// (`/proc/self/mountinfo`, field 5, octal escapes undone). Reading the table never
 /// touches the mounted file system, so it does not hang on a dead mount.
@@ -458,7 +532,16 @@ fn probe_mount(mp: &Path) -> Result<(), String> {
     if !is_mount_point(mp) {
         return Err("the share is not mounted".into());
     }
-    std::fs::metadata(mp).map_err(|e| format!("stat: {e}"))?;
+    let meta = std::fs::metadata(mp).map_err(|e| format!("stat: {e}"))?;
+    // On the device the mount point is itself a bind mount of an empty root-owned folder
+    // (see the companion's unit); the share is mounted on it. A file system of its own
+    // there, not the parent's, is the share.
+    let parent = mp.parent().unwrap_or(Path::new("/"));
+    if std::fs::metadata(parent).is_ok_and(|p| {
+        std::os::unix::fs::MetadataExt::dev(&p) == std::os::unix::fs::MetadataExt::dev(&meta)
+    }) {
+        return Err("the share is not mounted (only the empty mount point is)".into());
+    }
     std::fs::read_dir(mp)
         .map_err(|e| format!("listing: {e}"))?
         .next();

@@ -465,3 +465,83 @@ async fn remote_settings_refuse_bad_input_and_non_admins() {
     let (s, _) = call(&router, None, Method::GET, "/remote/status", None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+/// The device's layout: the mount point is a bind of an empty root-owned folder of the
+/// same file system (the companion's unit makes it), and the share is mounted on it by
+/// PID 1. The bind alone is not the share: the check fails, the spool stays local (and
+/// no probe file is written into the empty folder); with the share on top it passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_empty_bound_mount_point_is_not_taken_for_the_share() {
+    require!(require_root("bind mounts"));
+    require!(require_tools(&["mount", "umount"]));
+    let tmp = tempfile::tempdir().unwrap();
+    let remote_dir = tmp.path().join("remote");
+    let host = tmp.path().join("remote-mnt");
+    let server = tmp.path().join("nas");
+    for d in [remote_dir.join("mnt"), host.clone(), server.clone()] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let mnt = remote_dir.join("mnt");
+    run(&["mount", "--bind", path(&host), path(&mnt)]).unwrap();
+    let _unmount = Unmount(vec![mnt.clone(), mnt.clone(), server.clone()]);
+    run(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=8m",
+        "nas",
+        path(&server),
+    ])
+    .unwrap();
+    let file = CompanionConfig {
+        remote_dir: Some(remote_dir.clone()),
+        remote_failures_before_cooldown: 100,
+        ..CompanionConfig::default()
+    };
+    let c = Companion::open(
+        &tmp.path().join("companion"),
+        file,
+        tmp.path().join("dns.sock"),
+        EventBus::new(None),
+    )
+    .unwrap();
+    // A mounter that cannot mount (the NAS is away): only the bind is there.
+    let mounter = Arc::new(BindMounter {
+        server: server.clone(),
+        reachable: AtomicBool::new(false),
+        mounts: AtomicU32::new(0),
+        last_spec: Default::default(),
+    });
+    c.remote().set_mounter(mounter.clone());
+    let r = c
+        .remote()
+        .save(pinas_companion::remote::RemoteSettingsInput {
+            enabled: true,
+            kind: "smb".into(),
+            server: "10.0.2.2".into(),
+            share: "spool".into(),
+            username: String::new(),
+            password: None,
+            version: None,
+        });
+    r.unwrap();
+    // save() detached the "share" (the bind): bind it again as the unit would.
+    if !pinas_companion::remote::is_mount_point(&mnt) {
+        run(&["mount", "--bind", path(&host), path(&mnt)]).unwrap();
+    }
+    let st = c.check_remote().await.unwrap();
+    assert!(st.using_fallback, "{st:?}");
+    assert!(
+        st.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("could not connect")),
+        "{st:?}"
+    );
+    assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0);
+    // The NAS answers: the share is mounted on the bind, and the check passes.
+    mounter.reachable.store(true, Ordering::SeqCst);
+    let st = c.check_remote().await.unwrap();
+    assert!(!st.using_fallback && st.network_available, "{st:?}");
+    assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0);
+}

@@ -26,6 +26,7 @@ mod host;
 pub mod monitor;
 pub mod mount;
 pub mod mountinfo;
+pub mod remote_mount;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -79,6 +79,8 @@ pub fn samba_password_setter(config: &Config) -> pinas_console::SambaPasswordSet
 /// The NAS part of the web role: storage and shares, started and added to the app.
 async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
     let storage = Storage::start(ctx.clone()).await?;
+    // The companion's remote share, mounted on its request (where the image asks for it).
+    pinas_storage::remote_mount::spawn(ctx);
     let shares = Shares::start(ctx.clone()).await?;
     ensure_inbox_share(ctx, &shares);
     let app = WebApp::new(ctx.clone())
