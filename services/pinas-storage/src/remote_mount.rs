@@ -37,11 +37,12 @@ use crate::host::{HostError, MountSpec, Mounter};
 use crate::mount::USERS_GID;
 use crate::mountinfo;
 
-/// The socket's folder under the run folder (`/run/pinas/remote-mount`): made by
-/// tmpfiles.d (root, group of the companion, 0710) on an image whose companion unit uses
-/// it; the web role serves the socket only when the folder exists.
-pub const SOCKET_DIR: &str = "remote-mount";
-/// The socket's name in [`SOCKET_DIR`].
+/// The socket's folder beside the run folder (`/run/pinas-remote-mount`, outside
+/// `/run/pinas`, which the companion's unit replaces with its own runtime folder): made
+/// by tmpfiles.d (root, group of the companion, 0710) on an image whose companion unit
+/// uses it; the web role serves the socket only when the folder exists.
+pub const SOCKET_DIR_SUFFIX: &str = "-remote-mount";
+/// The socket's name in that folder.
 pub const SOCKET_NAME: &str = "remote-mount.sock";
 /// The companion's user.
 pub const COMPANION_USER: &str = "pinas-companion";
@@ -554,13 +555,15 @@ pub async fn serve(
 }
 
 /// The device's request path, when this image asks for it: the socket folder
-/// `<run_dir>/remote-mount` exists (tmpfiles.d makes it where the companion's unit uses
+/// `<run_dir>-remote-mount` exists (tmpfiles.d makes it where the companion's unit uses
 /// it) and so does the companion's user. The mount point is `<remote_dir>/mnt` of
 /// `[companion]` (default `<state_dir>/companion/remote/mnt`); PID 1 mounts at
 /// `<state_dir>/remote-mnt` (root's, made here), which the companion's unit binds there.
 pub fn for_device(ctx: &pinas_core::Context) -> Option<(PathBuf, Policy)> {
     let paths = &ctx.config.paths;
-    let dir = paths.run_dir.join(SOCKET_DIR);
+    let mut dir = paths.run_dir.clone().into_os_string();
+    dir.push(SOCKET_DIR_SUFFIX);
+    let dir = PathBuf::from(dir);
     if ctx.config.dev || !dir.is_dir() {
         return None;
     }
