@@ -69,6 +69,9 @@ pub struct RemoteSettings {
     /// `vers=`: SMB `3.0` by default, NFS `4.2`.
     #[serde(default)]
     pub version: Option<String>,
+    /// `port=`: the server's port when not the protocol's own (SMB 445, NFS 2049).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 /// `PUT /api/storage/remote/settings`: the settings and, for SMB, the password (absent:
@@ -87,6 +90,9 @@ pub struct RemoteSettingsInput {
     pub username: String,
     pub password: Option<String>,
     pub version: Option<String>,
+    /// The server's port when not the protocol's own (1 to 65535).
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 /// `GET /api/storage/remote/settings`.
@@ -205,6 +211,13 @@ impl RemoteSettingsInput {
                 ));
             }
         }
+        if self.port == Some(0) {
+            return Err(bad(
+                "invalid_port",
+                "port",
+                "port must be 1 to 65535".into(),
+            ));
+        }
         Ok((
             RemoteSettings {
                 enabled: self.enabled,
@@ -213,6 +226,7 @@ impl RemoteSettingsInput {
                 share,
                 username,
                 version: self.version,
+                port: self.port,
             },
             self.password,
         ))
@@ -251,6 +265,7 @@ impl MountSpec {
                     "noserverino".into(),
                     "_netdev".into(),
                 ]);
+                options.extend(s.port.map(|p| format!("port={p}")));
                 MountSpec {
                     fs_type: "cifs",
                     source: format!("//{}/{}", host_for_source(&s.server), s.share),
@@ -260,13 +275,16 @@ impl MountSpec {
             RemoteKind::Nfs => MountSpec {
                 fs_type: "nfs",
                 source: format!("{}:{}", host_for_source(&s.server), s.share),
-                options: vec![
+                options: [
                     format!("vers={}", s.version.as_deref().unwrap_or("4.2")),
                     "soft".into(),
                     "timeo=50".into(),
                     "retrans=2".into(),
                     "_netdev".into(),
-                ],
+                ]
+                .into_iter()
+                .chain(s.port.map(|p| format!("port={p}")))
+                .collect(),
             },
         }
     }
@@ -989,6 +1007,7 @@ mod tests {
             username: String::new(),
             password: None,
             version: None,
+            port: None,
         }
     }
 
@@ -1026,6 +1045,26 @@ mod tests {
         let (s, _) = g.checked().unwrap();
         let spec = MountSpec::render(&s, Path::new("/c"), false);
         assert_eq!(spec.options[..2], ["guest", "vers=2.1"]);
+        // Another port than 445 (a test server, a NAS behind a forward).
+        let mut p = input("smb", "10.0.2.2", "spool");
+        p.port = Some(4450);
+        let (s, _) = p.checked().unwrap();
+        assert_eq!(
+            MountSpec::render(&s, Path::new("/c"), false)
+                .options
+                .last()
+                .unwrap(),
+            "port=4450"
+        );
+        let mut z = input("nfs", "nas", "/srv");
+        z.port = Some(0);
+        assert!(matches!(
+            z.checked(),
+            Err(CompanionError::Invalid {
+                code: "invalid_port",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -423,6 +423,8 @@ async fn remote_settings_refuse_bad_input_and_non_admins() {
             Some("password"),
         ),
         (json!({"version": "9"}), "invalid_version", Some("version")),
+        (json!({"port": 0}), "invalid_port", Some("port")),
+        (json!({"port": 70000}), "invalid_body", None),
         (json!({"mount_options": "exec"}), "invalid_body", None),
     ] {
         let mut body = good.clone();
@@ -524,6 +526,7 @@ async fn the_empty_bound_mount_point_is_not_taken_for_the_share() {
             username: String::new(),
             password: None,
             version: None,
+            port: None,
         });
     r.unwrap();
     // save() detached the "share" (the bind): bind it again as the unit would.

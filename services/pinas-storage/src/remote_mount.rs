@@ -267,7 +267,7 @@ fn number_in(v: &str, lo: u32, hi: u32) -> bool {
 ///
 /// cifs: `credentials=<the companion's file>` or `guest`, `vers=`, `soft`,
 /// `echo_interval=1..600`, `iocharset=utf8`, `noserverino`, `_netdev`; nfs: `vers=`,
-/// `soft`, `timeo=1..600`, `retrans=0..10`, `_netdev`. Added: `nosuid,nodev,noexec`,
+/// `soft`, `timeo=1..600`, `retrans=0..10`, `_netdev`; both `port=1..65535`. Added: `nosuid,nodev,noexec`,
 /// and for cifs `uid=0,gid=100,file_mode=0664,dir_mode=0775`.
 ///
 /// # Errors
@@ -296,6 +296,7 @@ pub fn check_options(
             ("nfs", "timeo", Some(n)) => number_in(n, 1, 600),
             ("nfs", "retrans", Some(n)) => number_in(n, 0, 10),
             (_, "soft" | "_netdev", None) => true,
+            (_, "port", Some(n)) => number_in(n, 1, 65535),
             _ => false,
         };
         if !ok {
@@ -672,6 +673,8 @@ mod tests {
             ("nfs", "guest"),
             ("nfs", "exec"),
             ("nfs", "timeo=99999"),
+            ("cifs", "port=0"),
+            ("nfs", "port=70000"),
             ("nfs", "vers=3.0"),
         ] {
             let e = check_options(bad.0, &o(&[bad.1]), creds).unwrap_err();

@@ -100,6 +100,7 @@ fn smb_spec(s: &Setup, user: bool) -> MountSpec {
         username: if user { "pi".into() } else { String::new() },
         password: None,
         version: None,
+        port: None,
     }
     .checked()
     .unwrap();

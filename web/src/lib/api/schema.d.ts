@@ -2284,6 +2284,11 @@ export interface components {
             server: string;
             /** @description SMB: the share's name (`video`); NFS: the export's path (`/srv/video`). */
             share: string;
+            /**
+             * Format: int32
+             * @description `port=`: the server's port when not the protocol's own (SMB 445, NFS 2049).
+             */
+            port?: number | null;
             /** @description SMB only: the account; empty: a guest mount. */
             username?: string;
             /** @description `vers=`: SMB `3.0` by default, NFS `4.2`. */
@@ -2298,6 +2303,11 @@ export interface components {
             /** @description `smb` or `nfs`. */
             kind: string;
             password?: string | null;
+            /**
+             * Format: int32
+             * @description The server's port when not the protocol's own (1 to 65535).
+             */
+            port?: number | null;
             server?: string;
             share?: string;
             username?: string;
