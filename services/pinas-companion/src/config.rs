@@ -17,6 +17,7 @@
 //! inbox_interval_secs = 300            # file only: flushes while the NAS is online
 //! inbox_settle_secs = 10               # file only: a file rests this long before it moves
 //! inbox_handshake_wait_secs = 20       # file only: coming-online waits this long for the flush
+//! inbox_ssh_dir = "/storage/.pinas/companion/ssh"  # file only: the SSH key pair and known_hosts of an SSH inbox target
 //! remote_dir = "/storage/.pinas/companion/remote"  # file only: the remote share's mount point, fallback folder, spool link
 //! remote_check_secs = 10               # file only: between two health checks of the remote share
 //! remote_probe_timeout_ms = 3000       # file only: one health check's time limit
@@ -122,6 +123,10 @@ pub struct CompanionConfig {
     /// Longest time `nas-coming-online` waits for the inbox flush before it switches and
     /// answers (the rest goes with the next flush), seconds (1 to 600).
     pub inbox_handshake_wait_secs: u64,
+    /// The companion's SSH key pair (`id_ed25519`, made at start when missing, 0600)
+    /// and `known_hosts` (the NAS's host key, pinned at the first connection), used for
+    /// a `user@host:/path` inbox target; default `<role dir>/ssh`.
+    pub inbox_ssh_dir: Option<std::path::PathBuf>,
     /// The remote share's folder (mount point `mnt`, fallback folder `fallback`, the
     /// `spool` link, its settings and credentials); default `<role dir>/remote`.
     pub remote_dir: Option<std::path::PathBuf>,
@@ -154,6 +159,7 @@ impl Default for CompanionConfig {
             inbox_interval_secs: 300,
             inbox_settle_secs: 10,
             inbox_handshake_wait_secs: 20,
+            inbox_ssh_dir: None,
             remote_dir: None,
             remote_check_secs: 10,
             remote_probe_timeout_ms: 3000,

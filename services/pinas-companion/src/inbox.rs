@@ -57,6 +57,10 @@ pub struct InboxStatus {
     pub last_error: Option<String>,
     /// No automatic flush before this (Unix ms) after failures.
     pub next_attempt_at_ms: Option<i64>,
+    /// The companion's SSH public key (OpenSSH format), for the NAS user's
+    /// `authorized_keys` when the target is `user@host:/path`; `null` when it has none.
+    /// The private key is never shown.
+    pub ssh_public_key: Option<String>,
 }
 
 /// What one flush did.
@@ -73,6 +77,8 @@ pub struct FlushReport {
 pub struct Inbox {
     dir: PathBuf,
     settle: Duration,
+    /// The SSH key pair and known_hosts for a `user@host:/path` target.
+    ssh: Option<SshFiles>,
     status: Mutex<InboxStatus>,
     /// One flush at a time.
     pub(crate) running: tokio::sync::Mutex<()>,
@@ -92,8 +98,17 @@ impl Inbox {
             }),
             dir,
             settle,
+            ssh: None,
             running: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The same inbox, reaching SSH targets with the key pair and known_hosts in
+    /// `ssh_dir` (see [`SshFiles::prepare`]).
+    #[must_use]
+    pub fn with_ssh(mut self, ssh: SshFiles) -> Inbox {
+        self.ssh = Some(ssh);
+        self
     }
 
     /// The inbox folder.
@@ -110,6 +125,7 @@ impl Inbox {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         s.target = target.to_string();
+        s.ssh_public_key = self.ssh.as_ref().and_then(SshFiles::public_key);
         s.pending_files = files.len() as u64;
         s.pending_bytes = files.iter().map(|f| f.size_bytes).sum();
         s
@@ -286,7 +302,7 @@ impl Inbox {
         if target.starts_with("rsync://") {
             cmd.arg("--contimeout=10");
         } else {
-            cmd.args(["-e", "ssh -o BatchMode=yes -o ConnectTimeout=10"]);
+            cmd.arg("-e").arg(ssh_command(self.ssh.as_ref()));
         }
         let mut src = self.dir.as_os_str().to_owned();
         src.push("/");
@@ -301,8 +317,25 @@ impl Inbox {
             Err(_) => return Err(fail(format!("rsync to {target} did not finish in time"))),
         };
         if !out.status.success() {
+            // Over SSH, rsync's last line only says the connection closed; ssh's own
+            // reason (a changed host key, a refused key) comes before it.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let ssh_reason = stderr
+                .lines()
+                .find(|l| {
+                    l.contains("Host key verification failed")
+                        || l.contains("Permission denied")
+                        || l.contains("HOST IDENTIFICATION HAS CHANGED")
+                })
+                .map(|l| {
+                    format!(
+                        "{}; ",
+                        l.trim_matches(|c: char| c == '@' || c.is_whitespace())
+                    )
+                })
+                .unwrap_or_default();
             return Err(fail(format!(
-                "rsync to {target} failed ({}): {}",
+                "rsync to {target} failed ({}): {ssh_reason}{}",
                 out.status,
                 last_line(&out.stderr)
             )));
@@ -317,6 +350,102 @@ impl Inbox {
         );
         Ok(it)
     }
+}
+
+/// The companion's SSH identity for `user@host:/path` targets: `<dir>/id_ed25519` (0600)
+/// with its `.pub`, and `<dir>/known_hosts`, where the NAS's host key is pinned.
+#[derive(Debug, Clone)]
+pub struct SshFiles {
+    dir: PathBuf,
+}
+
+impl SshFiles {
+    /// Makes `dir` (0700) and, when `id_ed25519` is missing, a new Ed25519 key pair
+    /// without a passphrase (`ssh-keygen`), the private key 0600. Blocking.
+    ///
+    /// # Errors
+    /// Why the folder or the key could not be made (`ssh-keygen` missing or failing).
+    pub fn prepare(dir: PathBuf) -> Result<SshFiles, String> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        let files = SshFiles { dir };
+        let key = files.key();
+        if !key.exists() {
+            // ssh-keygen writes the private key 0600 itself; a key half-made by an
+            // earlier failure would make it ask before overwriting, so it goes first.
+            let _ = std::fs::remove_file(key.with_extension("pub"));
+            let out = std::process::Command::new("ssh-keygen")
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "pinas-companion",
+                    "-f",
+                ])
+                .arg(&key)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| format!("cannot run ssh-keygen: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "ssh-keygen failed ({}): {}",
+                    out.status,
+                    last_line(&out.stderr)
+                ));
+            }
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot make {} private: {e}", key.display()))?;
+        Ok(files)
+    }
+
+    /// The private key's path.
+    pub fn key(&self) -> PathBuf {
+        self.dir.join("id_ed25519")
+    }
+
+    /// The known_hosts file's path.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+
+    /// The public key, one line of OpenSSH format; `None` when it cannot be read.
+    pub fn public_key(&self) -> Option<String> {
+        std::fs::read_to_string(self.key().with_extension("pub"))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// The `ssh` command rsync runs (`-e`): no prompts, this key alone, the NAS's host key
+/// pinned in the companion's own known_hosts at the first connection and required to
+/// match from then on (`StrictHostKeyChecking=accept-new`, ssh_config(5)). rsync splits
+/// the command itself at spaces, keeping quoted ones (rsync(1), `--rsh`; no backslash
+/// escapes).
+fn ssh_command(ssh: Option<&SshFiles>) -> String {
+    let mut c = String::from("ssh -o BatchMode=yes -o ConnectTimeout=10");
+    if let Some(f) = ssh {
+        let q = |p: PathBuf| {
+            let p = p.display().to_string();
+            if p.contains('\'') {
+                format!("\"{p}\"")
+            } else {
+                format!("'{p}'")
+            }
+        };
+        c.push_str(&format!(
+            " -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o StrictHostKeyChecking=accept-new",
+            q(f.key()),
+            q(f.known_hosts())
+        ));
+    }
+    c
 }
 
 /// What rsync's itemized output (`--out-format=%i %n`, rsync(1) "--itemize-changes")
@@ -475,6 +604,50 @@ fn open_for_writing(path: &Path) -> bool {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn the_ssh_key_is_made_once_private_and_pinned_by_the_ssh_command() {
+        use std::os::unix::fs::PermissionsExt;
+        if std::process::Command::new("ssh-keygen")
+            .arg("-?")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped: ssh-keygen is not installed");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("my ssh");
+        let f = SshFiles::prepare(dir.clone()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&f.key()), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        let public = f.public_key().unwrap();
+        assert!(public.starts_with("ssh-ed25519 "), "{public}");
+        // kept on the next start
+        let again = SshFiles::prepare(dir.clone()).unwrap();
+        assert_eq!(again.public_key().unwrap(), public);
+        let c = ssh_command(Some(&f));
+        assert!(
+            c.contains(&format!("-i '{}'", dir.join("id_ed25519").display())),
+            "{c}"
+        );
+        assert!(
+            c.contains(&format!(
+                "UserKnownHostsFile='{}'",
+                dir.join("known_hosts").display()
+            )),
+            "{c}"
+        );
+        assert!(
+            c.contains("StrictHostKeyChecking=accept-new") && c.contains("IdentitiesOnly=yes"),
+            "{c}"
+        );
+        assert_eq!(
+            ssh_command(None),
+            "ssh -o BatchMode=yes -o ConnectTimeout=10"
+        );
+    }
 
     #[test]
     fn a_file_is_ready_once_it_rested_and_nobody_writes_it() {

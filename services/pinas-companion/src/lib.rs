@@ -133,10 +133,19 @@ impl Companion {
         let pairing = Pairing::load(dir)?;
         let health = health::Health::new(Duration::from_millis(file.health_timeout_ms))
             .map_err(CompanionError::internal)?;
-        let inbox = inbox::Inbox::new(
+        let mut inbox = inbox::Inbox::new(
             file.inbox_dir.clone().unwrap_or_else(|| dir.join("inbox")),
             Duration::from_secs(file.inbox_settle_secs),
         );
+        let ssh_dir = file
+            .inbox_ssh_dir
+            .clone()
+            .unwrap_or_else(|| dir.join("ssh"));
+        match inbox::SshFiles::prepare(ssh_dir) {
+            Ok(ssh) => inbox = inbox.with_ssh(ssh),
+            // An rsync daemon target still works; an SSH one says why it cannot log in.
+            Err(e) => tracing::warn!(error = %e, "no SSH key for the inbox"),
+        }
         let remote = remote::Remote::open(
             file.remote_dir
                 .clone()

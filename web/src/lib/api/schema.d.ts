@@ -1833,6 +1833,12 @@ export interface components {
              * @description Files waiting (ready or not) and their bytes.
              */
             pending_files: number;
+            /**
+             * @description The companion's SSH public key (OpenSSH format), for the NAS user's
+             *     `authorized_keys` when the target is `user@host:/path`; `null` when it has none.
+             *     The private key is never shown.
+             */
+            ssh_public_key?: string | null;
             /** @description Where files go; empty: nowhere (no flush). */
             target: string;
         };
