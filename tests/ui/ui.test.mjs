@@ -1292,12 +1292,13 @@ describe('PiNAS UI, companion role only', () => {
 
 		// a server that does not answer SMB: saved, checked at once, new files stay here
 		await form.getByLabel('Server', { exact: true }).fill('127.0.0.1');
+		await form.getByLabel('Port', { exact: true }).fill('4450');
 		await form.getByRole('button', { name: 'Save share' }).click();
 		await win.getByText('Saved. The share was checked').waitFor();
 		saved = (await inPage(p, 'GET', '/api/storage/remote/settings')).body;
 		assert.deepEqual(
-			{ enabled: saved.enabled, kind: saved.kind, server: saved.server, share: saved.share, username: saved.username, password_set: saved.password_set },
-			{ enabled: true, kind: 'smb', server: '127.0.0.1', share: 'video', username: 'pi', password_set: true }
+			{ enabled: saved.enabled, kind: saved.kind, server: saved.server, port: saved.port, share: saved.share, username: saved.username, password_set: saved.password_set },
+			{ enabled: true, kind: 'smb', server: '127.0.0.1', port: 4450, share: 'video', username: 'pi', password_set: true }
 		);
 		assert.ok(!('password' in saved) && !JSON.stringify(saved).includes('Spool-secret-9'), 'the password is never answered');
 		assert.equal(await form.getByLabel('Password', { exact: true }).inputValue(), '', 'the password field is emptied after a save');
@@ -1329,6 +1330,7 @@ describe('PiNAS UI, companion role only', () => {
 		await form2.getByText('one is stored (never shown)').waitFor();
 		assert.equal(await form2.getByLabel('Password', { exact: true }).inputValue(), '');
 		assert.equal(await form2.getByLabel('Server', { exact: true }).inputValue(), '127.0.0.1');
+		assert.equal(await form2.getByLabel('Port', { exact: true }).inputValue(), '4450');
 		assert.ok(!(await p.content()).includes('Spool-secret-9'), 'the password is nowhere in the page');
 
 		// off again, so the tests after this one see a quiet companion

@@ -54,7 +54,7 @@ describe('companion helpers', () => {
 	});
 
 	it('never fills the remote password in, and sends it only when typed', () => {
-		const view = { enabled: true, kind: 'smb' as const, server: 'bignas', share: 'video', username: 'pi', version: null, password_set: true };
+		const view = { enabled: true, kind: 'smb' as const, server: 'bignas', port: null, share: 'video', username: 'pi', version: null, password_set: true };
 		const d = remoteDraft(view);
 		expect(d.password).toBe('');
 		expect(d.version).toBe('');
@@ -66,6 +66,9 @@ describe('companion helpers', () => {
 		expect(remoteBody(d).version).toBeNull();
 		// NFS takes no account
 		const nfs = remoteBody({ ...d, kind: 'nfs', share: ' /srv/video ', password: 'x' });
-		expect(nfs).toEqual({ enabled: true, kind: 'nfs', server: 'bignas', share: '/srv/video', username: '', version: null, password: '' });
+		expect(nfs).toEqual({ enabled: true, kind: 'nfs', server: 'bignas', port: null, share: '/srv/video', username: '', version: null, password: '' });
+		expect(remoteBody({ ...d, port: ' 4450 ' }).port).toBe(4450);
+		expect(remoteBody({ ...d, port: 'x' }).port).toBe(0);
+		expect(remoteDraft({ ...view, port: 4450 }).port).toBe('4450');
 	});
 });

@@ -125,6 +125,8 @@ export interface RemoteDraft {
 	enabled: boolean;
 	kind: RemoteKind;
 	server: string;
+	/** Empty: the protocol's own (SMB 445, NFS 2049). */
+	port: string;
 	share: string;
 	username: string;
 	/** Empty: keep the stored password (it is write-only and never shown back). */
@@ -139,6 +141,7 @@ export function remoteDraft(s: RemoteSettingsView): RemoteDraft {
 		enabled: s.enabled,
 		kind: s.kind,
 		server: s.server,
+		port: s.port == null ? '' : String(s.port),
 		share: s.share,
 		username: s.username ?? '',
 		password: '',
@@ -153,11 +156,13 @@ export function remoteDraft(s: RemoteSettingsView): RemoteDraft {
  * the default of the kind.
  */
 export function remoteBody(d: RemoteDraft): RemoteSettingsInput {
+	// a port that is not a number goes as 0, which the server explains at the field
 	const smb = d.kind === 'smb';
 	const body: RemoteSettingsInput = {
 		enabled: d.enabled,
 		kind: d.kind,
 		server: d.server.trim(),
+		port: d.port.trim() ? (/^\d{1,5}$/.test(d.port.trim()) ? Number(d.port.trim()) : 0) : null,
 		share: d.share.trim(),
 		username: smb ? d.username.trim() : '',
 		version: d.version.trim() || null
