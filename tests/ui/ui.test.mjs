@@ -1258,7 +1258,12 @@ describe('PiNAS UI, companion role only', () => {
 		const p = await ctx.newPage();
 		await p.goto(srv.url + '/');
 		const win = await openIn(p, 'Companion', 'companion');
-		await win.getByRole('tab', { name: 'Spool' }).click();
+		// the tab list by keyboard: Inbox, then the right arrow selects and focuses Spool
+		await win.getByRole('tab', { name: 'Inbox' }).click();
+		await p.keyboard.press('ArrowRight');
+		const spoolTab = win.getByRole('tab', { name: 'Spool' });
+		await waitFor(async () => (await spoolTab.getAttribute('aria-selected')) === 'true', 5000, 'the Spool tab selected by the arrow key');
+		assert.ok(await spoolTab.evaluate((el) => el === document.activeElement), 'the Spool tab has the focus');
 		const tiles = win.locator('[data-remote-status]');
 		await tiles.waitFor();
 		const before = (await inPage(p, 'GET', '/api/storage/remote/status')).body;

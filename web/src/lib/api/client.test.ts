@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, errorFromResponse, fieldErrors, onAuthErrors, request, setCsrfToken } from './client';
+import { ApiError, errorFromResponse, errorText, fieldErrors, onAuthErrors, request, setCsrfToken } from './client';
 
 function json(status: number, body: unknown) {
 	return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
@@ -73,5 +73,13 @@ describe('fieldErrors', () => {
 	it('puts a field error next to its field and other errors on the form', () => {
 		expect(fieldErrors(new ApiError(409, 'share_name_taken', 'Taken.', 'name'))).toEqual({ fields: { name: 'Taken.' }, general: null });
 		expect(fieldErrors(new ApiError(500, 'x', 'Broke.'))).toEqual({ fields: {}, general: 'Broke.' });
+	});
+});
+
+describe('errorText', () => {
+	it('says the general message, else the field message, else the fallback', () => {
+		expect(errorText(new ApiError(503, 'down', 'Down.'), 'x')).toBe('Down.');
+		expect(errorText(new ApiError(422, 'invalid_mac', 'Not a MAC.', 'nas_mac'), 'x')).toBe('Not a MAC.');
+		expect(errorText(null, 'Could not read.')).toBe('Could not read.');
 	});
 });

@@ -120,3 +120,9 @@ export function fieldErrors(err: unknown): { fields: Record<string, string>; gen
 	if (err instanceof Error) return { fields: {}, general: err.message };
 	return { fields: {}, general: err == null ? null : String(err) };
 }
+
+/** One sentence for an error: the server's message (general or of its field), else `fallback`. */
+export function errorText(err: unknown, fallback: string): string {
+	const fe = fieldErrors(err);
+	return fe.general ?? Object.values(fe.fields)[0] ?? fallback;
+}

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bytes, duration, percent, toDate } from './format';
 import { loginUrl, safeNext } from './nav';
+import { nextTab } from './tabs';
 import { hostnameError, setupCodeError, strength, usernameError } from './password';
 
 describe('format', () => {
@@ -63,5 +64,16 @@ describe('navigation', () => {
 	it('builds the login address', () => {
 		expect(loginUrl('/')).toBe('/login');
 		expect(loginUrl('/?app=users', true)).toBe('/login?next=%2F%3Fapp%3Dusers&expired=1');
+	});
+});
+
+describe('nextTab', () => {
+	it('moves with the arrows, wrapping, and jumps with Home and End', () => {
+		expect(nextTab('ArrowRight', 0, 3)).toBe(1);
+		expect(nextTab('ArrowRight', 2, 3)).toBe(0);
+		expect(nextTab('ArrowLeft', 0, 3)).toBe(2);
+		expect(nextTab('Home', 2, 3)).toBe(0);
+		expect(nextTab('End', 0, 3)).toBe(2);
+		expect(nextTab('Enter', 1, 3)).toBeNull();
 	});
 });
