@@ -7,11 +7,10 @@
 //! `pinas companion` can run as its own user with only that folder writable. Other roles
 //! ask its API; none opens this file.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use pinas_core::db::Db;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 use serde::Serialize;
 
@@ -39,25 +38,8 @@ pub fn role_dir(state_dir: &Path) -> PathBuf {
 /// # Errors
 /// 503 `companion_state_unavailable` naming the folder or file.
 pub fn open(dir: &Path) -> Result<Db, CompanionError> {
-    let fail = |what: &Path, e: &dyn std::fmt::Display| {
-        CompanionError::unavailable(
-            "companion_state_unavailable",
-            format!("cannot open {}: {e}", what.display()),
-        )
-    };
-    std::fs::create_dir_all(dir).map_err(|e| fail(dir, &e))?;
-    // Best effort: a folder the system prepared for this user may belong to root.
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    let path = dir.join(DB_FILE);
-    let mut conn = Connection::open(&path).map_err(|e| fail(&path, &e))?;
-    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| fail(&path, &e))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(|e| fail(&path, &e))?;
-    migrations()
-        .to_latest(&mut conn)
-        .map_err(|e| fail(&path, &e))?;
+    let conn = pinas_core::db::open_role_db(dir, DB_FILE, &[], &migrations())
+        .map_err(|m| CompanionError::unavailable("companion_state_unavailable", m))?;
     Ok(Db::from_connection(conn))
 }
 

@@ -44,6 +44,43 @@ pub enum DbError {
     },
 }
 
+/// Opens a role's own database, the one file of a role that runs as its own user
+/// (`pinas power`, `pinas companion`): creates `dir` if missing and makes it private
+/// (0700, best effort: a folder the system prepared for the role may belong to root),
+/// opens (creating if needed) `<dir>/<file>` with mode 0600, a 5 s busy timeout and WAL,
+/// sets each of `pragmas` (name, value), and applies `migrations`.
+///
+/// # Errors
+/// `"cannot open <folder or file>: <why>"`, for the role to answer in its own error
+/// (503 `<role>_state_unavailable`).
+pub fn open_role_db(
+    dir: &Path,
+    file: &str,
+    pragmas: &[(&str, &str)],
+    migrations: &Migrations<'_>,
+) -> Result<Connection, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail =
+        |what: &Path, e: &dyn std::fmt::Display| format!("cannot open {}: {e}", what.display());
+    std::fs::create_dir_all(dir).map_err(|e| fail(dir, &e))?;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    let path = dir.join(file);
+    let mut conn = Connection::open(&path).map_err(|e| fail(&path, &e))?;
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| fail(&path, &e))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| fail(&path, &e))?;
+    for (name, value) in pragmas {
+        conn.pragma_update(None, name, value)
+            .map_err(|e| fail(&path, &e))?;
+    }
+    migrations
+        .to_latest(&mut conn)
+        .map_err(|e| fail(&path, &e))?;
+    Ok(conn)
+}
+
 /// Opens (creating if needed) the database at `path`, sets WAL mode, foreign keys and a
 /// 5 s busy timeout, and applies pending migrations.
 ///
@@ -363,6 +400,34 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "{name}");
         }
+    }
+
+    #[test]
+    fn a_role_db_is_private_wal_with_its_pragmas_and_migrated() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("role");
+        let m = Migrations::new(vec![M::up("CREATE TABLE t (x INTEGER);")]);
+        let conn = open_role_db(&dir, "role.db", &[("foreign_keys", "ON")], &m).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("role.db")), 0o600);
+        let wal: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((wal.as_str(), fk), ("wal", 1));
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        // a folder that cannot be made: the message names it
+        let blocker = d.path().join("file");
+        std::fs::write(&blocker, "x").unwrap();
+        let e = open_role_db(&blocker.join("sub"), "role.db", &[], &m).unwrap_err();
+        assert!(
+            e.starts_with(&format!("cannot open {}", blocker.join("sub").display())),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,11 +6,10 @@
 //! database and the plugs' Tapo accounts (`credentials.json`, 0600), so that
 //! `pinas power` runs as its own user with only that folder writable.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use pinas_core::db::Db;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 use serde::Serialize;
 
@@ -41,31 +40,16 @@ pub fn role_dir(state_dir: &Path) -> PathBuf {
 /// # Errors
 /// 503 `power_state_unavailable` naming the folder or file.
 pub fn open(dir: &Path) -> Result<Db, PowerError> {
-    let fail = |what: &Path, e: &dyn std::fmt::Display| {
-        PowerError::unavailable(
-            "power_state_unavailable",
-            format!("cannot open {}: {e}", what.display()),
-        )
-    };
-    std::fs::create_dir_all(dir).map_err(|e| fail(dir, &e))?;
-    // Best effort: a folder the system prepared for this user may belong to root.
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    let path = dir.join(DB_FILE);
-    let mut conn = Connection::open(&path).map_err(|e| fail(&path, &e))?;
-    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| fail(&path, &e))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(|e| fail(&path, &e))?;
-    // As pinas.db: durable across crashes of the process; a power cut may lose the last
-    // samples, never the file. One fsync per checkpoint, not per sample.
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(|e| fail(&path, &e))?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(|e| fail(&path, &e))?;
-    migrations()
-        .to_latest(&mut conn)
-        .map_err(|e| fail(&path, &e))?;
+    // synchronous = NORMAL, as pinas.db: durable across crashes of the process; a power
+    // cut may lose the last samples, never the file. One fsync per checkpoint, not per
+    // sample.
+    let conn = pinas_core::db::open_role_db(
+        dir,
+        DB_FILE,
+        &[("synchronous", "NORMAL"), ("foreign_keys", "ON")],
+        &migrations(),
+    )
+    .map_err(|m| PowerError::unavailable("power_state_unavailable", m))?;
     Ok(Db::from_connection(conn))
 }
 
