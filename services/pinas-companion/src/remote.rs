@@ -66,7 +66,7 @@ pub struct RemoteSettings {
     /// SMB only: the account; empty: a guest mount.
     #[serde(default)]
     pub username: String,
-    /// `vers=`: SMB `3.0` by default, NFS `4.2`.
+    /// `vers=`: SMB `3` by default (the highest SMB 3 dialect both sides speak), NFS `4.2`.
     #[serde(default)]
     pub version: Option<String>,
     /// `port=`: the server's port when not the protocol's own (SMB 445, NFS 2049).
@@ -245,7 +245,8 @@ pub struct MountSpec {
 
 impl MountSpec {
     /// The mount for `s`, reading the SMB account from `credentials` (never the password
-    /// itself). Options: SMB `vers=` (3.0 unless set), `soft` and `echo_interval=10` (a
+    /// itself). Options: SMB `vers=` (`3` unless set: SMB 3.0 or
+    /// later, negotiated, so a server that takes only 3.1.1 works too), `soft` and `echo_interval=10` (a
     /// sleeping NAS makes calls fail within seconds instead of hanging), `iocharset=utf8`,
     /// `noserverino`; NFS `vers=` (4.2 unless set), `soft`, `timeo=50`, `retrans=2`.
     /// Both `_netdev` (systemd orders it after the network).
@@ -258,7 +259,7 @@ impl MountSpec {
                     "guest".to_string()
                 }];
                 options.extend([
-                    format!("vers={}", s.version.as_deref().unwrap_or("3.0")),
+                    format!("vers={}", s.version.as_deref().unwrap_or("3")),
                     "soft".into(),
                     "echo_interval=10".into(),
                     "iocharset=utf8".into(),
@@ -1023,7 +1024,7 @@ mod tests {
         assert_eq!(spec.source, "//bignas.home/video");
         assert_eq!(
             spec.options(),
-            "credentials=/remote/credentials,vers=3.0,soft,echo_interval=10,iocharset=utf8,noserverino,_netdev"
+            "credentials=/remote/credentials,vers=3,soft,echo_interval=10,iocharset=utf8,noserverino,_netdev"
         );
         for systemd in [true, false] {
             let m = SystemMounter { systemd };

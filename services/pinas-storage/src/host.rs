@@ -113,7 +113,17 @@ impl Mounter {
                 if out.status.success() {
                     Ok(())
                 } else {
-                    Err(tool_error(&out.stderr))
+                    Err(match tool_error(&out.stderr) {
+                        // With --quiet the mount's own words (mount.cifs's, the kernel's)
+                        // are only in the mount unit's journal.
+                        HostError::Failed(m) if m.is_empty() => HostError::Failed(format!(
+                            "the {} mount of {} failed ({}); its reason is in the system journal (journalctl -k, or the mount unit's log)",
+                            spec.fs_type,
+                            spec.device.display(),
+                            out.status
+                        )),
+                        e => e,
+                    })
                 }
             }
             Mounter::Kernel if spec.fuse => {

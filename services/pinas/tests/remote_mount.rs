@@ -140,7 +140,7 @@ async fn the_companions_mount_is_made_at_the_root_owned_folder_with_a_private_cr
         assert_eq!(
             c.options.join(","),
             format!(
-                "credentials={},vers=3.0,soft,echo_interval=10,iocharset=utf8,noserverino,_netdev,nosuid,nodev,noexec,uid=0,gid=100,file_mode=0664,dir_mode=0775",
+                "credentials={},vers=3,soft,echo_interval=10,iocharset=utf8,noserverino,_netdev,nosuid,nodev,noexec,uid=0,gid=100,file_mode=0664,dir_mode=0775",
                 copy_path.display()
             )
         );

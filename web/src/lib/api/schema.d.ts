@@ -2286,18 +2286,18 @@ export interface components {
             /** @description Use the remote share; `false`: the spool stays local. */
             enabled: boolean;
             kind: components["schemas"]["RemoteKind"];
-            /** @description The NAS's host name or IP address. */
-            server: string;
-            /** @description SMB: the share's name (`video`); NFS: the export's path (`/srv/video`). */
-            share: string;
             /**
              * Format: int32
              * @description `port=`: the server's port when not the protocol's own (SMB 445, NFS 2049).
              */
             port?: number | null;
+            /** @description The NAS's host name or IP address. */
+            server: string;
+            /** @description SMB: the share's name (`video`); NFS: the export's path (`/srv/video`). */
+            share: string;
             /** @description SMB only: the account; empty: a guest mount. */
             username?: string;
-            /** @description `vers=`: SMB `3.0` by default, NFS `4.2`. */
+            /** @description `vers=`: SMB `3` by default (the highest SMB 3 dialect both sides speak), NFS `4.2`. */
             version?: string | null;
         };
         /**
