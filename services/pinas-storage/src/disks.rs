@@ -217,12 +217,12 @@ pub fn udev_alive() -> bool {
     connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).is_ok()
 }
 
-/// The UUID of the filesystem on device node `node` (`/dev/sdb1`) as udev's database
-/// has it, which is what listings read while udev runs. None when udev has none.
-pub fn udev_fs_uuid(node: &str) -> Option<String> {
+/// The filesystem signature of device node `node` (`/dev/sdb1`) as udev's database has
+/// it, which is what listings read while udev runs. None when udev has none.
+pub fn udev_signature(node: &str) -> Option<Signature> {
     let name = node.strip_prefix("/dev/")?;
     let dev = Device::from_syspath(&Path::new("/sys/class/block").join(name)).ok()?;
-    os(dev.property_value("ID_FS_UUID"))
+    signature(&dev, Source::Udev)
 }
 
 /// The filesystem signature of `dev`, from `source`.

@@ -239,13 +239,22 @@ async fn run_format(ctx: Arc<Context>, task_id: String, req: FormatRequest, whol
     if crate::disks::udev_alive() {
         let dev = req.device.clone();
         let seen = tokio::task::spawn_blocking(move || {
-            let Some(want) = disks::probe_blkid(std::path::Path::new(&dev)).map(|s| s.uuid) else {
+            // The whole signature: udev may have read the device while mkfs was still
+            // writing it (a FAT's serial number is in its boot sector, its label in the
+            // root folder written after).
+            let Some(want) = disks::probe_blkid(std::path::Path::new(&dev)) else {
                 return false;
             };
             let start = std::time::Instant::now();
             let mut poked = start;
             while start.elapsed() < std::time::Duration::from_secs(30) {
-                if disks::udev_fs_uuid(&dev).as_deref() == Some(want.as_str()) {
+                // Labels compared by presence: udev's ID_FS_LABEL is blkid's with spaces
+                // and other unsafe characters replaced.
+                if disks::udev_signature(&dev).is_some_and(|u| {
+                    u.fs_type == want.fs_type
+                        && u.uuid == want.uuid
+                        && u.label.is_empty() == want.label.is_empty()
+                }) {
                     return true;
                 }
                 if poked.elapsed() >= std::time::Duration::from_secs(2) {
