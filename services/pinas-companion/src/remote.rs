@@ -245,8 +245,8 @@ pub struct MountSpec {
 
 impl MountSpec {
     /// The mount for `s`, reading the SMB account from `credentials` (never the password
-    /// itself). Options: SMB `vers=` (`3` unless set: SMB 3.0 or
-    /// later, negotiated, so a server that takes only 3.1.1 works too), `soft` and `echo_interval=10` (a
+    /// itself). Options: SMB `vers=` (`3` unless set: 3.0 or later, negotiated, so a
+    /// server that takes only 3.1.1 works too), `soft` and `echo_interval=10` (a
     /// sleeping NAS makes calls fail within seconds instead of hanging), `iocharset=utf8`,
     /// `noserverino`; NFS `vers=` (4.2 unless set), `soft`, `timeo=50`, `retrans=2`.
     /// Both `_netdev` (systemd orders it after the network).
