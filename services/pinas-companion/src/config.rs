@@ -23,6 +23,7 @@
 //! remote_probe_timeout_ms = 3000       # file only: one health check's time limit
 //! remote_failures_before_cooldown = 3  # file only: failed checks in a row before the cool-down
 //! remote_cooldown_secs = 300           # file only: how long it then stays local
+//! spool_share_dir = "/storage/shares/spool"  # file only: the SMB share `spool`'s folder, moved to the remote share
 //! ```
 //!
 //! `[companion]` gives the defaults. Once an admin saves settings through the API they are
@@ -138,6 +139,10 @@ pub struct CompanionConfig {
     pub remote_failures_before_cooldown: u32,
     /// How long the spool stays local after that, seconds (1 to 86 400).
     pub remote_cooldown_secs: u64,
+    /// The folder of the SMB share `spool`: its files move to the remote share at each
+    /// healthy check and wait there otherwise; `pinas companion` defaults it to
+    /// `<shares_root>/spool`, none when unset elsewhere.
+    pub spool_share_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for CompanionConfig {
@@ -165,6 +170,7 @@ impl Default for CompanionConfig {
             remote_probe_timeout_ms: 3000,
             remote_failures_before_cooldown: 3,
             remote_cooldown_secs: 300,
+            spool_share_dir: None,
         }
     }
 }

@@ -159,6 +159,12 @@ impl Companion {
             },
             Duration::from_secs(file.inbox_settle_secs),
         )?;
+        let remote = match &file.spool_share_dir {
+            Some(d) => {
+                remote.with_share_dir(d.clone(), Duration::from_secs(file.inbox_settle_secs))
+            }
+            None => remote,
+        };
         Ok(Arc::new(Companion {
             remote,
             db,
@@ -380,6 +386,9 @@ pub async fn run(
     let paths = pinas_core::Paths::new(config);
     if file.inbox_dir.is_none() {
         file.inbox_dir = Some(paths.shares_root.join("inbox"));
+    }
+    if file.spool_share_dir.is_none() {
+        file.spool_share_dir = Some(paths.shares_root.join("spool"));
     }
     let dir = store::role_dir(&paths.state_dir);
     // The unit names the DNS role's socket where it really is: the /run/pinas link to it

@@ -20,6 +20,13 @@
 //! ([`crate::inbox::Inbox::flush`]): rsync, each file verified by rsync's whole-file
 //! checksum, deleted locally only once verified and unchanged.
 //!
+//! The SMB share `spool` (`[companion] spool_share_dir`, `/storage/shares/spool` on a
+//! companion) is a plain local folder: Samba resolves a share's path once per connection,
+//! so a share cannot follow the `spool` link from one place to the other. Its files move
+//! to the remote with the same mover at every healthy check (every `remote_check_secs`)
+//! and stay in the folder while the remote is not healthy: for people it is the spool,
+//! with the local fallback built in.
+//!
 //! Mounting goes through a [`Mounter`]: on the device [`RequestMounter`], which asks the
 //! web role over its request socket (this role has no right to mount; the web role has
 //! PID 1 mount in the host's namespace, where smbd sees it); elsewhere [`SystemMounter`]
@@ -598,9 +605,16 @@ pub struct RemoteStatus {
     /// Files in the fallback folder waiting for the remote, and their bytes.
     pub fallback_files: u64,
     pub fallback_bytes: u64,
-    /// When files last moved from the fallback folder to the remote, and how many.
+    /// When files last moved from the fallback folder or the SMB share's folder to the
+    /// remote, and how many.
     pub last_move_at_ms: Option<i64>,
     pub last_moved_files: u64,
+    /// The folder of the SMB share `spool`, whose files move to the remote at each
+    /// healthy check; `null` when there is none.
+    pub share_dir: Option<String>,
+    /// Files in that folder waiting for the remote, and their bytes.
+    pub share_files: u64,
+    pub share_bytes: u64,
 }
 
 struct State {
@@ -632,6 +646,8 @@ pub struct Remote {
     state: Mutex<State>,
     busy: Arc<AtomicBool>,
     fallback: Inbox,
+    /// The SMB share `spool`'s folder, moved like the fallback folder.
+    share: Option<Inbox>,
     /// One check at a time.
     checking: tokio::sync::Mutex<()>,
 }
@@ -680,6 +696,7 @@ impl Remote {
         };
         let r = Remote {
             fallback: Inbox::new(dir.join("fallback"), settle),
+            share: None,
             dir,
             settings: RwLock::new(settings),
             mounter: RwLock::new(mounter),
@@ -699,6 +716,13 @@ impl Remote {
         // Until the first check, new files stay here.
         r.point_spool(false);
         Ok(r)
+    }
+
+    /// Adds the SMB share `spool`'s folder (made if missing): its files move to the remote
+    /// at each healthy check, with the fallback folder's. Blocking.
+    pub fn with_share_dir(mut self, dir: PathBuf, settle: Duration) -> Remote {
+        self.share = Some(Inbox::new(dir, settle));
+        self
     }
 
     /// Replaces the mounter (tests mount something else than a NAS's share).
@@ -834,6 +858,7 @@ impl Remote {
             self.mount_point()
         };
         let pending = self.fallback.status("");
+        let share = self.share.as_ref().map(|i| i.status(""));
         RemoteStatus {
             network_enabled: s.enabled,
             network_available: s.enabled && st.available,
@@ -850,6 +875,9 @@ impl Remote {
             fallback_bytes: pending.pending_bytes,
             last_move_at_ms: st.last_move_at_ms,
             last_moved_files: st.last_moved_files,
+            share_dir: share.as_ref().map(|s| s.dir.clone()),
+            share_files: share.as_ref().map_or(0, |s| s.pending_files),
+            share_bytes: share.as_ref().map_or(0, |s| s.pending_bytes),
         }
     }
 
@@ -960,37 +988,47 @@ impl Remote {
         }
     }
 
-    /// Moves the fallback files to the mount with the inbox's mover (see [`Inbox::flush`]).
+    /// Moves the files of the fallback folder, then of the SMB share's folder, to the
+    /// mount with the inbox's mover (see [`Inbox::flush`]).
     async fn move_fallback(&self) {
-        let dir = self.fallback_dir();
-        let any = tokio::task::spawn_blocking(move || !crate::inbox::scan(&dir).is_empty())
-            .await
-            .unwrap_or(false);
-        if !any || !self.fallback.may_retry(now_ms()) {
-            return;
-        }
-        let target = self.mount_point().display().to_string();
-        match self.fallback.flush(&target, self.timing.move_limit).await {
-            Ok(rep) => {
-                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                if rep.moved_files > 0 {
-                    st.last_move_at_ms = Some(now_ms());
-                    st.last_moved_files = rep.moved_files;
+        let mut moved = 0;
+        for (what, mover) in [
+            ("fallback folder", Some(&self.fallback)),
+            ("spool share", self.share.as_ref()),
+        ] {
+            let Some(mover) = mover else { continue };
+            let dir = mover.dir().to_path_buf();
+            let any = tokio::task::spawn_blocking(move || !crate::inbox::scan(&dir).is_empty())
+                .await
+                .unwrap_or(false);
+            if !any || !mover.may_retry(now_ms()) {
+                continue;
+            }
+            let target = self.mount_point().display().to_string();
+            match mover.flush(&target, self.timing.move_limit).await {
+                Ok(rep) => {
+                    moved += rep.moved_files;
+                    tracing::info!(
+                        from = what,
+                        files = rep.moved_files,
+                        bytes = rep.moved_bytes,
+                        waiting = rep.waiting_files,
+                        "files moved to the remote share"
+                    );
                 }
-                tracing::info!(
-                    files = rep.moved_files,
-                    bytes = rep.moved_bytes,
-                    waiting = rep.waiting_files,
-                    "fallback files moved to the remote share"
-                );
+                Err(e) => {
+                    tracing::warn!(from = what, error = %e, "moving files to the remote share failed");
+                    self.state
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .last_error = Some(e.to_string());
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "moving the fallback files to the remote share failed");
-                self.state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .last_error = Some(e.to_string());
-            }
+        }
+        if moved > 0 {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.last_move_at_ms = Some(now_ms());
+            st.last_moved_files = moved;
         }
     }
 }

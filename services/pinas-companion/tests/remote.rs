@@ -123,6 +123,8 @@ async fn the_spool_falls_back_while_the_share_is_gone_and_moves_back_verified() 
     let server = tmp.path().join("nas");
     std::fs::create_dir_all(&server).unwrap();
     let remote_dir = tmp.path().join("remote");
+    // The SMB share `spool`'s folder (what smbd writes into on the device).
+    let share_dir = tmp.path().join("shares/spool");
     // The NAS's disk: a file system of its own, so a bind of it is a real mount.
     run(&[
         "mount",
@@ -142,6 +144,7 @@ async fn the_spool_falls_back_while_the_share_is_gone_and_moves_back_verified() 
         remote_failures_before_cooldown: 3,
         remote_cooldown_secs: 2,
         inbox_settle_secs: 0,
+        spool_share_dir: Some(share_dir.clone()),
         ..CompanionConfig::default()
     };
     let events = EventBus::new(None);
@@ -238,6 +241,24 @@ async fn the_spool_falls_back_while_the_share_is_gone_and_moves_back_verified() 
     assert!(!remote_dir.join("fallback/first.bin").exists());
     // No probe file is left behind.
     assert!(!server.join(".pinas-probe").exists());
+    // A file written into the SMB share's folder moves at the next check, verified.
+    assert!(share_dir.is_dir(), "the share's folder is made");
+    let (_, v) = call(&router, Some("user"), Method::GET, "/remote/status", None).await;
+    assert_eq!(v["share_dir"], share_dir.display().to_string(), "{v}");
+    std::fs::create_dir_all(share_dir.join("cam")).unwrap();
+    std::fs::write(share_dir.join("cam/clip1.mp4"), vec![3u8; 70_000]).unwrap();
+    let sum = b2sum(&share_dir.join("cam/clip1.mp4"));
+    let (_, v) = call(&router, Some("user"), Method::GET, "/remote/status", None).await;
+    assert_eq!(
+        (v["share_files"].as_u64(), v["share_bytes"].as_u64()),
+        (Some(1), Some(70_000)),
+        "{v}"
+    );
+    let st = c.check_remote().await.unwrap();
+    assert_eq!(st.share_files, 0, "{st:?}");
+    assert_eq!(st.last_moved_files, 1);
+    assert_eq!(b2sum(&server.join("cam/clip1.mp4")), sum);
+    assert!(!share_dir.join("cam/clip1.mp4").exists());
 
     // The NAS sleeps: its share goes away and it does not answer mounts.
     mounter.reachable.store(false, Ordering::SeqCst);
@@ -280,9 +301,13 @@ async fn the_spool_falls_back_while_the_share_is_gone_and_moves_back_verified() 
             b2sum(&remote_dir.join("fallback").join(name)),
         ));
     }
+    // The SMB share's files wait on the companion meanwhile.
+    std::fs::write(share_dir.join("while-asleep.txt"), b"kept here").unwrap();
     let (_, v) = call(&router, Some("user"), Method::GET, "/remote/status", None).await;
     assert_eq!(v["fallback_files"], 3, "{v}");
     assert_eq!(v["using_fallback"], true);
+    assert_eq!(v["share_files"], 1, "{v}");
+    assert!(!server.join("while-asleep.txt").exists());
 
     // Two more failures: three in a row start the cool-down.
     c.check_remote().await.unwrap();
@@ -321,8 +346,16 @@ async fn the_spool_falls_back_while_the_share_is_gone_and_moves_back_verified() 
     assert_eq!(st.fallback_files, 1, "{st:?}");
     assert!(remote_dir.join("fallback/recording.ts").is_file());
     assert!(!server.join("recording.ts").exists());
-    assert_eq!(st.last_moved_files, 3);
+    assert_eq!(
+        st.last_moved_files, 4,
+        "three fallback files and the share's one"
+    );
     assert!(st.last_move_at_ms.is_some());
+    assert_eq!(st.share_files, 0, "{st:?}");
+    assert_eq!(
+        std::fs::read(server.join("while-asleep.txt")).unwrap(),
+        b"kept here"
+    );
     for (name, sum) in &sums {
         assert_eq!(&b2sum(&server.join(name)), sum, "{name} on the NAS");
         assert!(!remote_dir.join("fallback").join(name).exists(), "{name}");

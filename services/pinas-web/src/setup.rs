@@ -364,6 +364,9 @@ pub async fn complete(
             );
         }
     }
+    for hook in state.account_hooks.clone() {
+        let _ = tokio::task::spawn_blocking(move || hook.setup_done()).await;
+    }
     if !state.ctx.config.dev {
         apply_host_settings(&req.hostname, &req.timezone).await;
     }

@@ -25,6 +25,10 @@ pub trait AccountHook: Send + Sync {
     /// # Errors
     /// A message for the log and the user's notification; the password is set anyway.
     fn password_set(&self, name: &str, password: &str) -> Result<(), String>;
+
+    /// Setup has just finished (roles and the admin account stored). Called off the
+    /// async workers after [`AccountHook::password_set`] for the admin; may block.
+    fn setup_done(&self) {}
 }
 
 /// Settings shown on every `GET /api/system/info`.

@@ -82,7 +82,7 @@ async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
     // The companion's remote share, mounted on its request (where the image asks for it).
     pinas_storage::remote_mount::spawn(ctx);
     let shares = Shares::start(ctx.clone()).await?;
-    ensure_inbox_share(ctx, &shares);
+    ensure_companion_shares(ctx, &shares);
     let app = WebApp::new(ctx.clone())
         .with_router(storage.router(), pinas_storage::ApiDoc::openapi())
         .with_router(shares.router(), pinas_shares::ApiDoc::openapi())
@@ -90,14 +90,30 @@ async fn nas_app(ctx: &Arc<Context>) -> anyhow::Result<(WebApp, Arc<Shares>)> {
         .with_proxied_doc("companion", pinas_companion::ApiDoc::openapi())
         .with_proxied_doc("power", pinas_power::ApiDoc::openapi())
         .with_services(Arc::new(SharesServices(shares.clone())))
-        .with_account_hook(Arc::new(SharesServices(shares.clone())));
+        .with_account_hook(Arc::new(SharesServices(shares.clone())))
+        .with_account_hook(Arc::new(CompanionShares(ctx.clone(), shares.clone())));
     Ok((app, shares))
 }
 
-/// On a companion (the `companion` setup role), the SMB share `inbox` of the companion's
-/// inbox folder (`<shares_root>/inbox`, docs/companion.md), made once if missing: files
-/// people drop there go to the big NAS when it is up. A failure is logged, not fatal.
-fn ensure_inbox_share(ctx: &Arc<Context>, shares: &Shares) {
+/// Makes the companion's shares as soon as setup chose the `companion` role.
+struct CompanionShares(Arc<Context>, Arc<Shares>);
+
+impl AccountHook for CompanionShares {
+    fn password_set(&self, _name: &str, _password: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn setup_done(&self) {
+        ensure_companion_shares(&self.0, &self.1);
+    }
+}
+
+/// On a companion (the `companion` setup role), the SMB shares of the companion's
+/// folders (docs/companion.md), each made once if missing: `inbox`
+/// (`<shares_root>/inbox`), whose files go to the big NAS when it is up, and `spool`
+/// (`<shares_root>/spool`), whose files go to the NAS's share while it is mounted and
+/// wait on the companion while it is not. A failure is logged, not fatal.
+fn ensure_companion_shares(ctx: &Arc<Context>, shares: &Shares) {
     let companion = ctx
         .db
         .setting("roles")
@@ -108,31 +124,40 @@ fn ensure_inbox_share(ctx: &Arc<Context>, shares: &Shares) {
     if !companion {
         return;
     }
-    match shares.list_shares() {
-        Ok(all) if all.iter().any(|s| s.name.eq_ignore_ascii_case("inbox")) => {}
-        Ok(_) => {
-            let share = pinas_shares::NewShare {
-                name: "inbox".into(),
-                path: ctx
-                    .config
-                    .paths
-                    .shares_root
-                    .join("inbox")
-                    .display()
-                    .to_string(),
-                description: "Files for the big NAS: moved to it when it is up".into(),
-                read_only: false,
-                guest_ok: false,
-                valid_users: Vec::new(),
-                smb: true,
-                nfs: false,
-                nfs_clients: Vec::new(),
-            };
-            if let Err(e) = shares.create_share(share) {
-                tracing::warn!(error = %e, "cannot make the companion's inbox share");
-            }
+    let all = match shares.list_shares() {
+        Ok(all) => all,
+        Err(e) => return tracing::warn!(error = %e, "cannot list the shares"),
+    };
+    for (name, description) in [
+        ("inbox", "Files for the big NAS: moved to it when it is up"),
+        (
+            "spool",
+            "Files for the big NAS's share: moved to it at once while it is up",
+        ),
+    ] {
+        if all.iter().any(|s| s.name.eq_ignore_ascii_case(name)) {
+            continue;
         }
-        Err(e) => tracing::warn!(error = %e, "cannot list the shares"),
+        let share = pinas_shares::NewShare {
+            name: name.into(),
+            path: ctx
+                .config
+                .paths
+                .shares_root
+                .join(name)
+                .display()
+                .to_string(),
+            description: description.into(),
+            read_only: false,
+            guest_ok: false,
+            valid_users: Vec::new(),
+            smb: true,
+            nfs: false,
+            nfs_clients: Vec::new(),
+        };
+        if let Err(e) = shares.create_share(share) {
+            tracing::warn!(share = name, error = %e, "cannot make the companion's share");
+        }
     }
 }
 

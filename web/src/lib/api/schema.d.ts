@@ -2366,6 +2366,16 @@ export interface components {
             network_enabled: boolean;
             /** @description The `spool` link: write here to land in `current_storage`. */
             spool_path: string;
+            /** @description The folder of the SMB share `spool`, whose files move to the remote at each
+             *     healthy check; `null` when there is none. */
+            share_dir?: string | null;
+            /**
+             * Format: int64
+             * @description Files in that folder waiting for the remote, and their bytes.
+             */
+            share_files: number;
+            /** Format: int64 */
+            share_bytes: number;
             /** @description New files go to the fallback folder now. */
             using_fallback: boolean;
         };
