@@ -17,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod fsutil;
+pub mod memory;
 pub mod paths;
 pub mod role;
 pub mod roles;

@@ -191,10 +191,35 @@ pub async fn web(config: Config) -> anyhow::Result<()> {
     result
 }
 
+/// Seconds after a role's own process starts before its start-up pages go back to the
+/// kernel: start-up (configuration, database, socket, first heartbeat or poll) is over
+/// well within it.
+const STARTUP_SECS: u64 = 10;
+
+/// Once a role that runs as its own process has started, hands the pages only start-up
+/// used back to the kernel ([`pinas_core::memory::release_file_pages`]), so its resident
+/// set is its steady state (docs/companion.md#figures).
+fn release_startup_pages_later() {
+    tokio::spawn(async {
+        tokio::time::sleep(std::time::Duration::from_secs(STARTUP_SECS)).await;
+        match tokio::task::spawn_blocking(pinas_core::memory::release_file_pages).await {
+            Ok(Ok(bytes)) => {
+                tracing::debug!(
+                    mib = bytes >> 20,
+                    "start-up pages handed back to the kernel"
+                )
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "start-up pages not handed back"),
+            Err(e) => tracing::debug!(error = %e, "start-up pages not handed back"),
+        }
+    });
+}
+
 /// `pinas dns`: the DNS role alone; it keeps answering while `pinas web` restarts. It
 /// opens nothing of the other roles (no shared database), so it runs as its own user.
 /// Its events reach browsers through the web role's relay of the role socket.
 pub async fn dns(config: Config) -> anyhow::Result<()> {
+    release_startup_pages_later();
     pinas_dns::run(&config, pinas_core::EventBus::new(None), shutdown_signal()).await?;
     Ok(())
 }
@@ -202,6 +227,7 @@ pub async fn dns(config: Config) -> anyhow::Result<()> {
 /// `pinas companion`: the companion role alone (its own user, like DNS). It reaches the
 /// DNS role through its socket; its events reach browsers through the web role's relay.
 pub async fn companion(config: Config) -> anyhow::Result<()> {
+    release_startup_pages_later();
     pinas_companion::run(&config, pinas_core::EventBus::new(None), shutdown_signal()).await?;
     Ok(())
 }
@@ -209,6 +235,7 @@ pub async fn companion(config: Config) -> anyhow::Result<()> {
 /// `pinas power`: the power role alone (its own user, like DNS): it polls the plugs and
 /// keeps their history; its events reach browsers through the web role's relay.
 pub async fn power(config: Config) -> anyhow::Result<()> {
+    release_startup_pages_later();
     pinas_power::run(
         &config,
         pinas_core::EventBus::new(None),
