@@ -19,8 +19,10 @@
 //!   the companion's, mode 0600, not a link, only `username=`, `password=`, `domain=`
 //!   lines), copied to a root-only file for mount.cifs, and that copy is removed after
 //!   the mount: the password is never on a command line;
-//! - `nosuid`, `nodev` and `noexec` are always added, and for SMB the files' owner root,
-//!   group `users`, modes 0664/0775 (as FAT data disks: every PiNAS user may write).
+//! - `nosuid`, `nodev` and `noexec` are always added, and for SMB the files' owner the
+//!   companion's user (it moves files into the share with rsync, which sets their times
+//!   and modes: only an owner may), group `users`, modes 0664/0775 (as FAT data disks:
+//!   every PiNAS user may write).
 //!
 //! The protocol is one JSON line each way: a [`Request`], then a [`Response`].
 
@@ -268,7 +270,7 @@ fn number_in(v: &str, lo: u32, hi: u32) -> bool {
 /// cifs: `credentials=<the companion's file>` or `guest`, `vers=`, `soft`,
 /// `echo_interval=1..600`, `iocharset=utf8`, `noserverino`, `_netdev`; nfs: `vers=`,
 /// `soft`, `timeo=1..600`, `retrans=0..10`, `_netdev`; both `port=1..65535`. Added: `nosuid,nodev,noexec`,
-/// and for cifs `uid=0,gid=100,file_mode=0664,dir_mode=0775`.
+/// and for cifs `uid=<owner_uid>,gid=100,file_mode=0664,dir_mode=0775`.
 ///
 /// # Errors
 /// `invalid_option` naming the option.
@@ -276,6 +278,7 @@ pub fn check_options(
     fs_type: &str,
     options: &[String],
     credentials: &Path,
+    owner_uid: u32,
 ) -> Result<(Vec<String>, bool), Refusal> {
     let mut out = Vec::new();
     let mut creds = false;
@@ -312,7 +315,7 @@ pub fn check_options(
     out.extend(["nosuid", "nodev", "noexec"].map(String::from));
     if fs_type == "cifs" {
         out.extend([
-            "uid=0".to_string(),
+            format!("uid={owner_uid}"),
             format!("gid={USERS_GID}"),
             "file_mode=0664".into(),
             "dir_mode=0775".into(),
@@ -417,7 +420,8 @@ pub fn check(p: &Policy, r: Request) -> Result<Option<Checked>, Refusal> {
             }
             check_source(&fs_type, &source)?;
             check_mount_point(p, &mount_point)?;
-            let (mut opts, creds) = check_options(&fs_type, &options, &p.credentials)?;
+            let (mut opts, creds) =
+                check_options(&fs_type, &options, &p.credentials, p.allowed_uid)?;
             let credentials = if creds {
                 let text = read_credentials(&p.credentials, p.allowed_uid)?;
                 opts.insert(
@@ -650,15 +654,21 @@ mod tests {
             "cifs",
             &o(&["credentials=/c/credentials", "vers=3.0", "soft", "_netdev"]),
             creds,
+            997,
         )
         .unwrap();
         assert!(named);
         assert_eq!(
             out.join(","),
-            "vers=3.0,soft,_netdev,nosuid,nodev,noexec,uid=0,gid=100,file_mode=0664,dir_mode=0775"
+            "vers=3.0,soft,_netdev,nosuid,nodev,noexec,uid=997,gid=100,file_mode=0664,dir_mode=0775"
         );
-        let (out, named) =
-            check_options("nfs", &o(&["vers=4.2", "timeo=50", "retrans=2"]), creds).unwrap();
+        let (out, named) = check_options(
+            "nfs",
+            &o(&["vers=4.2", "timeo=50", "retrans=2"]),
+            creds,
+            997,
+        )
+        .unwrap();
         assert!(!named);
         assert_eq!(
             out.join(","),
@@ -677,7 +687,7 @@ mod tests {
             ("nfs", "port=70000"),
             ("nfs", "vers=3.0"),
         ] {
-            let e = check_options(bad.0, &o(&[bad.1]), creds).unwrap_err();
+            let e = check_options(bad.0, &o(&[bad.1]), creds, 997).unwrap_err();
             assert_eq!(e.code, "invalid_option", "{bad:?}");
             assert!(e.message.contains(bad.1), "{}", e.message);
         }

@@ -140,8 +140,9 @@ async fn the_companions_mount_is_made_at_the_root_owned_folder_with_a_private_cr
         assert_eq!(
             c.options.join(","),
             format!(
-                "credentials={},vers=3,soft,echo_interval=10,iocharset=utf8,noserverino,_netdev,nosuid,nodev,noexec,uid=0,gid=100,file_mode=0664,dir_mode=0775",
-                copy_path.display()
+                "credentials={},vers=3,soft,echo_interval=10,iocharset=utf8,noserverino,_netdev,nosuid,nodev,noexec,uid={},gid=100,file_mode=0664,dir_mode=0775",
+                copy_path.display(),
+                uid()
             )
         );
         assert_eq!(
