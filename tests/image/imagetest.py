@@ -10,6 +10,8 @@ import json
 import os
 import re
 import shlex
+import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -887,6 +889,155 @@ BOOT_LOADER = {"qemu-virt": ("U-Boot runs boot.scr from the image", "U-Boot"),
                "generic-x86-64": ("UEFI firmware (OVMF) starts GRUB from the image", "GRUB")}
 
 
+class HostSmbd:
+    """A Samba server on this machine's loopback standing in for the big NAS's share
+    (`nasvideo`, guest, its files owned by root): the guest reaches it through QEMU's
+    user network at 10.0.2.2."""
+
+    def __init__(self, logdir, board):
+        self.dir = tempfile.mkdtemp(prefix=f"pinas-nas-{board}-")
+        self.share = os.path.join(self.dir, "share")
+        os.makedirs(self.share)
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.share, 0o755)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        d = self.dir
+        self.conf = os.path.join(d, "smb.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"""[global]
+server role = standalone server
+smb ports = {self.port}
+interfaces = 127.0.0.1
+bind interfaces only = yes
+map to guest = Bad User
+load printers = no
+disable spoolss = yes
+private dir = {d}/private
+lock directory = {d}/lock
+state directory = {d}/state
+cache directory = {d}/cache
+pid directory = {d}/run
+ncalrpc dir = {d}/ncalrpc
+[nasvideo]
+path = {self.share}
+read only = no
+guest ok = yes
+force user = root
+""")
+        self.log = open(os.path.join(logdir, f"{board}-nas-smbd.log"), "ab")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(["smbd", "-F", "--no-process-group", "--debug-stdout", "-d", "1",
+                                      "-s", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return True
+            except OSError:
+                time.sleep(0.1)
+        return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def close(self):
+        self.stop()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def b2sum_of(path):
+    return sh(["b2sum", path]).stdout.split()[0] if os.path.exists(path) else ""
+
+
+def remote_share_checks(q, res, base, auth, logdir, board):
+    """The companion's remote share on the device: the big NAS's SMB share (a Samba on
+    this machine) mounted by PID 1 on the companion's request with the image's
+    mount.cifs, owned by the companion's user; a file put into the companion's `spool`
+    folder moves to the NAS, verified; while the NAS is away files wait on the box, and
+    move once it is back."""
+    nas = HostSmbd(logdir, board)
+    try:
+        res.check("remote share: a Samba on the host stands in for the NAS", nas.start(), "")
+
+        def status():
+            st, _, body = http(f"{base}/api/storage/remote/status", headers=auth)
+            return json.loads(body) if st == 200 else {"http": st, "body": body[:300]}
+
+        def wait_status(pred, secs):
+            end = time.time() + secs
+            v = status()
+            while not pred(v) and time.time() < end:
+                time.sleep(2)
+                v = status()
+            return pred(v), v
+
+        settings = {"enabled": True, "kind": "smb", "server": "10.0.2.2", "port": nas.port, "share": "nasvideo"}
+        st, _, body = http(f"{base}/api/storage/remote/settings", settings, headers=auth, method="PUT")
+        res.check("remote share: settings saved through the API", st == 200, f"{st} {body[:300]}")
+        ok, v = wait_status(lambda v: v.get("network_available") is True and v.get("using_fallback") is False, 90)
+        res.check("remote share: mounted and healthy (network_available, not using the fallback)", ok, json.dumps(v))
+        st, out = q.run("findmnt -rn -t cifs -o TARGET,SOURCE,OPTIONS; id -u pinas-companion")
+        lines = out.splitlines()
+        uid = lines[-1].strip() if lines else "?"
+        res.check("remote share: PID 1's CIFS mount at /storage/.pinas/remote-mnt, owned by the companion's user, "
+                  "nosuid,nodev,noexec",
+                  st == 0 and any(l.startswith("/storage/.pinas/remote-mnt //10.0.2.2/nasvideo ")
+                                  and f"uid={uid}," in l and all(o in l.split()[-1].split(",")
+                                                                 for o in ("nosuid", "nodev", "noexec"))
+                                  for l in lines), out)
+        st, out = q.run("p=$(systemctl show -p MainPID --value pinas-companion.service); "
+                        "nsenter -t $p -m -- findmnt -rn -o FSTYPE /storage/.pinas/companion/remote/mnt")
+        res.check("remote share: the mount propagates to the companion's mount point in its namespace",
+                  "cifs" in out.split(), out)
+        # What SMB users put into the `spool` share lands in this folder.
+        st, out = q.run("mkdir -p /storage/shares/spool/cam && head -c 1500000 /dev/urandom "
+                        ">/storage/shares/spool/cam/clip1.bin && b2sum /storage/shares/spool/cam/clip1.bin")
+        sum1 = out.split()[0] if st == 0 and out else "?"
+        got = os.path.join(nas.share, "cam", "clip1.bin")
+        end = time.time() + 60
+        while b2sum_of(got) != sum1 and time.time() < end:
+            time.sleep(2)
+        res.check("remote share: a file in the spool share reaches the NAS with the same BLAKE2b", b2sum_of(got) == sum1,
+                  f"{sum1} vs {b2sum_of(got)}")
+        st, out = q.run("for i in $(seq 1 20); do [ -e /storage/shares/spool/cam/clip1.bin ] || break; sleep 1; done; "
+                        "ls /storage/shares/spool/cam")
+        res.check("remote share: and is gone from the companion", st == 0 and "clip1.bin" not in out, out)
+        # The NAS goes to sleep.
+        nas.stop()
+        ok, v = wait_status(lambda v: v.get("using_fallback") is True and v.get("network_available") is False, 90)
+        res.check("remote share: the NAS gone, the status falls back to the box", ok, json.dumps(v))
+        st, out = q.run("head -c 400000 /dev/urandom >/storage/shares/spool/while-away.bin && sleep 25 && "
+                        "b2sum /storage/shares/spool/while-away.bin")
+        sum2 = out.split()[0] if st == 0 and out else "?"
+        res.check("remote share: a file put while the NAS is away waits on the box",
+                  st == 0 and not os.path.exists(os.path.join(nas.share, "while-away.bin")), out)
+        # The NAS is back; the administrator ends the rest after the failures at once.
+        res.check("remote share: the NAS's Samba starts again", nas.start(), "")
+        st, _, body = http(f"{base}/api/storage/remote/reset", {}, headers=auth)
+        ok, v = wait_status(lambda v: v.get("network_available") is True and v.get("share_files") == 0, 90)
+        res.check("remote share: after a reset it is healthy again and nothing waits", st == 200 and ok,
+                  f"{st} {json.dumps(v)}")
+        res.check("remote share: the waiting file moved to the NAS, verified",
+                  b2sum_of(os.path.join(nas.share, "while-away.bin")) == sum2, sum2)
+        st, _, body = http(f"{base}/api/storage/remote/settings", dict(settings, enabled=False), headers=auth,
+                           method="PUT")
+        st2, out = q.run("findmnt -rn -t cifs | wc -l")
+        res.check("remote share: turned off, it is unmounted", st == 200 and out.strip() == "0", f"{st} {out}")
+    finally:
+        nas.close()
+
+
 def slot_marked_good(q, board, slot="A"):
     """The boot loader's state for `slot` as pinas-mark-good left it: (ok, text)."""
     if board in UEFI_BOARDS:
@@ -1010,6 +1161,8 @@ def boot_virt(image, version, res, logdir, ports, board="qemu-virt"):
         exposure(q, res, logdir, board)
         st, out = q.run("systemctl --failed --no-legend --plain")
         res.check("no failed units after the sandbox probes", st == 0 and out.strip() == "", out)
+        if auth:
+            remote_share_checks(q, res, base, auth, logdir, board)
         if auth and nfs_port and smb_port:
             file_sharing(q, res, base, auth, nfs_port, smb_port, logdir)
             st, out = q.run("systemctl --failed --no-legend --plain")
