@@ -2354,7 +2354,8 @@ export interface components {
             last_error?: string | null;
             /**
              * Format: int64
-             * @description When files last moved from the fallback folder to the remote, and how many.
+             * @description When files last moved from the fallback folder or the SMB share's folder to the
+             *     remote, and how many.
              */
             last_move_at_ms?: number | null;
             /** Format: int64 */
@@ -2364,18 +2365,20 @@ export interface components {
             network_available: boolean;
             /** @description A remote share is configured and enabled. */
             network_enabled: boolean;
-            /** @description The `spool` link: write here to land in `current_storage`. */
-            spool_path: string;
-            /** @description The folder of the SMB share `spool`, whose files move to the remote at each
-             *     healthy check; `null` when there is none. */
+            /** Format: int64 */
+            share_bytes: number;
+            /**
+             * @description The folder of the SMB share `spool`, whose files move to the remote at each
+             *     healthy check; `null` when there is none.
+             */
             share_dir?: string | null;
             /**
              * Format: int64
              * @description Files in that folder waiting for the remote, and their bytes.
              */
             share_files: number;
-            /** Format: int64 */
-            share_bytes: number;
+            /** @description The `spool` link: write here to land in `current_storage`. */
+            spool_path: string;
             /** @description New files go to the fallback folder now. */
             using_fallback: boolean;
         };
