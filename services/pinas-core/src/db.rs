@@ -5,6 +5,12 @@
 //! role owns its tables (named in its migration file); other roles only read them.
 //! Append new steps; never edit a step that has shipped.
 //!
+//! Every database is migrated with [`migrate_keeping_copy`]: before a new version of
+//! PiNAS changes a schema it keeps a copy of the file as it was (SQLite's online backup,
+//! `<file>.schema-<old version>`), and an older version that meets a schema newer than it
+//! knows (it was booted again after an update was rolled back) restores that copy,
+//! setting the newer file aside, instead of refusing to start (docs/updates.md).
+//!
 //! A process reaches the file through [`Db`], a pool of up to [`POOL_SIZE`] connections
 //! (r2d2), so one slow caller never holds the database for the others. Write
 //! transactions go through [`Db::write`] and stay short: no program and no password
@@ -37,11 +43,155 @@ pub enum DbError {
         path: String,
         source: rusqlite::Error,
     },
-    #[error("cannot migrate database {path}: {source}")]
-    Migrate {
-        path: String,
-        source: rusqlite_migration::Error,
+    #[error("cannot migrate database {path}: {message}")]
+    Migrate { path: String, message: String },
+}
+
+/// What [`migrate_keeping_copy`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Migrated {
+    /// The schema was already this version's.
+    UpToDate,
+    /// Migrated from schema `from` to `to`, after keeping the file as it was in `copy`.
+    Upgraded {
+        from: usize,
+        to: usize,
+        copy: Option<PathBuf>,
     },
+    /// The schema was `from`, newer than this version's `to` (a rollback): the copy kept
+    /// before the upgrade to `from` was restored, and the newer file set aside as
+    /// `set_aside`.
+    Restored {
+        from: usize,
+        to: usize,
+        set_aside: PathBuf,
+    },
+}
+
+/// `<db>.schema-<version>`: the copy of `db` kept before it left schema `version`.
+pub fn schema_copy_path(db: &Path, version: usize) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(format!(".schema-{version}"));
+    PathBuf::from(p)
+}
+
+/// Brings the database behind `conn` (the file `path`) to the newest schema of
+/// `migrations`, keeping what a rollback needs:
+///
+/// - schema older than `migrations` (and not empty): the file is copied first with
+///   SQLite's online backup to [`schema_copy_path`]`(path, old)` (written beside it,
+///   mode 0600, fsynced, renamed into place), then migrated; a failed migration leaves
+///   the file at its old schema (each run is one transaction);
+/// - schema newer (the file was migrated by a newer PiNAS, then the system slot rolled
+///   back): the newer file is set aside as `<path>.schema-<new>.rolled-back` (`VACUUM
+///   INTO`), and the copy `<path>.schema-<this version's schema>` is restored into it
+///   (online backup). Without such a copy nothing is changed and the error says so.
+///
+/// The caller holds the only connection (the start-up migration lock).
+///
+/// # Errors
+/// `"<why>"` when the copy, the restore or a migration fails, or the schema is newer and
+/// no copy was kept.
+pub fn migrate_keeping_copy(
+    conn: &mut Connection,
+    path: &Path,
+    migrations: &Migrations<'_>,
+) -> Result<Migrated, String> {
+    let current: usize =
+        conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .map_err(|e| format!("cannot read the schema version: {e}"))? as usize;
+    let pending = migrations
+        .pending_migrations(conn)
+        .map_err(|e| format!("cannot read the schema version: {e}"))?;
+    let latest = (current as i64 + i64::from(pending)) as usize;
+    if pending < 0 {
+        let copy = schema_copy_path(path, latest);
+        if !copy.is_file() {
+            return Err(format!(
+                "its schema is version {current}, newer than this version of PiNAS knows \
+                 ({latest}), and there is no copy of it at version {latest} ({}) to go back to",
+                copy.display()
+            ));
+        }
+        let mut aside = schema_copy_path(path, current).into_os_string();
+        aside.push(".rolled-back");
+        let aside = PathBuf::from(aside);
+        let _ = std::fs::remove_file(&aside);
+        let aside_text = aside
+            .to_str()
+            .ok_or_else(|| format!("{} is not UTF-8", aside.display()))?;
+        conn.execute("VACUUM INTO ?1", [aside_text])
+            .map_err(|e| format!("cannot set the newer database aside: {e}"))?;
+        set_private(&aside);
+        conn.restore(
+            rusqlite::MAIN_DB,
+            &copy,
+            None::<fn(rusqlite::backup::Progress)>,
+        )
+        .map_err(|e| format!("cannot restore {}: {e}", copy.display()))?;
+        migrations
+            .to_latest(conn)
+            .map_err(|e| format!("after restoring {}: {e}", copy.display()))?;
+        return Ok(Migrated::Restored {
+            from: current,
+            to: latest,
+            set_aside: aside,
+        });
+    }
+    if pending == 0 {
+        return Ok(Migrated::UpToDate);
+    }
+    // A new file (schema 0) has nothing to keep.
+    let copy = if current > 0 {
+        let copy = schema_copy_path(path, current);
+        let mut tmp = copy.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        conn.backup(rusqlite::MAIN_DB, &tmp, None)
+            .map_err(|e| format!("cannot copy it before migrating: {e}"))?;
+        set_private(&tmp);
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &copy))
+            .map_err(|e| format!("cannot keep the copy {}: {e}", copy.display()))?;
+        if let Some(dir) = copy.parent() {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Some(copy)
+    } else {
+        None
+    };
+    migrations.to_latest(conn).map_err(|e| e.to_string())?;
+    Ok(Migrated::Upgraded {
+        from: current,
+        to: latest,
+        copy,
+    })
+}
+
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+/// Logs what [`migrate_keeping_copy`] did to `path`.
+pub fn log_migrated(path: &Path, m: &Migrated) {
+    match m {
+        Migrated::UpToDate => {}
+        Migrated::Upgraded { from, to, copy } => tracing::info!(
+            db = %path.display(), from, to, copy = ?copy,
+            "database schema upgraded; the copy of the old one is kept for a rollback"
+        ),
+        Migrated::Restored {
+            from,
+            to,
+            set_aside,
+        } => tracing::warn!(
+            db = %path.display(), from, to, set_aside = %set_aside.display(),
+            "database schema newer than this version (a rollback): the copy kept before the update was restored; the newer database is set aside"
+        ),
+    }
 }
 
 /// Opens a role's own database, the one file of a role that runs as its own user
@@ -75,9 +225,8 @@ pub fn open_role_db(
         conn.pragma_update(None, name, value)
             .map_err(|e| fail(&path, &e))?;
     }
-    migrations
-        .to_latest(&mut conn)
-        .map_err(|e| fail(&path, &e))?;
+    let m = migrate_keeping_copy(&mut conn, &path, migrations).map_err(|e| fail(&path, &e))?;
+    log_migrated(&path, &m);
     Ok(conn)
 }
 
@@ -118,9 +267,9 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
         path: p.clone(),
         source,
     })?;
-    migrations()
-        .to_latest(&mut conn)
-        .map_err(|source| DbError::Migrate { path: p, source })?;
+    let m = migrate_keeping_copy(&mut conn, path, &migrations())
+        .map_err(|message| DbError::Migrate { path: p, message })?;
+    log_migrated(path, &m);
     Ok(conn)
 }
 
@@ -320,6 +469,160 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const V1: [&str; 2] = [
+        "CREATE TABLE shares (name TEXT PRIMARY KEY);",
+        "ALTER TABLE shares ADD COLUMN path TEXT;",
+    ];
+    const V2_STEP: &str = "CREATE TABLE records (name TEXT PRIMARY KEY, value TEXT NOT NULL);";
+
+    fn v1() -> Migrations<'static> {
+        Migrations::new(V1.iter().map(|s| M::up(s)).collect())
+    }
+
+    fn v2() -> Migrations<'static> {
+        Migrations::new(V1.iter().chain([&V2_STEP]).map(|s| M::up(s)).collect())
+    }
+
+    fn version(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    fn names(conn: &Connection, table: &str) -> Vec<String> {
+        let mut st = conn
+            .prepare(&format!("SELECT name FROM {table} ORDER BY name"))
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_upgrade_keeps_a_copy_and_a_rollback_restores_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pinas.db");
+        // Version 1 of PiNAS: a new file has nothing to keep.
+        let mut conn = Connection::open(&p).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        let m = migrate_keeping_copy(&mut conn, &p, &v1()).unwrap();
+        assert_eq!(
+            m,
+            Migrated::Upgraded {
+                from: 0,
+                to: 2,
+                copy: None
+            }
+        );
+        conn.execute(
+            "INSERT INTO shares (name, path) VALUES ('media', '/d/media')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            migrate_keeping_copy(&mut conn, &p, &v1()).unwrap(),
+            Migrated::UpToDate
+        );
+        drop(conn);
+
+        // Version 2 starts: the file at schema 2 is kept first, then migrated.
+        let mut conn = Connection::open(&p).unwrap();
+        let m = migrate_keeping_copy(&mut conn, &p, &v2()).unwrap();
+        let copy = schema_copy_path(&p, 2);
+        assert_eq!(
+            m,
+            Migrated::Upgraded {
+                from: 2,
+                to: 3,
+                copy: Some(copy.clone())
+            }
+        );
+        assert_eq!(version(&copy), 2);
+        assert_eq!(
+            std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            names(&Connection::open(&copy).unwrap(), "shares"),
+            ["media"]
+        );
+        // Version 2 writes what version 1 never knew, and changes a share.
+        conn.execute("INSERT INTO records VALUES ('nas.home', '192.0.2.10')", [])
+            .unwrap();
+        conn.execute("INSERT INTO shares (name) VALUES ('new-in-v2')", [])
+            .unwrap();
+        drop(conn);
+        assert_eq!(version(&p), 3);
+
+        // The slot rolls back: version 1 meets schema 3 and goes back to its copy.
+        let mut conn = Connection::open(&p).unwrap();
+        let m = migrate_keeping_copy(&mut conn, &p, &v1()).unwrap();
+        let aside = d.path().join("pinas.db.schema-3.rolled-back");
+        assert_eq!(
+            m,
+            Migrated::Restored {
+                from: 3,
+                to: 2,
+                set_aside: aside.clone()
+            }
+        );
+        assert_eq!(names(&conn, "shares"), ["media"]);
+        assert!(
+            conn.prepare("SELECT * FROM records").is_err(),
+            "schema 2 has no records"
+        );
+        drop(conn);
+        assert_eq!(version(&p), 2);
+        // What version 2 wrote is set aside, not lost.
+        assert_eq!(version(&aside), 3);
+        let a = Connection::open(&aside).unwrap();
+        assert_eq!(names(&a, "records"), ["nas.home"]);
+        assert_eq!(names(&a, "shares"), ["media", "new-in-v2"]);
+        assert_eq!(
+            std::fs::metadata(&aside).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_without_a_copy_is_refused_and_left_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pinas.db");
+        let mut conn = Connection::open(&p).unwrap();
+        migrate_keeping_copy(&mut conn, &p, &v2()).unwrap();
+        conn.execute("INSERT INTO records VALUES ('a', 'b')", [])
+            .unwrap();
+        let e = migrate_keeping_copy(&mut conn, &p, &v1()).unwrap_err();
+        assert!(e.contains("newer") && e.contains("schema-2"), "{e}");
+        drop(conn);
+        assert_eq!(version(&p), 3);
+        assert_eq!(names(&Connection::open(&p).unwrap(), "records"), ["a"]);
+    }
+
+    #[test]
+    fn a_failed_migration_leaves_the_old_schema_and_its_copy() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pinas.db");
+        let mut conn = Connection::open(&p).unwrap();
+        migrate_keeping_copy(&mut conn, &p, &v1()).unwrap();
+        conn.execute("INSERT INTO shares (name) VALUES ('media')", [])
+            .unwrap();
+        let broken = Migrations::new(
+            V1.iter()
+                .map(|s| M::up(s))
+                .chain([M::up("CREATE TABLE shares (x);")])
+                .collect(),
+        );
+        let e = migrate_keeping_copy(&mut conn, &p, &broken).unwrap_err();
+        assert!(e.contains("already exists"), "{e}");
+        assert_eq!(version(&p), 2);
+        assert_eq!(version(&schema_copy_path(&p, 2)), 2);
+        assert_eq!(names(&conn, "shares"), ["media"]);
+    }
 
     #[test]
     fn migrations_are_valid() {

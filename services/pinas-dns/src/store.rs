@@ -65,7 +65,9 @@ pub fn open(dir: &Path, legacy: Option<&Path>) -> Result<Db, DnsError> {
     let mut conn = Connection::open(&path).map_err(|e| fail(&e))?;
     let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     configure(&conn).map_err(|e| fail(&e))?;
-    migrations().to_latest(&mut conn).map_err(|e| fail(&e))?;
+    let m = pinas_core::db::migrate_keeping_copy(&mut conn, &path, &migrations())
+        .map_err(|e| fail(&e))?;
+    pinas_core::db::log_migrated(&path, &m);
     if fresh {
         if let Some(old) = legacy.filter(|p| p.exists()) {
             match import_legacy(&conn, old, dir) {
