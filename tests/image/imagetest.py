@@ -904,6 +904,8 @@ class HostSmbd:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         d = self.dir
+        for sub in ("private", "lock", "state", "cache", "run", "ncalrpc"):
+            os.makedirs(os.path.join(d, sub), mode=0o700)
         self.conf = os.path.join(d, "smb.conf")
         with open(self.conf, "w") as f:
             f.write(f"""[global]
@@ -930,8 +932,9 @@ force user = root
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(["smbd", "-F", "--no-process-group", "--debug-stdout", "-d", "1",
-                                      "-s", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
+        # A session of its own: smbd signals its whole process group when it stops.
+        self.proc = subprocess.Popen(["smbd", "-F", "--no-process-group", "--debug-stdout", "-d", "1", "-s", self.conf],
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         for _ in range(100):
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
